@@ -1,0 +1,238 @@
+"""Canonical transactions -> purchase lines, with a ledger of every dropped row.
+
+Each row is tested against the drop reasons in the fixed order of :data:`DROP_REASONS`; it is
+counted once, under the first reason it meets. The rules are one Ibis expression, so they run
+inside the engine on data of any size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from .config import CleanConfig
+from .errors import EmptyDataError
+from .load import SOURCE_PREFIX
+from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY, STOCK_CODE
+
+__all__ = ["DROP_REASON", "DROP_REASONS", "Ledger", "clean_transactions", "mark_drops"]
+
+DROP_REASON = "drop_reason"
+
+#: The reasons a row is not a purchase line, in the order they are tested.
+DROP_REASONS: tuple[str, ...] = (
+    "missing_customer",  # no customer id: a guest or an internal adjustment
+    "cancellation",  # invoice id starts with "C"
+    "invalid_number",  # quantity, price or amount missing, not a number, NaN or infinite
+    "non_positive_quantity",  # returns and stock adjustments
+    "non_positive_price",  # free items, bad-debt adjustments
+    "non_positive_amount",  # refunds where the data carries an amount per line
+    "unparseable_date",  # missing or unreadable date
+    "outside_window",  # before --since, after --until, or on/after --as-of
+    "excluded_code",  # a stock code listed in --exclude-codes
+    "duplicate",  # an exact copy of an earlier row (with --drop-duplicates)
+)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """Where every input row and customer went.
+
+    It balances: ``rows_read == rows_used + sum(rows_dropped.values())`` and
+    ``customers_seen == customers_segmented + customers_without_purchase``.
+    """
+
+    rows_read: int
+    rows_used: int
+    rows_dropped: dict[str, int] = field(default_factory=dict)
+    customers_seen: int = 0
+    customers_segmented: int = 0
+    customers_without_purchase: int = 0
+    date_min: dt.datetime | None = None
+    date_max: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        dropped = sum(self.rows_dropped.values())
+        if self.rows_read != self.rows_used + dropped:
+            raise AssertionError(
+                f"ledger does not balance: {self.rows_read} read, {self.rows_used} used, "
+                f"{dropped} dropped"
+            )
+        if self.customers_seen != self.customers_segmented + self.customers_without_purchase:
+            raise AssertionError("ledger customer counts do not balance")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``ledger`` object of summary.json."""
+        d = asdict(self)
+        for key in ("date_min", "date_max"):
+            value = d.pop(key)
+            d[key.replace("date_", "purchase_date_")] = value.isoformat(sep=" ") if value else None
+        return d
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: Mapping[str, Any],
+        *,
+        date_min: dt.datetime | None = None,
+        date_max: dt.datetime | None = None,
+    ) -> Ledger:
+        """Build from the aggregate of :func:`ledger_aggregates` (a mapping of counts)."""
+        dropped = {reason: int(counts.get(reason) or 0) for reason in DROP_REASONS}
+        seen = int(counts.get("customers_seen") or 0)
+        segmented = int(counts.get("customers_segmented") or 0)
+        return cls(
+            rows_read=int(counts.get("rows_read") or 0),
+            rows_used=int(counts.get("rows_used") or 0),
+            rows_dropped=dropped,
+            customers_seen=seen,
+            customers_segmented=segmented,
+            customers_without_purchase=seen - segmented,
+            date_min=date_min,
+            date_max=date_max,
+        )
+
+
+def mark_drops(table: ir.Table, *, config: CleanConfig) -> ir.Table:
+    """Add a ``drop_reason`` column: NULL for purchase lines, else the first reason met.
+
+    Parameters
+    ----------
+    table : Table
+        A canonical table from :func:`custseg.load.load_transactions`.
+    config : CleanConfig
+        The date window, excluded codes and duplicate handling.
+
+    Returns
+    -------
+    Table
+        ``table`` with ``drop_reason`` added (lazy; nothing is executed).
+    """
+    cols = set(table.columns)
+    t: Any = table
+    branches: list[tuple[ir.BooleanValue, str]] = [(t[CUSTOMER].isnull(), "missing_customer")]
+    if INVOICE in cols:
+        branches.append((t[INVOICE].startswith("C").fill_null(False), "cancellation"))
+    values = [AMOUNT] if AMOUNT in cols else [QUANTITY, PRICE]
+    invalid = ibis.literal(False)
+    for name in values:
+        v = t[name]
+        invalid = invalid | v.isnull() | v.isnan() | v.isinf()
+    branches.append((invalid, "invalid_number"))
+    if AMOUNT in cols:
+        branches.append((t[AMOUNT] <= 0, "non_positive_amount"))
+    else:
+        branches.append((t[QUANTITY] <= 0, "non_positive_quantity"))
+        branches.append((t[PRICE] <= 0, "non_positive_price"))
+    branches.append((t[DATE].isnull(), "unparseable_date"))
+    window = _outside_window(t[DATE], config)
+    if window is not None:
+        branches.append((window, "outside_window"))
+    if config.exclude_codes:
+        codes = [c.strip().upper() for c in config.exclude_codes if c.strip()]
+        branches.append((t[STOCK_CODE].upper().isin(codes).fill_null(False), "excluded_code"))
+    reason = ibis.cases(*branches, else_=ibis.null("string"))
+    marked = table.mutate(**{DROP_REASON: reason})
+    if config.drop_duplicates:
+        marked = _mark_duplicates(marked)
+    return marked
+
+
+def _outside_window(date: Any, config: CleanConfig) -> ir.BooleanValue | None:
+    conds = []
+    if config.since is not None:
+        conds.append(date < _midnight(config.since))
+    end = None
+    if config.until is not None:
+        end = config.until + dt.timedelta(days=1)
+    if config.as_of is not None:
+        end = min(end, config.as_of) if end else config.as_of
+    if end is not None:
+        conds.append(date >= _midnight(end))
+    if not conds:
+        return None
+    out = conds[0]
+    for c in conds[1:]:
+        out = out | c
+    return out  # type: ignore[no-any-return]
+
+
+def _midnight(day: dt.date) -> ir.TimestampValue:
+    return ibis.timestamp(dt.datetime.combine(day, dt.time()))  # type: ignore[no-any-return]
+
+
+def _mark_duplicates(marked: ir.Table) -> ir.Table:
+    """Rows that are exact copies of an earlier kept row become ``duplicate``.
+
+    Only rows that passed every other test compete; a copy of a dropped row is dropped for the
+    same reason as its original anyway.
+    """
+    source_cols = [c for c in marked.columns if c.startswith(SOURCE_PREFIX)]
+    keep = marked[DROP_REASON].isnull()
+    rank = ibis.row_number().over(group_by=[keep, *[marked[c] for c in source_cols]])
+    reason = ibis.ifelse(keep & (rank > 0), "duplicate", marked[DROP_REASON])
+    return marked.mutate(**{DROP_REASON: reason})
+
+
+def ledger_aggregates(marked: ir.Table) -> dict[str, ir.Scalar]:
+    """Aggregates over a marked table whose values make a :class:`Ledger`."""
+    reason: Any = marked[DROP_REASON]
+    used = reason.isnull()
+    aggs: dict[str, Any] = {
+        "rows_read": marked.count(),
+        "rows_used": used.sum(),
+        "customers_seen": marked[CUSTOMER].nunique(),
+        "customers_segmented": marked[CUSTOMER].nunique(where=used),
+    }
+    for r in DROP_REASONS:
+        aggs[r] = (reason == r).sum()
+    return aggs
+
+
+def clean_transactions(table: ir.Table, *, config: CleanConfig | None = None) -> tuple[ir.Table, Ledger]:
+    """Keep the purchase lines and count every dropped row by reason.
+
+    Parameters
+    ----------
+    table : Table
+        A canonical table from :func:`custseg.load.load_transactions`.
+    config : CleanConfig, optional
+        Date window, excluded codes, duplicates.
+
+    Returns
+    -------
+    lines : Table
+        The purchase lines (lazy).
+    ledger : Ledger
+        Counts of rows read, used and dropped by reason, and of customers.
+
+    Raises
+    ------
+    EmptyDataError
+        If no purchase line is left.
+    """
+    marked = mark_drops(table, config=config or CleanConfig())
+    counts = marked.aggregate(**ledger_aggregates(marked)).to_pyarrow().to_pylist()[0]
+    ledger = Ledger.from_counts(counts)
+    check_not_empty(ledger)
+    lines = marked.filter(marked[DROP_REASON].isnull()).drop(DROP_REASON)
+    return lines, ledger
+
+
+def check_not_empty(ledger: Ledger) -> None:
+    """Raise :class:`EmptyDataError` with the ledger's story when no purchase line is left."""
+    if ledger.rows_used > 0:
+        return
+    if ledger.rows_read == 0:
+        raise EmptyDataError("The input has a header but no rows. Check the export.")
+    top = sorted(((n, r) for r, n in ledger.rows_dropped.items() if n), reverse=True)[:3]
+    story = ", ".join(f"{n:,} {r.replace('_', ' ')}" for n, r in top)
+    raise EmptyDataError(
+        f"No purchase lines left: all {ledger.rows_read:,} rows were dropped ({story}). "
+        "Check the column mapping and the --since/--until/--as-of window."
+    )

@@ -1,0 +1,510 @@
+"""Read transactions from a file, folder, glob or in-memory table into a canonical engine table.
+
+Loading renames and types columns; it drops nothing (that is :mod:`custseg.clean`'s job, where
+every dropped row is counted). Unparseable numbers and dates become NULL here and are counted
+by reason there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob as _glob
+import gzip
+import re
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.datatypes as idt
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+from ibis.backends import BaseBackend
+
+from . import engine
+from .errors import CustsegWarning, InputError, SchemaError
+from .schema import (
+    AMOUNT,
+    CUSTOMER,
+    DATE,
+    INVOICE,
+    PRICE,
+    QUANTITY,
+    STOCK_CODE,
+    ColumnMap,
+    detect_columns,
+)
+
+__all__ = ["SourceInfo", "Transactions", "detect_date_format", "load_transactions"]
+
+Format = Literal["csv", "parquet", "excel", "memory"]
+SOURCE_PREFIX = "src__"
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv.zst")
+_PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+_EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
+
+# Candidate formats, most common first. US month-first comes before day-first: with no day
+# above 12 in the sample the two cannot be told apart, and the Kaggle copy is US.
+DATE_FORMATS: tuple[str, ...] = (
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y",
+    "%m/%d/%y %H:%M",
+    "%m/%d/%y",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y",
+    "%d/%m/%y",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y",
+    "%d-%m-%Y %H:%M",
+    "%d-%m-%Y",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%Y/%m/%d",
+    "%Y%m%d",
+    "%Y%m%d%H%M%S",
+)
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_SAMPLE_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the rows came from: for the ledger, the report and reproducibility."""
+
+    name: str
+    format: Format
+    files: tuple[str, ...] = ()
+    size_bytes: int = 0
+    encoding: str | None = None
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class Transactions:
+    """A canonical transaction table and how it was built.
+
+    ``table`` has the canonical columns of :mod:`custseg.schema` (``customer_id`` text,
+    ``invoice_id`` text if the data has invoices, ``date`` timestamp, ``quantity`` and
+    ``price`` or ``amount`` float, ``stock_code`` text if known), NULL where a cell did not
+    parse, plus every source column under a ``src__`` prefix (for exact-duplicate checks).
+    """
+
+    table: ir.Table
+    columns: ColumnMap
+    source: SourceInfo
+    date_format: str | None
+    source_columns: tuple[str, ...] = field(default=())
+
+    @property
+    def has_invoice(self) -> bool:
+        """Whether rows carry an invoice id (without one, each row is one order)."""
+        return self.columns.invoice is not None
+
+
+def load_transactions(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    columns: ColumnMap | Mapping[str, str | None] | None = None,
+    date_format: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    need_stock_code: bool = False,
+    con: BaseBackend | None = None,
+) -> Transactions:
+    """Load transactions into a canonical engine table.
+
+    Parameters
+    ----------
+    source : path, glob, folder, DataFrame, Arrow table or Ibis table
+        CSV (``.csv``, ``.csv.gz``, ``.tsv``), Parquet, Excel (``.xlsx``), a folder of CSV or
+        Parquet files, or a glob such as ``"exports/*.parquet"``.
+    columns : ColumnMap or mapping role -> column, optional
+        Explicit column choices; unnamed roles are detected from the header.
+    date_format : str, optional
+        A strptime format such as ``"%d/%m/%Y %H:%M"``; detected from the values if omitted.
+    encoding : str, optional
+        CSV text encoding; detected (UTF-8, else ISO-8859-1) if omitted.
+    delimiter : str, optional
+        CSV delimiter; sniffed if omitted.
+    sheet : str or int, optional
+        Excel sheet name or 0-based index (default: the first sheet).
+    need_stock_code : bool
+        Require a stock code column (for excluded codes).
+    con : backend, optional
+        The engine connection; a fresh DuckDB connection by default.
+
+    Returns
+    -------
+    Transactions
+
+    Raises
+    ------
+    InputError
+        If the source does not exist or cannot be read as a table.
+    SchemaError
+        If required columns are missing or ambiguous.
+
+    Examples
+    --------
+    >>> from custseg.datasets import online_retail_path
+    >>> tx = load_transactions(online_retail_path())
+    >>> tx.columns.customer
+    'CustomerID'
+    """
+    con = con or engine.connect()
+    raw, info = _read(con, source, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    headers = [str(c) for c in raw.columns]
+    if not headers:
+        raise InputError(f"{info.name} has no columns. Check that it is a table with a header row.")
+    explicit = _explicit(columns)
+    cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
+    fmt = date_format
+    date_col = raw[cmap.date]  # type: ignore[index]
+    if date_col.type().is_string():
+        fmt = date_format or detect_date_format(_sample(raw, cmap.date), column=cmap.date)  # type: ignore[arg-type]
+    elif date_format is not None and not date_col.type().is_integer():
+        fmt = None
+    table = _canonical(raw, cmap, fmt)
+    return Transactions(table, cmap, info, fmt, tuple(headers))
+
+
+def _explicit(columns: ColumnMap | Mapping[str, str | None] | None) -> dict[str, str | None]:
+    if columns is None:
+        return {}
+    if isinstance(columns, ColumnMap):
+        return dict(columns.used())
+    return {k: v for k, v in columns.items() if v}
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _read(
+    con: BaseBackend,
+    source: Any,
+    *,
+    encoding: str | None,
+    delimiter: str | None,
+    sheet: str | int | None,
+) -> tuple[ir.Table, SourceInfo]:
+    if isinstance(source, ir.Table):
+        return source, SourceInfo("table", "memory")
+    if isinstance(source, pd.DataFrame | pa.Table):
+        name = "dataframe" if isinstance(source, pd.DataFrame) else "arrow table"
+        return engine.register_arrow(con, source, "custseg_input"), SourceInfo(name, "memory")
+    if not isinstance(source, str | Path):
+        raise InputError(
+            f"Cannot read a {type(source).__name__} as transactions. "
+            "Pass a file path, a folder, a glob, a pandas DataFrame or an Arrow table."
+        )
+    files = _expand(source)
+    fmt = _format_of(files)
+    size = sum(f.stat().st_size for f in files)
+    name = str(source)
+    if fmt == "parquet":
+        try:
+            table = engine.read_parquet(con, files)
+            table.schema()
+        except Exception as exc:  # the engine's own error types vary by backend
+            raise InputError(
+                f"Cannot read {name} as Parquet ({_first_line(exc)}). "
+                "Check the file is a complete Parquet file."
+            ) from None
+        return table, SourceInfo(name, "parquet", tuple(map(str, files)), size)
+    if fmt == "excel":
+        table, sheet_name = _read_excel(con, files[0], sheet)
+        return table, SourceInfo(name, "excel", (str(files[0]),), size, sheet=sheet_name)
+    for f in files:
+        if f.stat().st_size == 0:
+            raise InputError(f"{f} is empty. Export the data again with a header row.")
+    enc = encoding or _detect_encoding(files[0])
+    try:
+        table = engine.read_csv(con, files, encoding=enc, delimiter=delimiter)
+        schema = table.schema()
+    except Exception as exc:
+        raise InputError(
+            f"Cannot read {name} as CSV ({_first_line(exc)}). "
+            "Check the file is delimited text; pass --delimiter or --encoding if detection failed."
+        ) from None
+    if len(schema) == 1 and delimiter is None:
+        only = schema.names[0]
+        if any(sep in only for sep in (";", "\t", "|", ",")):
+            raise InputError(
+                f"{name} was read as a single column {only!r}. Pass --delimiter with the "
+                "character that separates its columns."
+            )
+    return table, SourceInfo(name, "csv", tuple(map(str, files)), size, encoding=enc)
+
+
+def _expand(source: str | Path) -> list[Path]:
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        files = sorted(Path(p) for p in _glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise InputError(f"No files match {text!r}. Check the pattern and the folder.")
+        return files
+    path = Path(source)
+    if path.is_dir():
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and _suffix(p) in _CSV_SUFFIXES + _PARQUET_SUFFIXES
+        )
+        if not files:
+            raise InputError(
+                f"Folder {text!r} holds no CSV or Parquet files. Point at a folder of exports."
+            )
+        return files
+    if not path.exists():
+        raise InputError(f"No such file: {text!r}. Check the path.")
+    if not path.is_file():
+        raise InputError(f"{text!r} is not a regular file. Pass a file, a folder or a glob.")
+    return [path]
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in sorted(_CSV_SUFFIXES + _PARQUET_SUFFIXES + _EXCEL_SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix.lower()
+
+
+def _format_of(files: list[Path]) -> Format:
+    kinds = set()
+    for f in files:
+        suffix = _suffix(f)
+        if suffix in _PARQUET_SUFFIXES:
+            kinds.add("parquet")
+        elif suffix in _EXCEL_SUFFIXES:
+            kinds.add("excel")
+        elif suffix in _CSV_SUFFIXES:
+            kinds.add("csv")
+        else:
+            kinds.add(_sniff_format(f))
+    if len(kinds) > 1:
+        raise InputError(
+            f"Mixed file kinds {sorted(kinds)} in the input. Load one kind of file at a time."
+        )
+    if "excel" in kinds and len(files) > 1:
+        raise InputError("Several Excel files were given. Load one workbook at a time.")
+    return kinds.pop()  # type: ignore[return-value]
+
+
+def _sniff_format(path: Path) -> Format:
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "excel"
+    if head.startswith(b"\x1f\x8b") or not _looks_binary(path):
+        return "csv"
+    raise InputError(
+        f"{path} is not a table custseg can read (not CSV, Parquet or Excel). "
+        "Export the data as CSV or Parquet."
+    )
+
+
+def _looks_binary(path: Path) -> bool:
+    with path.open("rb") as fh:
+        chunk = fh.read(4096)
+    return b"\x00" in chunk
+
+
+def _detect_encoding(path: Path) -> str:
+    """UTF-8 if the first megabytes decode as UTF-8, else ISO-8859-1 (which never fails)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:  # type: ignore[operator]
+        chunk = fh.read(4 << 20)
+    if b"\x00" in chunk[:4096] and not chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputError(f"{path} looks binary, not text. Export the data as CSV or Parquet.")
+    try:
+        chunk.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(chunk) - 4:  # not just a character cut at the chunk's end
+            return "latin-1"
+    return "utf-8"
+
+
+def _read_excel(con: BaseBackend, path: Path, sheet: str | int | None) -> tuple[ir.Table, str]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        book = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:
+        raise InputError(
+            f"Cannot read {path} as an Excel workbook ({_first_line(exc)}). "
+            "Save it again as .xlsx or export CSV."
+        ) from None
+    names = list(book.sheet_names)
+    if sheet is None:
+        chosen = names[0]
+        if len(names) > 1:
+            warnings.warn(
+                f"{path.name} has sheets {names}; reading the first, {chosen!r}. "
+                "Pass --sheet to choose another.",
+                CustsegWarning,
+                stacklevel=3,
+            )
+    elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
+        index = int(sheet)
+        if not 0 <= index < len(names):
+            raise InputError(f"{path.name} has no sheet number {index}; its sheets are {names}.")
+        chosen = names[index]
+    elif sheet in names:
+        chosen = sheet
+    else:
+        raise InputError(f"{path.name} has no sheet {sheet!r}; its sheets are {names}. Pass --sheet NAME.")
+    rows = book.get_sheet_by_name(chosen).to_python(skip_empty_area=True)
+    if not rows:
+        raise InputError(f"Sheet {chosen!r} of {path.name} is empty.")
+    header = [str(h).strip() if h not in (None, "") else f"column_{i + 1}" for i, h in enumerate(rows[0])]
+    body = rows[1:]
+    data = {
+        h: [None if (r[i] if i < len(r) else None) in (None, "") else _excel_text(r[i]) for r in body]
+        for i, h in enumerate(header)
+    }
+    arrow = pa.table({h: pa.array(v, type=pa.string()) for h, v in data.items()})
+    return engine.register_arrow(con, arrow, "custseg_excel"), chosen
+
+
+def _excel_text(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+
+def _sample(table: ir.Table, column: str) -> list[str]:
+    col = table[column]
+    try:
+        values = table.select(v=col).filter(col.notnull()).limit(_SAMPLE_ROWS).to_pyarrow()
+    except Exception as exc:
+        raise InputError(
+            f"Cannot read column {column!r} ({_first_line(exc)}). "
+            "Check the file's encoding and delimiter (--encoding, --delimiter)."
+        ) from None
+    seen: dict[str, None] = {}
+    for v in values.column("v").to_pylist():
+        s = str(v).strip()
+        if s:
+            seen.setdefault(s, None)
+    return list(seen)
+
+
+def detect_date_format(values: list[str], *, column: str = "date") -> str | None:
+    """Find the date format of text dates.
+
+    Returns ``None`` for ISO 8601 text (read with a plain cast), else the strptime format
+    that parses the most sample values.
+
+    Raises
+    ------
+    SchemaError
+        If no known format parses at least half of the values.
+
+    Examples
+    --------
+    >>> detect_date_format(["12/1/2010 8:26", "12/13/2010 9:01"])
+    '%m/%d/%Y %H:%M'
+    >>> detect_date_format(["2011-12-09 12:50:00"]) is None
+    True
+    """
+    if not values:
+        return None
+    iso = sum(1 for v in values if _ISO.match(v))
+    best_fmt: str | None = None
+    best = iso
+    if iso < len(values):
+        for fmt in DATE_FORMATS:
+            ok = 0
+            for v in values:
+                try:
+                    dt.datetime.strptime(v, fmt)
+                    ok += 1
+                except ValueError:
+                    pass
+            if ok > best:
+                best, best_fmt = ok, fmt
+            if ok == len(values):
+                break
+    if best * 2 < len(values):
+        examples = ", ".join(repr(v) for v in values[:3])
+        raise SchemaError(
+            f"Cannot tell the date format of column {column!r} (values like {examples}). "
+            "Pass --date-format, for example --date-format '%d/%m/%Y %H:%M'."
+        )
+    return best_fmt
+
+
+# --- the canonical table ---------------------------------------------------------------------
+
+
+def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Table:
+    cols: dict[str, ir.Value] = {CUSTOMER: _customer_id(raw[cmap.customer])}  # type: ignore[index]
+    if cmap.invoice is not None:
+        cols[INVOICE] = _text(raw[cmap.invoice])
+    cols[DATE] = _timestamp(raw[cmap.date], date_format)  # type: ignore[index]
+    if cmap.amount is not None:
+        cols[AMOUNT] = _number(raw[cmap.amount])
+    else:
+        cols[QUANTITY] = _number(raw[cmap.quantity])  # type: ignore[index]
+        cols[PRICE] = _number(raw[cmap.price])  # type: ignore[index]
+    if cmap.stock_code is not None:
+        cols[STOCK_CODE] = _text(raw[cmap.stock_code])
+    for name in raw.columns:
+        cols[SOURCE_PREFIX + name] = raw[name]
+    return raw.select(**cols)
+
+
+def _text(col: ir.Value) -> ir.StringValue:
+    text = col.cast("string").strip()  # type: ignore[attr-defined]
+    return ibis.ifelse(text == "", ibis.null("string"), text)  # type: ignore[return-value]
+
+
+def _customer_id(col: ir.Value) -> ir.StringValue:
+    """Customer ids as text; ids stored as floats (17850.0, from NaN-holding columns) lose '.0'."""
+    dtype = col.type()
+    if dtype.is_floating():
+        num: Any = col
+        whole = num.notnull() & ~num.isnan() & ~num.isinf() & (num == num.floor())
+        return ibis.ifelse(whole, num.cast("int64").cast("string"), _text(num))  # type: ignore[return-value]
+    text = _text(col)
+    return text.re_replace(r"^(-?\d+)\.0+$", r"\1")  # type: ignore[no-any-return]
+
+
+def _number(col: ir.Value) -> ir.FloatingValue:
+    dtype = col.type()
+    if dtype.is_numeric() or dtype.is_boolean():
+        return col.cast("float64")  # type: ignore[return-value]
+    text: Any = col.cast("string").strip()  # type: ignore[attr-defined]
+    return text.try_cast(idt.float64)  # type: ignore[no-any-return]
+
+
+def _timestamp(col: ir.Value, date_format: str | None) -> ir.TimestampValue:
+    dtype = col.type()
+    if dtype.is_timestamp():
+        return col.cast(idt.Timestamp())  # type: ignore[return-value]
+    if dtype.is_date():
+        return col.cast("timestamp")  # type: ignore[return-value]
+    if dtype.is_integer():
+        return engine.parse_timestamp(col.cast("string"), date_format or "%Y%m%d")  # type: ignore[attr-defined]
+    return engine.parse_timestamp(col.cast("string").strip(), date_format)  # type: ignore[attr-defined]

@@ -1,0 +1,232 @@
+"""Column roles, their canonical names, and detection of a data set's layout by header names.
+
+Every stage after :mod:`custseg.load` sees only the canonical names defined here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from .errors import SchemaError
+
+__all__ = [
+    "AMOUNT",
+    "CUSTOMER",
+    "DATE",
+    "INVOICE",
+    "PRICE",
+    "QUANTITY",
+    "ROLES",
+    "STOCK_CODE",
+    "ColumnMap",
+    "detect_columns",
+]
+
+# Canonical column names of the engine table that load_transactions returns.
+CUSTOMER = "customer_id"
+INVOICE = "invoice_id"
+DATE = "date"
+QUANTITY = "quantity"
+PRICE = "price"
+AMOUNT = "amount"
+STOCK_CODE = "stock_code"
+
+Role = Literal["customer", "invoice", "date", "quantity", "price", "amount", "stock_code"]
+ROLES: tuple[Role, ...] = ("customer", "invoice", "date", "quantity", "price", "amount", "stock_code")
+CANONICAL: dict[Role, str] = {
+    "customer": CUSTOMER,
+    "invoice": INVOICE,
+    "date": DATE,
+    "quantity": QUANTITY,
+    "price": PRICE,
+    "amount": AMOUNT,
+    "stock_code": STOCK_CODE,
+}
+FLAGS: dict[Role, str] = {role: f"--{role.replace('_', '-')}-col" for role in ROLES}
+
+# Synonyms compared after lower-casing and removing everything but letters and digits, so
+# "Customer ID", "customer_id" and "CustomerID" are one name. Earlier entries win.
+SYNONYMS: dict[Role, tuple[str, ...]] = {
+    "customer": (
+        "customerid", "customer", "custid", "customerno", "customernumber", "customercode",
+        "custno", "clientid", "client", "clientno", "userid", "user", "buyerid", "buyer",
+        "memberid", "accountid", "account", "shopperid", "contactid",
+    ),
+    "invoice": (
+        "invoiceno", "invoice", "invoiceid", "invoicenumber", "orderid", "order", "orderno",
+        "ordernumber", "transactionid", "transaction", "transactionno", "receiptid", "receipt",
+        "receiptno", "basketid", "billno", "billid", "saleid", "ticketid",
+    ),
+    "date": (
+        "invoicedate", "orderdate", "transactiondate", "purchasedate", "saledate", "date",
+        "datetime", "timestamp", "orderdatetime", "createdat", "orderedat", "purchasedat",
+        "time", "day",
+    ),
+    "quantity": (
+        "quantity", "qty", "quantityordered", "units", "unitssold", "numberofitems",
+        "itemcount", "itemsquantity", "pieces",
+    ),
+    "price": (
+        "unitprice", "price", "priceeach", "itemprice", "unitcost", "priceperunit",
+        "unitprices", "sellingprice",
+    ),
+    "amount": (
+        "amount", "revenue", "sales", "totalamount", "total", "linetotal", "totalprice",
+        "salesamount", "value", "ordervalue", "spend", "netamount", "grossamount", "totalsales",
+    ),
+    "stock_code": (
+        "stockcode", "sku", "productid", "productcode", "itemcode", "itemid", "product",
+        "articleid", "article",
+    ),
+}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which source column plays each role (``None``: the data has no such column).
+
+    ``quantity`` and ``price`` give line values as their product; ``amount`` gives them
+    directly. ``invoice`` is optional: without it each row is one order.
+    """
+
+    customer: str | None = None
+    invoice: str | None = None
+    date: str | None = None
+    quantity: str | None = None
+    price: str | None = None
+    amount: str | None = None
+    stock_code: str | None = None
+
+    @property
+    def value_mode(self) -> Literal["quantity_price", "amount"]:
+        """``"amount"`` when line values come from an amount column, else quantity x price."""
+        return "amount" if self.amount is not None else "quantity_price"
+
+    def used(self) -> dict[str, str]:
+        """Role -> source column, for the roles that are mapped."""
+        return {role: col for role, col in asdict(self).items() if col is not None}
+
+
+def detect_columns(
+    headers: Sequence[str],
+    explicit: Mapping[str, str | None] | None = None,
+    *,
+    need_stock_code: bool = False,
+) -> ColumnMap:
+    """Map roles to columns: explicit choices first, then known names.
+
+    Parameters
+    ----------
+    headers : sequence of str
+        The column names of the input.
+    explicit : mapping, optional
+        Role -> column name given by the user (``--customer-col`` ...); these always win.
+    need_stock_code : bool
+        Require a stock code column (``--exclude-codes`` needs one).
+
+    Returns
+    -------
+    ColumnMap
+
+    Raises
+    ------
+    SchemaError
+        If an explicit column does not exist, two roles share a column, or a required role
+        (customer, date, and quantity with price or amount) has no column.
+
+    Examples
+    --------
+    >>> detect_columns(["InvoiceNo", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"]).price
+    'UnitPrice'
+    """
+    headers = list(headers)
+    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+    unknown_roles = sorted(set(explicit) - set(ROLES))
+    if unknown_roles:
+        raise SchemaError(f"Unknown column role(s) {unknown_roles}; roles are {list(ROLES)}.")
+    dupes = sorted({h for h in headers if headers.count(h) > 1})
+    if dupes:
+        raise SchemaError(
+            f"Duplicated column name(s) {dupes} in the header. Rename them so each is unique."
+        )
+    chosen: dict[str, str] = {}
+    for role, col in explicit.items():
+        if col not in headers:
+            close = difflib.get_close_matches(col, headers, n=3, cutoff=0.5)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise SchemaError(
+                f"Column {col!r} given with {FLAGS[role]} is not in the input; "  # type: ignore[index]
+                f"found {headers}.{hint}"
+            )
+        chosen[role] = col
+    taken = set(chosen.values())
+    by_norm: dict[str, str] = {}
+    for h in headers:
+        by_norm.setdefault(_norm(h), h)
+    for role in ROLES:
+        if role in chosen:
+            continue
+        if role == "amount" and "quantity" in chosen and "price" in chosen:
+            continue
+        for syn in SYNONYMS[role]:
+            col = by_norm.get(syn)
+            if col is not None and col not in taken:
+                chosen[role] = col
+                taken.add(col)
+                break
+    # Line values come from quantity x price when both exist, else from an amount column;
+    # the columns of the other mode are then not used (unless the user named them).
+    if "amount" in chosen:
+        for role in ("quantity", "price"):
+            if role not in explicit:
+                chosen.pop(role, None)
+    shared = {c for c in chosen.values() if list(chosen.values()).count(c) > 1}
+    if shared:
+        roles = sorted(r for r, c in chosen.items() if c in shared)
+        raise SchemaError(
+            f"Column {sorted(shared)[0]!r} is mapped to several roles {roles}. "
+            "Give each role its own column with the --*-col flags."
+        )
+    cmap = ColumnMap(**chosen)
+    _require(cmap, headers, need_stock_code=need_stock_code)
+    return cmap
+
+
+def _missing(role: Role, headers: list[str]) -> SchemaError:
+    guesses = difflib.get_close_matches(
+        role.replace("_", " "), headers, n=3, cutoff=0.3
+    ) or difflib.get_close_matches(SYNONYMS[role][0], [_norm(h) for h in headers], n=1, cutoff=0.3)
+    hint = f"'{guesses[0]}'" if guesses else "NAME"
+    return SchemaError(
+        f"No {role.replace('_', ' ')} column: found {headers}. Pass {FLAGS[role]} {hint}."
+    )
+
+
+def _require(cmap: ColumnMap, headers: list[str], *, need_stock_code: bool) -> None:
+    if cmap.customer is None:
+        raise _missing("customer", headers)
+    if cmap.date is None:
+        raise _missing("date", headers)
+    if cmap.amount is None:
+        if cmap.quantity is None and cmap.price is None:
+            raise SchemaError(
+                f"No line value columns: found {headers}. Pass --quantity-col and --price-col, "
+                "or --amount-col for a column holding each line's value."
+            )
+        if cmap.quantity is None:
+            raise _missing("quantity", headers)
+        if cmap.price is None:
+            raise _missing("price", headers)
+    if need_stock_code and cmap.stock_code is None:
+        raise SchemaError(
+            f"--exclude-codes needs a stock code column: found {headers}. "
+            "Pass --stock-code-col NAME."
+        )
