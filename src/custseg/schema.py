@@ -52,7 +52,7 @@ FLAGS: dict[Role, str] = {role: f"--{role.replace('_', '-')}-col" for role in RO
 # "Customer ID", "customer_id" and "CustomerID" are one name. Earlier entries win.
 SYNONYMS: dict[Role, tuple[str, ...]] = {
     "customer": (
-        "customerid", "customer", "custid", "customerno", "customernumber", "customercode",
+        "customerid", "customer", "cust", "custid", "customerno", "customernumber", "customercode",
         "custno", "clientid", "client", "clientno", "userid", "user", "buyerid", "buyer",
         "memberid", "accountid", "account", "shopperid", "contactid",
     ),

@@ -1,0 +1,336 @@
+"""The ``custseg`` command: parse options, call the library, print a short account.
+
+Commands only parse and call; errors the library raises on purpose (:class:`CustsegError`)
+become one ``error: ...`` line on stderr and exit code 1. Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import functools
+import signal
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .config import CleanConfig, ClusterConfig, RunConfig, load_config_file
+from .errors import ConfigError, CustsegError, CustsegWarning
+from .output import atomic_output_dir, write_outputs
+from .pipeline import SegmentationResult, run
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="custseg",
+    help="Raw transactions in, named RFM customer segments out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+_err = Console(stderr=True, highlight=False)
+
+
+def _handles_errors(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", CustsegWarning)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    _print_warnings(caught)
+        except CustsegError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            typer.echo("error: interrupted; no output was written.", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_warnings(caught: list[warnings.WarningMessage]) -> None:
+    seen: set[str] = set()
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, CustsegWarning) and text not in seen:
+            seen.add(text)
+            typer.echo(f"warning: {text}", err=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"custseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """Raw transactions in, named RFM customer segments out."""
+
+
+# --- option parsing --------------------------------------------------------------------------
+
+
+def _date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is not a date. Use YYYY-MM-DD, e.g. {flag} 2011-12-10.") from None
+
+
+def parse_k_range(text: str) -> tuple[int, ...]:
+    """``"1-10"`` or ``"2,3,5"`` -> a tuple of k values."""
+    try:
+        if "-" in text:
+            lo, hi = (int(p) for p in text.split("-", 1))
+            values = tuple(range(lo, hi + 1))
+        else:
+            values = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise ConfigError(f"--k-range {text!r} is not a range. Use e.g. --k-range 1-10 or 2,3,4.") from None
+    if not values:
+        raise ConfigError(f"--k-range {text!r} is empty. Use e.g. --k-range 1-10.")
+    return values
+
+
+def _override(obj: Any, **changes: Any) -> Any:
+    given = {k: v for k, v in changes.items() if v is not None}
+    return dataclasses.replace(obj, **given) if given else obj
+
+
+def build_config(
+    *,
+    config_file: Path | None,
+    as_of: str | None,
+    since: str | None,
+    until: str | None,
+    exclude_codes: str | None,
+    drop_duplicates: bool | None,
+    outliers: str | None,
+    transform: str | None,
+    k: int | None,
+    k_range: str | None,
+    select: str | None,
+    seed: int | None,
+) -> RunConfig:
+    """Defaults < config file < flags."""
+    base = load_config_file(config_file) if config_file else RunConfig()
+    codes = tuple(c.strip() for c in exclude_codes.split(",") if c.strip()) if exclude_codes else None
+    clean = _override(
+        base.clean,
+        as_of=_date(as_of, "--as-of"),
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        exclude_codes=codes,
+        drop_duplicates=drop_duplicates,
+    )
+    cluster = _override(
+        base.cluster,
+        outliers=outliers,
+        transform=transform,
+        k=k,
+        k_values=parse_k_range(k_range) if k_range else None,
+        select=select,
+        random_state=seed,
+    )
+    # dataclasses.replace skips __post_init__ checks of unchanged fields: re-validate.
+    clean = CleanConfig(**dataclasses.asdict(clean) | {"exclude_codes": tuple(clean.exclude_codes)})
+    cluster = ClusterConfig(**dataclasses.asdict(cluster) | {"k_values": tuple(cluster.k_values)})
+    return RunConfig(clean=clean, cluster=cluster, names=base.names)
+
+
+# --- progress and the final account ----------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A spinner per stage with elapsed time, on a terminal only."""
+    if quiet or not _err.is_terminal:
+        yield lambda _stage: None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=_err, transient=False,
+    ) as bar:
+        current: list[Any] = []
+
+        def start(stage: str) -> None:
+            if current:
+                bar.update(current[-1], completed=1, total=1)
+            current.append(bar.add_task(stage.capitalize(), total=None))
+
+        yield start
+        if current:
+            bar.update(current[-1], completed=1, total=1)
+
+
+def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
+    console = Console(highlight=False, soft_wrap=True)
+    led = result.ledger
+    dropped = ", ".join(
+        f"{n:,} {r.replace('_', ' ')}" for r, n in led.rows_dropped.items() if n
+    ) or "none"
+    sel = result.fit.selection
+    sil = result.fit.metrics.get("silhouette")
+    sil_text = f"{sil:.3f}" if isinstance(sil, float) else "n/a"
+    console.print(
+        f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}."
+    )
+    console.print(
+        f"{led.customers_segmented:,} customers segmented as of {result.as_of} "
+        f"({led.customers_without_purchase:,} seen without a purchase; "
+        f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
+    )
+    console.print(f"k = {result.k} ({sel.method}); silhouette {sil_text}.")
+    if sel.note:
+        console.print(sel.note)
+    table = Table(title=None, show_edge=False, header_style="bold")
+    for col, justify in (
+        ("segment", "left"), ("customers", "right"), ("revenue share", "right"),
+        ("recency (days)", "right"), ("frequency", "right"), ("monetary", "right"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    seg = result.segment_table()
+    for row in seg.to_dict(orient="records"):
+        table.add_row(
+            str(row["segment"]),
+            f"{int(row['customers']):,}",
+            f"{row['share_revenue']:.1%}",
+            f"{row['recency_mean']:.0f}",
+            f"{row['frequency_mean']:.1f}",
+            f"{row['monetary_mean']:,.0f}",
+        )
+    console.print(table)
+    console.print(f"Wrote {', '.join(files)} to {out}")
+
+
+def _execute(
+    source: Any,
+    *,
+    out: Path,
+    force: bool,
+    quiet: bool,
+    config: RunConfig,
+    read_options: dict[str, Any],
+) -> SegmentationResult:
+    with _progress(quiet) as progress, atomic_output_dir(out, force=force) as tmp:
+        result = run(source, config=config, progress=progress, **read_options)
+        progress("write outputs")
+        written = write_outputs(result, tmp)
+    if not quiet:
+        _print_account(result, out, [p.name for p in written])
+    return result
+
+
+# --- commands --------------------------------------------------------------------------------
+
+OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (written whole or not at all).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output folder if it exists.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")]
+
+
+@app.command("run")
+@_handles_errors
+def run_command(
+    input: Annotated[str, typer.Argument(help="CSV, Parquet or Excel file, a folder of them, or a glob.")],
+    out: OutOpt = Path("custseg-output"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML/JSON file with [clean], [cluster], [names].")] = None,
+    customer_col: Annotated[str | None, typer.Option(help="Customer id column.")] = None,
+    invoice_col: Annotated[str | None, typer.Option(help="Invoice/order id column (without one, each row is an order).")] = None,
+    date_col: Annotated[str | None, typer.Option(help="Date/time column.")] = None,
+    quantity_col: Annotated[str | None, typer.Option(help="Quantity column.")] = None,
+    price_col: Annotated[str | None, typer.Option(help="Unit price column.")] = None,
+    amount_col: Annotated[str | None, typer.Option(help="Line amount column (instead of quantity x price).")] = None,
+    stock_code_col: Annotated[str | None, typer.Option(help="Stock code column (for --exclude-codes).")] = None,
+    date_format: Annotated[str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase].")] = None,
+    since: Annotated[str | None, typer.Option(help="Ignore rows before this date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Ignore rows after this date.")] = None,
+    exclude_codes: Annotated[str | None, typer.Option(help="Comma-separated stock codes that are not products, e.g. POST,M,DOT.")] = None,
+    drop_duplicates: Annotated[bool | None, typer.Option("--drop-duplicates/--keep-duplicates", help="Drop exact duplicate rows [default: keep].")] = None,
+    outliers: Annotated[str | None, typer.Option(help="zscore | iqr | none [default: zscore].")] = None,
+    transform: Annotated[str | None, typer.Option(help="none | log [default: none].")] = None,
+    k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
+    k_range: Annotated[str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")] = None,
+    select: Annotated[str | None, typer.Option(help="knee | silhouette [default: knee].")] = None,
+    seed: SeedOpt = None,
+) -> None:
+    """Segment the customers of a transaction file."""
+    config = build_config(
+        config_file=config_file, as_of=as_of, since=since, until=until,
+        exclude_codes=exclude_codes, drop_duplicates=drop_duplicates, outliers=outliers,
+        transform=transform, k=k, k_range=k_range, select=select, seed=seed,
+    )
+    columns = {
+        "customer": customer_col, "invoice": invoice_col, "date": date_col,
+        "quantity": quantity_col, "price": price_col, "amount": amount_col,
+        "stock_code": stock_code_col,
+    }
+    read_options = {
+        "columns": columns, "date_format": date_format, "encoding": encoding,
+        "delimiter": delimiter, "sheet": sheet,
+    }
+    _execute(input, out=out, force=force, quiet=quiet, config=config, read_options=read_options)
+
+
+@app.command("demo")
+@_handles_errors
+def demo_command(
+    out: OutOpt = Path("custseg-demo"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    seed: SeedOpt = None,
+) -> None:
+    """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
+    from .datasets import CITATION, online_retail_path
+
+    config = build_config(
+        config_file=None, as_of=None, since=None, until=None, exclude_codes=None,
+        drop_duplicates=None, outliers=None, transform=None, k=None, k_range=None,
+        select=None, seed=seed,
+    )
+    if not quiet:
+        typer.echo(f"Demo data: UCI Online Retail, 541,909 invoice lines. {CITATION}")
+    _execute(online_retail_path(), out=out, force=force, quiet=quiet, config=config, read_options={})
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point of the ``custseg`` console script."""
+    signal.signal(signal.SIGTERM, _terminate)
+    app(prog_name="custseg")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""SegmentationResult -> segments.csv, summary.json, model.json, written whole or not at all.
+
+A run writes into a temporary folder beside the target and renames it into place when every
+file is complete, so an interrupted run leaves the previous output as it was and no partial
+files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import datetime as dt
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .errors import OutputError
+from .pipeline import SegmentationResult, describe_columns
+
+__all__ = [
+    "MODEL_FORMAT",
+    "OUTPUT_FILES",
+    "atomic_output_dir",
+    "build_model",
+    "build_summary",
+    "neutralize_cell",
+    "write_outputs",
+]
+
+MODEL_FORMAT = "custseg-model"
+MODEL_VERSION = 1
+OUTPUT_FILES = ("segments.csv", "summary.json", "model.json")
+SEGMENT_COLUMNS = ("customer_id", "recency", "frequency", "monetary", "outlier", "cluster", "segment")
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def neutralize_cell(text: str) -> str:
+    """Defuse spreadsheet formulas: text starting with = + - @ (or a tab/CR) gets a leading '.
+
+    Plain numbers such as ``-12`` are left alone.
+
+    Examples
+    --------
+    >>> neutralize_cell("=HYPERLINK(1)")
+    "'=HYPERLINK(1)"
+    >>> neutralize_cell("-12")
+    '-12'
+    """
+    if text and text[0] in "=+-@\t\r" and not _NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+@contextlib.contextmanager
+def atomic_output_dir(out_dir: str | Path, *, force: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary folder that replaces ``out_dir`` when the block succeeds.
+
+    Raises
+    ------
+    OutputError
+        If ``out_dir`` exists and ``force`` is false, is a file, or cannot be written.
+    """
+    target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"Output path {str(target)!r} is a file. Pass a folder path with --out.")
+    if target.exists() and not force and any(target.iterdir()):
+        raise OutputError(
+            f"Output folder {str(target)!r} already exists. Pass --force to replace it, "
+            "or choose another --out."
+        )
+    parent = target.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write to {str(parent)!r}: {exc.strerror}. Choose a writable --out folder."
+        ) from None
+    try:
+        yield tmp
+        _swap_into_place(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    os.chmod(tmp, 0o755)
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.replace(target, backup)
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        os.replace(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
+def write_outputs(result: SegmentationResult, out_dir: str | Path) -> list[Path]:
+    """Write segments.csv, summary.json and model.json into an existing folder.
+
+    Use :func:`atomic_output_dir` around it to make the set of files appear at once.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+    """
+    out = Path(out_dir)
+    paths = [out / name for name in OUTPUT_FILES]
+    _write_segments(result, paths[0])
+    _write_json(build_summary(result), paths[1])
+    _write_json(build_model(result), paths[2])
+    return paths
+
+
+def _write_segments(result: SegmentationResult, path: Path) -> None:
+    c = result.customers
+    cols = [c[name].to_numpy() for name in SEGMENT_COLUMNS[1:]]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(SEGMENT_COLUMNS)
+        for cid, r, f, m, o, k, s in zip(c.index, *cols, strict=True):
+            writer.writerow(
+                (neutralize_cell(str(cid)), int(r), int(f), _num(m), "true" if o else "false",
+                 int(k), neutralize_cell(str(s)))
+            )
+
+
+def _num(value: float) -> str:
+    return repr(round(float(value), 6))
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    text = json.dumps(_jsonable(data), indent=2, ensure_ascii=False, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN and infinities become null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        f = float(value)
+        return None if math.isnan(f) or math.isinf(f) else f
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(dataclasses.asdict(value))
+    return value
+
+
+def _settings(result: SegmentationResult) -> dict[str, Any]:
+    clean = dataclasses.asdict(result.config.clean)
+    cluster = dataclasses.asdict(result.config.cluster)
+    return {"clean": clean, "cluster": cluster, "names": result.config.names}
+
+
+def build_summary(result: SegmentationResult) -> dict[str, Any]:
+    """The summary.json document (REFERENCE.md section 4).
+
+    It holds nothing that changes between identical runs (no timestamps, no timings).
+    """
+    table = result.segment_table()
+    segments = []
+    for row in table.to_dict(orient="records"):
+        segments.append(
+            {
+                "cluster": int(row["cluster"]),
+                "name": row["segment"],
+                "description": row["description"],
+                "action": row["action"],
+                "customers": int(row["customers"]),
+                "share_customers": float(row["share_customers"]),
+                "revenue": float(row["revenue"]),
+                "share_revenue": float(row["share_revenue"]),
+                **{
+                    f"{f}_{stat}": float(row[f"{f}_{stat}"])
+                    for f in ("recency", "frequency", "monetary")
+                    for stat in ("mean", "median")
+                },
+                "levels": {f: row[f"{f}_level"] for f in ("recency", "frequency", "monetary")},
+            }
+        )
+    customers = result.customers
+    return {
+        "custseg_version": __version__,
+        "as_of": result.as_of.isoformat(),
+        "k": result.k,
+        "k_selection": result.fit.selection.to_dict(),
+        "metrics": result.fit.metrics,
+        "segments": segments,
+        "ledger": result.ledger.to_dict(),
+        "customers": {
+            "total": len(customers),
+            "outliers": int(customers["outlier"].sum()),
+            "recency_mean": float(customers["recency"].mean()),
+            "frequency_mean": float(customers["frequency"].mean()),
+            "monetary_mean": float(customers["monetary"].mean()),
+        },
+        "input": {
+            "name": Path(result.source.name).name if result.source.files else result.source.name,
+            "format": result.source.format,
+            "encoding": result.source.encoding,
+            "sheet": result.source.sheet,
+            "columns": describe_columns(result),
+            "date_format": result.date_format,
+        },
+        "settings": _settings(result),
+    }
+
+
+def build_model(result: SegmentationResult) -> dict[str, Any]:
+    """The model.json document: everything needed to score new customers the same way."""
+    return {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_VERSION,
+        "custseg_version": __version__,
+        "as_of": result.as_of.isoformat(),
+        "model": result.fit.model.to_dict(),
+        "segments": [
+            {"cluster": s.cluster, "name": s.name, "description": s.description, "action": s.action}
+            for s in result.segments
+        ],
+        "settings": _settings(result),
+    }

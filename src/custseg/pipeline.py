@@ -1,0 +1,213 @@
+"""One call from raw transactions to named segments: orchestration only, no maths."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from ibis.backends import BaseBackend
+
+from . import engine
+from .clean import Ledger, mark_drops
+from .cluster import ClusterFit, fit_segments
+from .config import RunConfig
+from .features import RFM_COLUMNS, compute_rfm_and_ledger
+from .load import SourceInfo, load_transactions
+from .naming import SegmentName, name_segments, profile_segments, segment_levels
+from .schema import ColumnMap
+
+__all__ = ["STAGES", "SegmentationResult", "run", "segment_rfm"]
+
+#: The stages a run goes through, in order, as reported to a progress callback.
+STAGES: tuple[str, ...] = ("load", "clean and aggregate", "cluster and name")
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Everything a run computed.
+
+    Attributes
+    ----------
+    customers : DataFrame
+        One row per customer (index ``customer_id``): ``recency``, ``frequency``,
+        ``monetary``, ``outlier``, ``cluster``, ``segment``.
+    as_of : date
+        The reference date for recency.
+    ledger : Ledger
+        Rows read, used and dropped by reason; customers seen and segmented.
+    fit : ClusterFit
+        The fitted model, k selection and metrics.
+    profiles : DataFrame
+        Per-cluster sizes, revenue and R/F/M means and medians.
+    segments : list of SegmentName
+        Name, description, action and levels per cluster.
+    columns : ColumnMap
+        The source columns used for each role.
+    source : SourceInfo
+        Where the rows came from.
+    date_format : str or None
+        The date format used (None: ISO or typed dates).
+    config : RunConfig
+        The settings of the run.
+    timings : dict
+        Seconds spent per stage (not written to summary.json, which stays reproducible).
+    """
+
+    customers: pd.DataFrame
+    as_of: dt.date
+    ledger: Ledger
+    fit: ClusterFit
+    profiles: pd.DataFrame
+    segments: list[SegmentName]
+    columns: ColumnMap | None
+    source: SourceInfo
+    date_format: str | None
+    config: RunConfig
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        """The number of segments."""
+        return self.fit.model.k
+
+    def segment_table(self) -> pd.DataFrame:
+        """Profiles with names, descriptions, actions and levels, one row per segment."""
+        names = pd.DataFrame(
+            [
+                {
+                    "cluster": s.cluster,
+                    "segment": s.name,
+                    "description": s.description,
+                    "action": s.action,
+                    **{f"{k}_level": v for k, v in s.levels.items()},
+                }
+                for s in self.segments
+            ]
+        )
+        return names.merge(self.profiles.reset_index(), on="cluster", how="left")
+
+
+def segment_rfm(
+    rfm: pd.DataFrame, *, config: RunConfig | None = None
+) -> tuple[pd.DataFrame, ClusterFit, pd.DataFrame, list[SegmentName]]:
+    """Cluster and name an RFM table (index customer id; recency, frequency, monetary).
+
+    Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added, the fit,
+    the profiles and the segment names.
+    """
+    config = config or RunConfig()
+    fit = fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster)
+    profiles = profile_segments(rfm, fit.labels)
+    levels = segment_levels(profiles, rfm)
+    names = name_segments(profiles, levels, overrides=config.names or None)
+    by_cluster = {s.cluster: s.name for s in names}
+    customers = rfm[list(RFM_COLUMNS)].copy()
+    customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
+    customers["cluster"] = np.asarray(fit.labels, dtype=np.int64)
+    customers["segment"] = [by_cluster[c] for c in customers["cluster"]]
+    return customers, fit, profiles, names
+
+
+def run(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    config: RunConfig | None = None,
+    columns: ColumnMap | Mapping[str, str | None] | None = None,
+    date_format: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    progress: Progress | None = None,
+    con: BaseBackend | None = None,
+) -> SegmentationResult:
+    """Segment the customers of a transaction file or table.
+
+    Parameters
+    ----------
+    source : path, glob, folder, DataFrame, Arrow or Ibis table
+        The transactions (see :func:`custseg.load.load_transactions`).
+    config : RunConfig, optional
+        Cleaning, clustering and naming settings.
+    columns : ColumnMap or mapping, optional
+        Explicit role -> column choices.
+    date_format, encoding, delimiter, sheet : optional
+        Reading options, detected when omitted.
+    progress : callable, optional
+        Called with each stage's name as it starts.
+    con : backend, optional
+        Engine connection (a fresh DuckDB by default).
+
+    Returns
+    -------
+    SegmentationResult
+
+    Raises
+    ------
+    CustsegError
+        For unreadable input, missing columns, no purchase lines or invalid settings.
+
+    Examples
+    --------
+    >>> from custseg.datasets import online_retail_path
+    >>> result = run(online_retail_path())
+    >>> len(result.customers)
+    4338
+    """
+    config = config or RunConfig()
+    timings: dict[str, float] = {}
+    notify = progress or (lambda _stage: None)
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    notify(STAGES[0])
+    tx = load_transactions(
+        source,
+        columns=columns,
+        date_format=date_format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        need_stock_code=bool(config.clean.exclude_codes),
+        con=con or engine.connect(),
+    )
+    lap(STAGES[0])
+    notify(STAGES[1])
+    marked = mark_drops(tx.table, config=config.clean)
+    rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+    lap(STAGES[1])
+    notify(STAGES[2])
+    customers, fit, profiles, names = segment_rfm(rfm, config=config)
+    lap(STAGES[2])
+    return SegmentationResult(
+        customers=customers,
+        as_of=as_of,
+        ledger=ledger,
+        fit=fit,
+        profiles=profiles,
+        segments=names,
+        columns=tx.columns,
+        source=tx.source,
+        date_format=tx.date_format,
+        config=config,
+        timings=timings,
+    )
+
+
+def describe_columns(result: SegmentationResult) -> dict[str, Any]:
+    """Role -> source column, for messages and summary.json."""
+    return result.columns.used() if result.columns else {}

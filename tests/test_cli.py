@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from custseg.cli import app, parse_k_range
+from custseg.errors import ConfigError
+
+runner = CliRunner()
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_run_writes_outputs_and_prints_table(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(tiny_csv), "--out", str(out), "--k", "2", "--k-range", "1-2"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "segments.csv", "summary.json"]
+    assert "13 rows read, 7 used" in res.stdout
+    assert "3 customers segmented as of 2021-02-01" in res.stdout
+    assert "Wrote segments.csv, summary.json, model.json to" in res.stdout
+
+
+def test_run_quiet_prints_nothing(tiny_csv: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(tmp_path / "o"), "--k", "2", "--k-range", "1-2", "-q"])
+    assert res.exit_code == 0 and res.stdout == ""
+
+
+def test_run_options_reach_the_pipeline(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app,
+        ["run", str(tiny_csv), "-o", str(out), "--k", "1", "--k-range", "1-2", "--exclude-codes", "POST,M",
+         "--drop-duplicates", "--as-of", "2021-02-05", "--outliers", "none", "--transform", "log", "--seed", "3", "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["as_of"] == "2021-02-05"
+    assert summary["ledger"]["rows_dropped"]["excluded_code"] == 1
+    assert summary["ledger"]["rows_dropped"]["duplicate"] == 1
+    assert summary["settings"]["cluster"]["transform"] == "log"
+    assert summary["settings"]["cluster"]["random_state"] == 3
+    assert summary["k_selection"]["method"] == "fixed"
+
+
+def test_run_explicit_columns(tmp_path: Path) -> None:
+    src = tmp_path / "odd.csv"
+    src.write_text("Cust No;When;Total\n1;2021-01-01;5\n2;2021-01-03;7\n3;2021-01-02;1\n")
+    res = runner.invoke(
+        app,
+        ["run", str(src), "-o", str(tmp_path / "o"), "--customer-col", "Cust No", "--date-col", "When",
+         "--amount-col", "Total", "--k", "1", "--k-range", "1", "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["input"]["columns"] == {"customer": "Cust No", "date": "When", "amount": "Total"}
+
+
+def test_run_config_file_then_flags(tiny_csv: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[cluster]\nk = 2\nk_values = [1, 2]\noutliers = "iqr"\n[clean]\nexclude_codes = ["POST"]\n')
+    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(tmp_path / "o"), "--config", str(cfg), "--outliers", "none", "-q"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["k"] == 2
+    assert summary["settings"]["cluster"]["outliers"] == "none"  # the flag beats the file
+    assert summary["ledger"]["rows_dropped"]["excluded_code"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "missing.csv"], "error: No such file: 'missing.csv'"),
+        (["run", "{tiny}", "--customer-col", "Nope"], "error: Column 'Nope' given with --customer-col is not in the input"),
+        (["run", "{tiny}", "--as-of", "yesterday"], "error: --as-of 'yesterday' is not a date"),
+        (["run", "{tiny}", "--outliers", "mad"], "error: Unknown outlier method 'mad'"),
+        (["run", "{tiny}", "--k-range", "a-b"], "error: --k-range 'a-b' is not a range"),
+        (["run", "{tiny}", "--config", "nope.toml"], "error: Cannot read config file 'nope.toml'"),
+    ],
+)
+def test_run_errors_are_one_line(args: list[str], message: str, tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    argv = [a.replace("{tiny}", str(tiny_csv)) for a in args] + ["-o", str(out)]
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 1
+    assert res.stderr.startswith(message), res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in res.output
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_run_refuses_existing_output_without_force(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    args = ["run", str(tiny_csv), "-o", str(out), "--k", "2", "--k-range", "1-2", "-q"]
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "Pass --force" in res.stderr
+    assert runner.invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def test_parse_k_range() -> None:
+    assert parse_k_range("1-4") == (1, 2, 3, 4)
+    assert parse_k_range("2,3,5") == (2, 3, 5)
+    with pytest.raises(ConfigError):
+        parse_k_range("x")
+
+
+def test_demo_runs_on_bundled_data(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    res = runner.invoke(app, ["demo", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "UCI Online Retail" in res.stdout and "4,338 customers segmented as of 2011-12-10" in res.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ledger"]["customers_segmented"] == 4_338
+
+
+def test_run_csv_and_parquet_give_identical_segments(retail_parquet: Path, retail_csv: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert runner.invoke(app, ["run", str(retail_csv), "-o", str(a), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["run", str(retail_parquet), "-o", str(b), "-q"]).exit_code == 0
+    assert _digest(a / "segments.csv") == _digest(b / "segments.csv")
+    assert _digest(a / "model.json") == _digest(b / "model.json")
+
+
+def test_run_is_deterministic(retail_parquet: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert runner.invoke(app, ["run", str(retail_parquet), "-o", str(out), "-q", "--seed", "7"]).exit_code == 0
+    for name in ("segments.csv", "summary.json", "model.json"):
+        assert _digest(a / name) == _digest(b / name), name

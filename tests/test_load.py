@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from custseg.errors import InputError, SchemaError
+from custseg.load import detect_date_format, load_transactions
+from tests.conftest import TINY_CSV
+
+
+def _rows(tx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    return tx.table.select("customer_id", "invoice_id", "date", "quantity", "price").to_pandas()
+
+
+def test_load_transactions_csv_canonical_columns(tiny_csv: Path) -> None:
+    tx = load_transactions(tiny_csv)
+    df = _rows(tx)
+    assert len(df) == 13
+    assert tx.columns.customer == "CustomerID" and tx.source.format == "csv"
+    assert df["customer_id"].iloc[0] == "C1"
+    assert df["date"].iloc[0] == pd.Timestamp("2021-01-01 10:00")
+    assert pd.isna(df["date"].iloc[11])  # "notadate" becomes NULL, counted later
+    assert pd.isna(df["quantity"].iloc[12])  # "abc" becomes NULL, counted later
+    assert pd.isna(df["customer_id"].iloc[7])
+
+
+def test_load_transactions_parquet_float_ids_lose_dot_zero(tmp_path: Path) -> None:
+    df = pd.DataFrame(
+        {"CustomerID": [17850.0, None], "InvoiceNo": ["1", "2"], "InvoiceDate": ["2011-01-01", "2011-01-02"],
+         "Quantity": [1, 2], "UnitPrice": [1.5, 2.0]}
+    )
+    path = tmp_path / "t.parquet"
+    df.to_parquet(path)
+    out = load_transactions(path).table.select("customer_id").to_pandas()["customer_id"].tolist()
+    assert out[0] == "17850" and pd.isna(out[1])
+
+
+def test_load_transactions_latin1_csv_and_semicolons(tmp_path: Path) -> None:
+    text = TINY_CSV.replace(",", ";").replace("Thing", "Caf\u00e9")
+    path = tmp_path / "latin.csv"
+    path.write_bytes(text.encode("latin-1"))
+    tx = load_transactions(path)
+    assert tx.source.encoding == "latin-1"
+    assert len(_rows(tx)) == 13
+
+
+def test_load_transactions_gzip_us_dates(tmp_path: Path) -> None:
+    text = "CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n1,A,12/1/2010 8:26,1,2\n2,B,12/13/2010 14:05,1,2\n"
+    path = tmp_path / "us.csv.gz"
+    path.write_bytes(gzip.compress(text.encode()))
+    tx = load_transactions(path)
+    assert tx.date_format == "%m/%d/%Y %H:%M"
+    assert _rows(tx)["date"].tolist() == [pd.Timestamp("2010-12-01 08:26"), pd.Timestamp("2010-12-13 14:05")]
+
+
+def test_load_transactions_explicit_date_format(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_text("customer,when,amount\n1,02/03/2021,5\n")
+    tx = load_transactions(path, columns={"date": "when"}, date_format="%d/%m/%Y")
+    assert tx.table.to_pandas()["date"].iloc[0] == pd.Timestamp("2021-03-02")
+
+
+def test_load_transactions_folder_and_glob(tmp_path: Path) -> None:
+    for i in range(2):
+        (tmp_path / f"part{i}.csv").write_text(TINY_CSV)
+    assert load_transactions(tmp_path).table.count().execute() == 26
+    assert load_transactions(str(tmp_path / "part*.csv")).table.count().execute() == 26
+
+
+def test_load_transactions_dataframe() -> None:
+    df = pd.DataFrame({"customer": ["a"], "date": pd.to_datetime(["2020-01-01"]), "amount": [3.0]})
+    tx = load_transactions(df)
+    assert tx.columns.value_mode == "amount"
+    assert tx.table.to_pandas()["amount"].tolist() == [3.0]
+
+
+def test_load_transactions_excel(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["CustomerID", "InvoiceNo", "InvoiceDate", "Quantity", "UnitPrice"])
+    ws.append([12345, "536365", dt.datetime(2010, 12, 1, 8, 26), 6, 2.55])
+    path = tmp_path / "book.xlsx"
+    wb.save(path)
+    df = load_transactions(path).table.to_pandas()
+    assert df["customer_id"].tolist() == ["12345"]
+    assert df["date"].iloc[0] == pd.Timestamp("2010-12-01 08:26")
+    assert df["price"].iloc[0] == pytest.approx(2.55)
+
+
+def test_load_transactions_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="No such file: .*nope.csv.*Check the path"):
+        load_transactions(tmp_path / "nope.csv")
+
+
+def test_load_transactions_not_a_table(tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"\x00\x01\x02garbage" * 10)
+    with pytest.raises(InputError, match="not a table custseg can read"):
+        load_transactions(path)
+
+
+def test_load_transactions_missing_column(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("Invoice,Price,Kunde,Quantity,Date\n1,2,3,4,2020-01-01\n")
+    with pytest.raises(SchemaError, match="Pass --customer-col"):
+        load_transactions(path)
+
+
+def test_detect_date_format_day_first() -> None:
+    assert detect_date_format(["13/01/2021", "02/01/2021"]) == "%d/%m/%Y"
+
+
+def test_detect_date_format_compact() -> None:
+    assert detect_date_format(["20210131", "20210201"]) == "%Y%m%d"
+
+
+def test_detect_date_format_unknown() -> None:
+    with pytest.raises(SchemaError, match="Pass --date-format"):
+        detect_date_format(["soon", "later", "yesterday"], column="when")
+
+
+def test_load_transactions_real_csv_and_parquet_agree(retail_parquet: Path, retail_csv: Path) -> None:
+    a = load_transactions(retail_parquet)
+    b = load_transactions(retail_csv)
+    assert b.source.encoding == "latin-1" and b.date_format == "%m/%d/%Y %H:%M"
+    assert a.columns == b.columns
+
+    def stats(t):  # type: ignore[no-untyped-def]
+        agg = t.aggregate(n=t.count(), c=t.customer_id.nunique(), d=t.date.max(), q=t.quantity.sum())
+        return agg.to_pandas().to_dict()
+
+    assert stats(a.table) == stats(b.table)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from custseg.config import ClusterConfig, RunConfig
+from custseg.errors import OutputError
+from custseg.output import OUTPUT_FILES, atomic_output_dir, neutralize_cell, write_outputs
+from custseg.pipeline import run
+
+
+@pytest.fixture
+def tiny_result(tiny_csv: Path):  # type: ignore[no-untyped-def]
+    return run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))))
+
+
+def test_write_outputs_contract(tiny_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    paths = write_outputs(tiny_result, tmp_path)
+    assert [p.name for p in paths] == list(OUTPUT_FILES)
+    rows = list(csv.reader((tmp_path / "segments.csv").read_text().splitlines()))
+    assert rows[0] == ["customer_id", "recency", "frequency", "monetary", "outlier", "cluster", "segment"]
+    assert rows[1][:5] == ["C1", "22", "2", "18.5", "false"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("as_of", "k", "k_selection", "metrics", "segments", "ledger"):
+        assert key in summary
+    assert summary["as_of"] == "2021-02-01"
+    led = summary["ledger"]
+    assert led["rows_read"] == led["rows_used"] + sum(led["rows_dropped"].values())
+    assert led["customers_seen"] == led["customers_segmented"] + led["customers_without_purchase"]
+    seg = summary["segments"][0]
+    for key in ("cluster", "name", "description", "action", "customers", "share_customers", "revenue",
+                "share_revenue", "recency_mean", "recency_median", "frequency_mean", "frequency_median",
+                "monetary_mean", "monetary_median", "levels"):
+        assert key in seg
+    assert set(summary["k_selection"]) >= {"method", "k_values", "sse", "silhouette", "calinski_harabasz",
+                                          "davies_bouldin", "knee"}
+    model = json.loads((tmp_path / "model.json").read_text())
+    assert model["format"] == "custseg-model" and len(model["segments"]) == 2
+
+
+def test_atomic_output_dir_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    with pytest.raises(RuntimeError), atomic_output_dir(target) as tmp:
+        (tmp / "segments.csv").write_text("half")
+        raise RuntimeError("boom")
+    assert not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_output_dir_keeps_previous_output_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "segments.csv").write_text("previous")
+    with pytest.raises(RuntimeError), atomic_output_dir(target, force=True) as tmp:
+        (tmp / "segments.csv").write_text("half")
+        raise RuntimeError("boom")
+    assert (target / "segments.csv").read_text() == "previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_atomic_output_dir_refuses_existing_without_force(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "x").write_text("x")
+    with pytest.raises(OutputError, match="already exists. Pass --force"), atomic_output_dir(tmp_path / "out"):
+        pass
+
+
+def test_atomic_output_dir_replaces_with_force(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old").write_text("x")
+    with atomic_output_dir(tmp_path / "out", force=True) as tmp:
+        (tmp / "new").write_text("y")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [("=1+1", "'=1+1"), ("+A1", "'+A1"), ("@SUM(A1)", "'@SUM(A1)"), ("-cmd", "'-cmd"), ("-12.5", "-12.5"), ("C1", "C1")],
+)
+def test_neutralize_cell(cell: str, expected: str) -> None:
+    assert neutralize_cell(cell) == expected
