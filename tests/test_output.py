@@ -39,6 +39,8 @@ def test_write_outputs_contract(tiny_result, tmp_path: Path) -> None:  # type: i
                                           "davies_bouldin", "knee"}
     model = json.loads((tmp_path / "model.json").read_text())
     assert model["format"] == "custseg-model" and len(model["segments"]) == 2
+    record = json.loads((tmp_path / "run.json").read_text())
+    assert record["versions"]["duckdb"] and record["input"]["sha256"]
 
 
 def test_atomic_output_dir_leaves_nothing_on_failure(tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from kneed import KneeLocator
 from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
@@ -574,6 +573,8 @@ def _sweep_impl(
             with warnings.catch_warnings():
                 # A flat SSE curve makes kneed divide 0 by 0: that is "no knee", not an error.
                 warnings.simplefilter("ignore")
+                from kneed import KneeLocator  # imports scipy.signal: 2 s, so only when used
+
                 found = KneeLocator(kept, sse, curve="convex", direction="decreasing").knee
             knee = None if found is None else int(found)
         except (ValueError, ZeroDivisionError, IndexError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import glob as _glob
 import gzip
+import hashlib
 import re
 import warnings
 from collections.abc import Mapping
@@ -72,6 +73,9 @@ DATE_FORMATS: tuple[str, ...] = (
 )
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SAMPLE_ROWS = 20_000
+# Inputs up to this size get a SHA-256 for the record; beyond it the hash would cost more than
+# the whole aggregation, so only name and size are kept.
+CHECKSUM_MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class SourceInfo:
     size_bytes: int = 0
     encoding: str | None = None
     sheet: str | None = None
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,7 @@ def _read(
     fmt = _format_of(files)
     size = sum(f.stat().st_size for f in files)
     name = str(source)
+    digest = _checksum(files) if size <= CHECKSUM_MAX_BYTES else None
     if fmt == "parquet":
         try:
             table = engine.read_parquet(con, files)
@@ -218,10 +224,12 @@ def _read(
                 f"Cannot read {name} as Parquet ({_first_line(exc)}). "
                 "Check the file is a complete Parquet file."
             ) from None
-        return table, SourceInfo(name, "parquet", tuple(map(str, files)), size)
+        return table, SourceInfo(name, "parquet", tuple(map(str, files)), size, sha256=digest)
     if fmt == "excel":
         table, sheet_name = _read_excel(con, files[0], sheet)
-        return table, SourceInfo(name, "excel", (str(files[0]),), size, sheet=sheet_name)
+        return table, SourceInfo(
+            name, "excel", (str(files[0]),), size, sheet=sheet_name, sha256=digest
+        )
     for f in files:
         if f.stat().st_size == 0:
             raise InputError(f"{f} is empty. Export the data again with a header row.")
@@ -241,7 +249,7 @@ def _read(
                 f"{name} was read as a single column {only!r}. Pass --delimiter with the "
                 "character that separates its columns."
             )
-    return table, SourceInfo(name, "csv", tuple(map(str, files)), size, encoding=enc)
+    return table, SourceInfo(name, "csv", tuple(map(str, files)), size, encoding=enc, sha256=digest)
 
 
 def _expand(source: str | Path) -> list[Path]:
@@ -266,6 +274,16 @@ def _expand(source: str | Path) -> list[Path]:
     if not path.is_file():
         raise InputError(f"{text!r} is not a regular file. Pass a file, a folder or a glob.")
     return [path]
+
+
+def _checksum(files: list[Path]) -> str:
+    """SHA-256 of the files' bytes, in order (one file: its usual checksum)."""
+    h = hashlib.sha256()
+    for f in files:
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 def _suffix(path: Path) -> str:

@@ -14,10 +14,12 @@ import datetime as dt
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,9 @@ __all__ = [
 
 MODEL_FORMAT = "custseg-model"
 MODEL_VERSION = 1
-OUTPUT_FILES = ("segments.csv", "summary.json", "model.json")
+OUTPUT_FILES = ("segments.csv", "summary.json", "model.json", "run.json")
+_PACKAGES = ("duckdb", "ibis-framework", "sqlglot", "pyarrow", "pandas", "numpy", "scikit-learn",
+             "kneed", "matplotlib")
 SEGMENT_COLUMNS = ("customer_id", "recency", "frequency", "monetary", "outlier", "cluster", "segment")
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -110,9 +114,14 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
     shutil.rmtree(backup, ignore_errors=True)
 
 
-def write_outputs(result: SegmentationResult, out_dir: str | Path) -> list[Path]:
-    """Write segments.csv, summary.json and model.json into an existing folder.
+def write_outputs(
+    result: SegmentationResult, out_dir: str | Path, *, command: list[str] | None = None
+) -> list[Path]:
+    """Write segments.csv, summary.json, model.json and run.json into an existing folder.
 
+    The first three depend only on the input, the options and the seed (byte-identical across
+    identical runs); ``run.json`` records how this run was made (command line, package
+    versions, stage timings) and differs between runs.
     Use :func:`atomic_output_dir` around it to make the set of files appear at once.
 
     Returns
@@ -125,7 +134,31 @@ def write_outputs(result: SegmentationResult, out_dir: str | Path) -> list[Path]
     _write_segments(result, paths[0])
     _write_json(build_summary(result), paths[1])
     _write_json(build_model(result), paths[2])
+    _write_json(build_run_record(result, command=command), paths[3])
     return paths
+
+
+def build_run_record(result: SegmentationResult, *, command: list[str] | None = None) -> dict[str, Any]:
+    """The run.json document: provenance that is not part of the reproducible results."""
+    versions: dict[str, str | None] = {"custseg": __version__, "python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return {
+        "command": command,
+        "versions": versions,
+        "seed": result.config.cluster.random_state,
+        "as_of": result.as_of.isoformat(),
+        "input": {
+            "name": result.source.name,
+            "size_bytes": result.source.size_bytes,
+            "sha256": result.source.sha256,
+        },
+        "timings_seconds": {k: round(v, 3) for k, v in result.timings.items()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }
 
 
 def _write_segments(result: SegmentationResult, path: Path) -> None:
@@ -222,6 +255,9 @@ def build_summary(result: SegmentationResult) -> dict[str, Any]:
         },
         "input": {
             "name": Path(result.source.name).name if result.source.files else result.source.name,
+            "files": len(result.source.files),
+            "size_bytes": result.source.size_bytes,
+            "sha256": result.source.sha256,
             "format": result.source.format,
             "encoding": result.source.encoding,
             "sheet": result.source.sheet,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from . import engine
 from .clean import Ledger, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
+from .errors import CustsegWarning
 from .features import RFM_COLUMNS, compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, name_segments, profile_segments, segment_levels
@@ -107,6 +109,8 @@ def segment_rfm(
     """
     config = config or RunConfig()
     fit = fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster)
+    for note in fit.notes:
+        warnings.warn(note, CustsegWarning, stacklevel=2)
     profiles = profile_segments(rfm, fit.labels)
     levels = segment_levels(profiles, rfm)
     names = name_segments(profiles, levels, overrides=config.names or None)
