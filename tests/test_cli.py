@@ -21,10 +21,12 @@ def test_run_writes_outputs_and_prints_table(tiny_csv: Path, tmp_path: Path) -> 
     out = tmp_path / "out"
     res = runner.invoke(app, ["run", str(tiny_csv), "--out", str(out), "--k", "2", "--k-range", "1-2"])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.iterdir()) == ["model.json", "segments.csv", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "figures", "model.json", "report.html", "run.json", "segments.csv", "summary.json"
+    ]
     assert "13 rows read, 7 used" in res.stdout
     assert "3 customers segmented as of 2021-02-01" in res.stdout
-    assert "Wrote segments.csv, summary.json, model.json to" in res.stdout
+    assert "Wrote segments.csv, summary.json, model.json, run.json, report.html to" in res.stdout
 
 
 def test_run_quiet_prints_nothing(tiny_csv: Path, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ inside the engine on data of any size.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -16,11 +17,18 @@ import ibis
 import ibis.expr.types as ir
 
 from .config import CleanConfig
-from .errors import EmptyDataError
+from .errors import CustsegWarning, EmptyDataError, InputError
 from .load import SOURCE_PREFIX
-from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY, STOCK_CODE
+from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY, STOCK_CODE, ColumnMap
 
-__all__ = ["DROP_REASON", "DROP_REASONS", "Ledger", "clean_transactions", "mark_drops"]
+__all__ = [
+    "DROP_REASON",
+    "DROP_REASONS",
+    "Ledger",
+    "clean_transactions",
+    "explain_drops",
+    "mark_drops",
+]
 
 DROP_REASON = "drop_reason"
 
@@ -236,3 +244,67 @@ def check_not_empty(ledger: Ledger) -> None:
         f"No purchase lines left: all {ledger.rows_read:,} rows were dropped ({story}). "
         "Check the column mapping and the --since/--until/--as-of window."
     )
+
+
+def _examples(marked: ir.Table, reason: str, columns: list[str], limit: int = 3) -> str:
+    """A few source values of rows dropped for ``reason``, e.g. ``Quantity='abc'``."""
+    src = [SOURCE_PREFIX + c for c in columns if SOURCE_PREFIX + c in marked.columns]
+    if not src:
+        return ""
+    rows = (
+        marked.filter(marked[DROP_REASON] == reason).select(*src).limit(limit).to_pyarrow().to_pylist()
+    )
+    shown = []
+    for row in rows:
+        cells = [f"{k[len(SOURCE_PREFIX):]}={_short(v)}" for k, v in row.items()]
+        shown.append(", ".join(cells))
+    return "; ".join(shown)
+
+
+def _short(value: Any) -> str:
+    text = repr(value if value is None or isinstance(value, str) else str(value))
+    return text if len(text) <= 40 else text[:37] + "...'"
+
+
+def explain_drops(
+    marked: ir.Table, ledger: Ledger, columns: ColumnMap, *, config: CleanConfig
+) -> None:
+    """Say, with examples, why rows with unreadable numbers or dates were dropped.
+
+    Warns (:class:`CustsegWarning`) by default; raises under ``config.strict``.
+
+    Raises
+    ------
+    InputError
+        With ``strict``, if any number or date did not parse.
+    """
+    notes: list[str] = []
+    bad_numbers = ledger.rows_dropped.get("invalid_number", 0)
+    if bad_numbers:
+        value_cols = [c for c in (columns.quantity, columns.price, columns.amount) if c]
+        notes.append(
+            f"{bad_numbers:,} rows have a missing or non-numeric value in {value_cols} "
+            f"(e.g. {_examples(marked, 'invalid_number', value_cols)})"
+            + ("." if config.strict else "; they are counted as invalid_number.")
+        )
+    bad_dates = ledger.rows_dropped.get("unparseable_date", 0)
+    if bad_dates and columns.date:
+        notes.append(
+            f"{bad_dates:,} rows have a missing or unreadable date in {columns.date!r} "
+            f"(e.g. {_examples(marked, 'unparseable_date', [columns.date])})"
+            + ("." if config.strict else "; they are counted as unparseable_date.")
+            + " Pass --date-format if the dates mix formats."
+        )
+    if config.strict and notes:
+        raise InputError(
+            " ".join(notes) + " --strict refuses such rows: fix them, or run without --strict "
+            "to count them in the ledger."
+        )
+    outside = ledger.rows_dropped.get("outside_window", 0)
+    if outside and config.as_of is not None:
+        notes.append(
+            f"{outside:,} rows fall outside the window ending before as_of {config.as_of} "
+            "(or --since/--until) and were left out."
+        )
+    for note in notes:
+        warnings.warn(note, CustsegWarning, stacklevel=2)

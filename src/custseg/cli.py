@@ -128,6 +128,7 @@ def build_config(
     until: str | None,
     exclude_codes: str | None,
     drop_duplicates: bool | None,
+    strict: bool | None = None,
     outliers: str | None,
     transform: str | None,
     k: int | None,
@@ -145,6 +146,7 @@ def build_config(
         until=_date(until, "--until"),
         exclude_codes=codes,
         drop_duplicates=drop_duplicates,
+        strict=strict,
     )
     cluster = _override(
         base.cluster,
@@ -204,14 +206,12 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
     console.print(f"k = {result.k} ({sel.method}); silhouette {sil_text}.")
-    if sel.note:
-        console.print(sel.note)
     table = Table(title=None, show_edge=False, header_style="bold")
     for col, justify in (
         ("segment", "left"), ("customers", "right"), ("revenue share", "right"),
-        ("recency (days)", "right"), ("frequency", "right"), ("monetary", "right"),
+        ("recency", "right"), ("frequency", "right"), ("monetary", "right"),
     ):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
     seg = result.segment_table()
     for row in seg.to_dict(orient="records"):
         table.add_row(
@@ -238,7 +238,11 @@ def _execute(
     with _progress(quiet) as progress, atomic_output_dir(out, force=force) as tmp:
         result = run(source, config=config, progress=progress, **read_options)
         progress("write outputs")
-        written = write_outputs(result, tmp)
+        written = write_outputs(result, tmp, command=["custseg", *sys.argv[1:]])
+        progress("write report")
+        from .report import write_report  # matplotlib loads only when a report is written
+
+        written += write_report(tmp)[:1]
     if not quiet:
         _print_account(result, out, [p.name for p in written])
     return result
@@ -276,6 +280,7 @@ def run_command(
     until: Annotated[str | None, typer.Option(help="Ignore rows after this date.")] = None,
     exclude_codes: Annotated[str | None, typer.Option(help="Comma-separated stock codes that are not products, e.g. POST,M,DOT.")] = None,
     drop_duplicates: Annotated[bool | None, typer.Option("--drop-duplicates/--keep-duplicates", help="Drop exact duplicate rows [default: keep].")] = None,
+    strict: Annotated[bool | None, typer.Option("--strict/--lenient", help="Refuse unreadable numbers and dates instead of counting them in the ledger [default: lenient].")] = None,
     outliers: Annotated[str | None, typer.Option(help="zscore | iqr | none [default: zscore].")] = None,
     transform: Annotated[str | None, typer.Option(help="none | log [default: none].")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
@@ -286,7 +291,7 @@ def run_command(
     """Segment the customers of a transaction file."""
     config = build_config(
         config_file=config_file, as_of=as_of, since=since, until=until,
-        exclude_codes=exclude_codes, drop_duplicates=drop_duplicates, outliers=outliers,
+        exclude_codes=exclude_codes, drop_duplicates=drop_duplicates, strict=strict, outliers=outliers,
         transform=transform, k=k, k_range=k_range, select=select, seed=seed,
     )
     columns = {
@@ -320,6 +325,21 @@ def demo_command(
     if not quiet:
         typer.echo(f"Demo data: UCI Online Retail, 541,909 invoice lines. {CITATION}")
     _execute(online_retail_path(), out=out, force=force, quiet=quiet, config=config, read_options={})
+
+
+@app.command("report")
+@_handles_errors
+def report_command(
+    out_dir: Annotated[Path, typer.Argument(help="Output folder of a finished `custseg run`.")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Rebuild report.html and figures/ from a finished run's files, without re-running it."""
+    from .report import write_report
+
+    paths = write_report(out_dir)
+    if not quiet:
+        figures = paths[0].parent / "figures"
+        typer.echo(f"Wrote {paths[0]} and {len(paths) - 1} figure files in {figures}")
 
 
 def _terminate(signum: int, _frame: Any) -> None:

@@ -45,6 +45,9 @@ class CleanConfig:
         Stock codes that are not products (``POST``, ``M``, ...); needs a stock code column.
     drop_duplicates : bool
         Drop exact duplicate input rows after the first.
+    strict : bool
+        Refuse the input, instead of counting the rows in the ledger, when a number or a date
+        does not parse.
     """
 
     as_of: dt.date | None = None
@@ -52,6 +55,7 @@ class CleanConfig:
     until: dt.date | None = None
     exclude_codes: tuple[str, ...] = ()
     drop_duplicates: bool = False
+    strict: bool = False
 
     def __post_init__(self) -> None:
         if self.since and self.until and self.since > self.until:

@@ -8,9 +8,10 @@ files, lenient date parsing).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,19 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-__all__ = ["connect", "parse_timestamp", "read_csv", "read_parquet", "register_arrow"]
+from .errors import InputError
+
+__all__ = [
+    "MAX_LINE_BYTES",
+    "connect",
+    "parse_timestamp",
+    "read_csv",
+    "read_parquet",
+    "register_arrow",
+    "translate_errors",
+]
+
+MAX_LINE_BYTES = 64 << 20
 
 
 def connect(*, threads: int | None = None, memory_limit: str | None = None) -> BaseBackend:
@@ -71,6 +84,8 @@ def read_csv(
         "header": True,
         "encoding": encoding,
         "union_by_name": len(files) > 1,
+        # DuckDB's default (2 MB) rejects exports with very long description cells.
+        "max_line_size": MAX_LINE_BYTES,
     }
     if delimiter:
         opts["delim"] = delimiter
@@ -96,3 +111,31 @@ def parse_timestamp(value: ir.StringValue, fmt: str | None) -> ir.TimestampValue
     if fmt is None:
         return value.try_cast("timestamp")  # type: ignore[return-value]
     return _try_strptime(value, fmt)  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    """Turn the engine's errors about the data into a one-line :class:`InputError`.
+
+    Reading is lazy: a bad byte deep in a file surfaces only when a query runs, so every
+    query over the input runs inside this guard. ``what`` names the input in the message.
+    """
+    import duckdb
+
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException) as exc:
+        text = str(exc).strip().splitlines()[0][:240] if str(exc).strip() else type(exc).__name__
+        hint = "Check the file's encoding, delimiter and quoting (--encoding, --delimiter)."
+        if "unicode" in text.lower() or "utf" in text.lower():
+            hint = "Pass --encoding latin-1 (or the file's real encoding)."
+        elif "line size" in text.lower():
+            hint = f"Lines longer than {MAX_LINE_BYTES >> 20} MB are not supported; clean the export."
+        raise InputError(f"Cannot read {what}: {text}. {hint}") from None
+    except duckdb.OutOfMemoryException:
+        raise InputError(
+            f"Ran out of memory while reading {what}. Set CUSTSEG_MEMORY_LIMIT lower "
+            "(e.g. 4GB) so the engine spills to disk, or free memory."
+        ) from None

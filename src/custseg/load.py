@@ -7,6 +7,7 @@ by reason there.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import glob as _glob
 import gzip
@@ -242,6 +243,7 @@ def _read(
             f"Cannot read {name} as CSV ({_first_line(exc)}). "
             "Check the file is delimited text; pass --delimiter or --encoding if detection failed."
         ) from None
+    _check_csv_header(files[0], enc, list(schema.names))
     if len(schema) == 1 and delimiter is None:
         only = schema.names[0]
         if any(sep in only for sep in (";", "\t", "|", ",")):
@@ -250,6 +252,30 @@ def _read(
                 "character that separates its columns."
             )
     return table, SourceInfo(name, "csv", tuple(map(str, files)), size, encoding=enc, sha256=digest)
+
+
+def _check_csv_header(path: Path, encoding: str, names: list[str]) -> None:
+    """The engine renames repeated header names (Quantity, Quantity_1): refuse them instead."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:  # type: ignore[operator]
+            first = fh.readline(1 << 20)
+    except (OSError, EOFError):
+        return
+    first = first.lstrip("\ufeff").rstrip("\r\n")
+    if len(names) < 2:
+        return
+    for sep in (",", ";", "\t", "|"):
+        cells = next(csv.reader([first], delimiter=sep))
+        if len(cells) == len(names):
+            stripped = [c.strip() for c in cells]
+            dupes = sorted({c for c in stripped if stripped.count(c) > 1})
+            if dupes:
+                raise SchemaError(
+                    f"Duplicated column name(s) {dupes} in the header of {path.name}. "
+                    "Rename them so each is unique."
+                )
+            return
 
 
 def _expand(source: str | Path) -> list[Path]:
@@ -339,8 +365,14 @@ def _looks_binary(path: Path) -> bool:
 def _detect_encoding(path: Path) -> str:
     """UTF-8 if the first megabytes decode as UTF-8, else ISO-8859-1 (which never fails)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
-    with opener(path, "rb") as fh:  # type: ignore[operator]
-        chunk = fh.read(4 << 20)
+    try:
+        with opener(path, "rb") as fh:  # type: ignore[operator]
+            chunk = fh.read(4 << 20)
+    except (OSError, EOFError) as exc:
+        raise InputError(
+            f"Cannot read {path}: {exc}. Check that the file is complete (download or export "
+            "it again)."
+        ) from None
     if b"\x00" in chunk[:4096] and not chunk.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise InputError(f"{path} looks binary, not text. Export the data as CSV or Parquet.")
     try:
@@ -374,7 +406,10 @@ def _read_excel(con: BaseBackend, path: Path, sheet: str | int | None) -> tuple[
     elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
         index = int(sheet)
         if not 0 <= index < len(names):
-            raise InputError(f"{path.name} has no sheet number {index}; its sheets are {names}.")
+            raise InputError(
+                f"{path.name} has no sheet {str(sheet)!r} (nor sheet number {index}); its sheets "
+                f"are {names}. Pass --sheet NAME."
+            )
         chosen = names[index]
     elif sheet in names:
         chosen = sheet

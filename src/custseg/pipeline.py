@@ -17,7 +17,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from . import engine
-from .clean import Ledger, mark_drops
+from .clean import Ledger, explain_drops, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
 from .errors import CustsegWarning
@@ -192,7 +192,9 @@ def run(
     lap(STAGES[0])
     notify(STAGES[1])
     marked = mark_drops(tx.table, config=config.clean)
-    rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+    with engine.translate_errors(tx.source.name):
+        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+        explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
     notify(STAGES[2])
     customers, fit, profiles, names = segment_rfm(rfm, config=config)
