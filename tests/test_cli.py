@@ -30,7 +30,7 @@ def test_run_writes_outputs_and_prints_table(tiny_csv: Path, tmp_path: Path) -> 
 
 
 def test_run_quiet_prints_nothing(tiny_csv: Path, tmp_path: Path) -> None:
-    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(tmp_path / "o"), "--k", "2", "--k-range", "1-2", "-q"])
+    res = runner.invoke(app, ["run", "--no-report", str(tiny_csv), "-o", str(tmp_path / "o"), "--k", "2", "--k-range", "1-2", "-q"])
     assert res.exit_code == 0 and res.stdout == ""
 
 
@@ -38,7 +38,7 @@ def test_run_options_reach_the_pipeline(tiny_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     res = runner.invoke(
         app,
-        ["run", str(tiny_csv), "-o", str(out), "--k", "1", "--k-range", "1-2", "--exclude-codes", "POST,M",
+        ["run", "--no-report", str(tiny_csv), "-o", str(out), "--k", "1", "--k-range", "1-2", "--exclude-codes", "POST,M",
          "--drop-duplicates", "--as-of", "2021-02-05", "--outliers", "none", "--transform", "log", "--seed", "3", "-q"],
     )
     assert res.exit_code == 0, res.output
@@ -56,7 +56,7 @@ def test_run_explicit_columns(tmp_path: Path) -> None:
     src.write_text("Cust No;When;Total\n1;2021-01-01;5\n2;2021-01-03;7\n3;2021-01-02;1\n")
     res = runner.invoke(
         app,
-        ["run", str(src), "-o", str(tmp_path / "o"), "--customer-col", "Cust No", "--date-col", "When",
+        ["run", "--no-report", str(src), "-o", str(tmp_path / "o"), "--customer-col", "Cust No", "--date-col", "When",
          "--amount-col", "Total", "--k", "1", "--k-range", "1", "-q"],
     )
     assert res.exit_code == 0, res.output
@@ -67,7 +67,7 @@ def test_run_explicit_columns(tmp_path: Path) -> None:
 def test_run_config_file_then_flags(tiny_csv: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('[cluster]\nk = 2\nk_values = [1, 2]\noutliers = "iqr"\n[clean]\nexclude_codes = ["POST"]\n')
-    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(tmp_path / "o"), "--config", str(cfg), "--outliers", "none", "-q"])
+    res = runner.invoke(app, ["run", "--no-report", str(tiny_csv), "-o", str(tmp_path / "o"), "--config", str(cfg), "--outliers", "none", "-q"])
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["k"] == 2
@@ -100,7 +100,7 @@ def test_run_errors_are_one_line(args: list[str], message: str, tiny_csv: Path, 
 
 def test_run_refuses_existing_output_without_force(tiny_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    args = ["run", str(tiny_csv), "-o", str(out), "--k", "2", "--k-range", "1-2", "-q"]
+    args = ["run", "--no-report", str(tiny_csv), "-o", str(out), "--k", "2", "--k-range", "1-2", "-q"]
     assert runner.invoke(app, args).exit_code == 0
     res = runner.invoke(app, args)
     assert res.exit_code == 1 and "Pass --force" in res.stderr
@@ -125,8 +125,8 @@ def test_demo_runs_on_bundled_data(tmp_path: Path) -> None:
 
 def test_run_csv_and_parquet_give_identical_segments(retail_parquet: Path, retail_csv: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    assert runner.invoke(app, ["run", str(retail_csv), "-o", str(a), "-q"]).exit_code == 0
-    assert runner.invoke(app, ["run", str(retail_parquet), "-o", str(b), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["run", "--no-report", str(retail_csv), "-o", str(a), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["run", "--no-report", str(retail_parquet), "-o", str(b), "-q"]).exit_code == 0
     assert _digest(a / "segments.csv") == _digest(b / "segments.csv")
     assert _digest(a / "model.json") == _digest(b / "model.json")
 
@@ -134,6 +134,6 @@ def test_run_csv_and_parquet_give_identical_segments(retail_parquet: Path, retai
 def test_run_is_deterministic(retail_parquet: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        assert runner.invoke(app, ["run", str(retail_parquet), "-o", str(out), "-q", "--seed", "7"]).exit_code == 0
+        assert runner.invoke(app, ["run", "--no-report", str(retail_parquet), "-o", str(out), "-q", "--seed", "7"]).exit_code == 0
     for name in ("segments.csv", "summary.json", "model.json"):
         assert _digest(a / name) == _digest(b / name), name

@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 
 from custseg.config import ClusterConfig, RunConfig
-from custseg.errors import OutputError
+from custseg.errors import CustsegWarning, OutputError
 from custseg.output import OUTPUT_FILES, atomic_output_dir, neutralize_cell, write_outputs
 from custseg.pipeline import run
 
 
 @pytest.fixture
 def tiny_result(tiny_csv: Path):  # type: ignore[no-untyped-def]
-    return run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))))
+    with pytest.warns(CustsegWarning, match="counted as"):
+        return run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))))
 
 
 def test_write_outputs_contract(tiny_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -7,12 +7,17 @@ import pandas as pd
 import pytest
 
 from custseg.config import ClusterConfig, RunConfig
+from custseg.errors import CustsegWarning
 from custseg.pipeline import STAGES, run, segment_rfm
 
 
 def test_run_tiny_keeps_every_customer(tiny_csv: Path) -> None:
     stages: list[str] = []
-    result = run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))), progress=stages.append)
+    with pytest.warns(CustsegWarning) as caught:
+        result = run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))), progress=stages.append)
+    messages = [str(w.message) for w in caught]
+    assert any("non-numeric value in ['Quantity', 'UnitPrice'] (e.g. Quantity='abc'" in m for m in messages)
+    assert any("unreadable date in 'InvoiceDate' (e.g. InvoiceDate='notadate')" in m for m in messages)
     assert stages == list(STAGES)
     assert result.customers.index.tolist() == ["C1", "C2", "C5"]
     assert list(result.customers.columns) == ["recency", "frequency", "monetary", "outlier", "cluster", "segment"]

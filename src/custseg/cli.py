@@ -234,15 +234,17 @@ def _execute(
     quiet: bool,
     config: RunConfig,
     read_options: dict[str, Any],
+    report: bool = True,
 ) -> SegmentationResult:
     with _progress(quiet) as progress, atomic_output_dir(out, force=force) as tmp:
         result = run(source, config=config, progress=progress, **read_options)
         progress("write outputs")
         written = write_outputs(result, tmp, command=["custseg", *sys.argv[1:]])
-        progress("write report")
-        from .report import write_report  # matplotlib loads only when a report is written
+        if report:
+            progress("write report")
+            from .report import write_report  # matplotlib loads only when a report is written
 
-        written += write_report(tmp)[:1]
+            written += write_report(tmp)[:1]
     if not quiet:
         _print_account(result, out, [p.name for p in written])
     return result
@@ -253,6 +255,9 @@ def _execute(
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (written whole or not at all).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output folder if it exists.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+ReportOpt = Annotated[
+    bool, typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report].")
+]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")]
 
 
@@ -287,6 +292,7 @@ def run_command(
     k_range: Annotated[str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")] = None,
     select: Annotated[str | None, typer.Option(help="knee | silhouette [default: knee].")] = None,
     seed: SeedOpt = None,
+    report: ReportOpt = True,
 ) -> None:
     """Segment the customers of a transaction file."""
     config = build_config(
@@ -303,7 +309,10 @@ def run_command(
         "columns": columns, "date_format": date_format, "encoding": encoding,
         "delimiter": delimiter, "sheet": sheet,
     }
-    _execute(input, out=out, force=force, quiet=quiet, config=config, read_options=read_options)
+    _execute(
+        input, out=out, force=force, quiet=quiet, config=config, read_options=read_options,
+        report=report,
+    )
 
 
 @app.command("demo")
