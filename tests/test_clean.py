@@ -4,12 +4,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from tests.conftest import TINY_DROPS
 
 from custseg.clean import DROP_REASONS, Ledger, clean_transactions, mark_drops
 from custseg.config import CleanConfig
 from custseg.errors import ConfigError, EmptyDataError
 from custseg.load import load_transactions
-from tests.conftest import TINY_DROPS
 
 
 def _clean(path: Path, **kw: object) -> tuple[object, Ledger]:
@@ -23,7 +23,11 @@ def test_clean_transactions_ledger_by_reason(tiny_csv: Path) -> None:
     assert ledger.rows_used == 7
     assert {r: n for r, n in ledger.rows_dropped.items() if n} == TINY_DROPS
     assert list(ledger.rows_dropped) == list(DROP_REASONS)
-    assert (ledger.customers_seen, ledger.customers_segmented, ledger.customers_without_purchase) == (6, 3, 3)
+    assert (
+        ledger.customers_seen,
+        ledger.customers_segmented,
+        ledger.customers_without_purchase,
+    ) == (6, 3, 3)
     assert lines.count().execute() == 7  # type: ignore[attr-defined]
 
 
@@ -52,7 +56,9 @@ def test_clean_transactions_as_of_drops_later_rows(tiny_csv: Path) -> None:
 def test_clean_transactions_first_reason_wins(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     # a cancellation with no customer and a negative quantity counts once, as missing_customer
-    path.write_text("CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n,C1,2021-01-01,-1,0\n1,2,2021-01-01,1,1\n")
+    path.write_text(
+        "CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n,C1,2021-01-01,-1,0\n1,2,2021-01-01,1,1\n"
+    )
     _, ledger = _clean(path)
     assert ledger.rows_dropped["missing_customer"] == 1
     assert sum(ledger.rows_dropped.values()) == 1
@@ -60,8 +66,12 @@ def test_clean_transactions_first_reason_wins(tmp_path: Path) -> None:
 
 def test_clean_transactions_everything_dropped(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text("CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n1,C1,2021-01-01,-1,2\n2,C2,2021-01-01,-1,2\n")
-    with pytest.raises(EmptyDataError, match=r"No purchase lines left: all 2 rows were dropped \(2 cancellation\)"):
+    path.write_text(
+        "CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n1,C1,2021-01-01,-1,2\n2,C2,2021-01-01,-1,2\n"
+    )
+    with pytest.raises(
+        EmptyDataError, match=r"No purchase lines left: all 2 rows were dropped \(2 cancellation\)"
+    ):
         _clean(path)
 
 

@@ -19,10 +19,17 @@ def _digest(path: Path) -> str:
 
 def test_run_writes_outputs_and_prints_table(tiny_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", str(tiny_csv), "--out", str(out), "--k", "2", "--k-range", "1-2"])
+    res = runner.invoke(
+        app, ["run", str(tiny_csv), "--out", str(out), "--k", "2", "--k-range", "1-2"]
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "figures", "model.json", "report.html", "run.json", "segments.csv", "summary.json"
+        "figures",
+        "model.json",
+        "report.html",
+        "run.json",
+        "segments.csv",
+        "summary.json",
     ]
     assert "13 rows read, 7 used" in res.stdout
     assert "3 customers segmented as of 2021-02-01" in res.stdout
@@ -30,7 +37,21 @@ def test_run_writes_outputs_and_prints_table(tiny_csv: Path, tmp_path: Path) -> 
 
 
 def test_run_quiet_prints_nothing(tiny_csv: Path, tmp_path: Path) -> None:
-    res = runner.invoke(app, ["run", "--no-report", str(tiny_csv), "-o", str(tmp_path / "o"), "--k", "2", "--k-range", "1-2", "-q"])
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--no-report",
+            str(tiny_csv),
+            "-o",
+            str(tmp_path / "o"),
+            "--k",
+            "2",
+            "--k-range",
+            "1-2",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0 and res.stdout == ""
 
 
@@ -38,8 +59,29 @@ def test_run_options_reach_the_pipeline(tiny_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
     res = runner.invoke(
         app,
-        ["run", "--no-report", str(tiny_csv), "-o", str(out), "--k", "1", "--k-range", "1-2", "--exclude-codes", "POST,M",
-         "--drop-duplicates", "--as-of", "2021-02-05", "--outliers", "none", "--transform", "log", "--seed", "3", "-q"],
+        [
+            "run",
+            "--no-report",
+            str(tiny_csv),
+            "-o",
+            str(out),
+            "--k",
+            "1",
+            "--k-range",
+            "1-2",
+            "--exclude-codes",
+            "POST,M",
+            "--drop-duplicates",
+            "--as-of",
+            "2021-02-05",
+            "--outliers",
+            "none",
+            "--transform",
+            "log",
+            "--seed",
+            "3",
+            "-q",
+        ],
     )
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
@@ -56,8 +98,24 @@ def test_run_explicit_columns(tmp_path: Path) -> None:
     src.write_text("Cust No;When;Total\n1;2021-01-01;5\n2;2021-01-03;7\n3;2021-01-02;1\n")
     res = runner.invoke(
         app,
-        ["run", "--no-report", str(src), "-o", str(tmp_path / "o"), "--customer-col", "Cust No", "--date-col", "When",
-         "--amount-col", "Total", "--k", "1", "--k-range", "1", "-q"],
+        [
+            "run",
+            "--no-report",
+            str(src),
+            "-o",
+            str(tmp_path / "o"),
+            "--customer-col",
+            "Cust No",
+            "--date-col",
+            "When",
+            "--amount-col",
+            "Total",
+            "--k",
+            "1",
+            "--k-range",
+            "1",
+            "-q",
+        ],
     )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
@@ -66,8 +124,24 @@ def test_run_explicit_columns(tmp_path: Path) -> None:
 
 def test_run_config_file_then_flags(tiny_csv: Path, tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[cluster]\nk = 2\nk_values = [1, 2]\noutliers = "iqr"\n[clean]\nexclude_codes = ["POST"]\n')
-    res = runner.invoke(app, ["run", "--no-report", str(tiny_csv), "-o", str(tmp_path / "o"), "--config", str(cfg), "--outliers", "none", "-q"])
+    cfg.write_text(
+        '[cluster]\nk = 2\nk_values = [1, 2]\noutliers = "iqr"\n[clean]\nexclude_codes = ["POST"]\n'
+    )
+    res = runner.invoke(
+        app,
+        [
+            "run",
+            "--no-report",
+            str(tiny_csv),
+            "-o",
+            str(tmp_path / "o"),
+            "--config",
+            str(cfg),
+            "--outliers",
+            "none",
+            "-q",
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["k"] == 2
@@ -79,14 +153,19 @@ def test_run_config_file_then_flags(tiny_csv: Path, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["run", "missing.csv"], "error: No such file: 'missing.csv'"),
-        (["run", "{tiny}", "--customer-col", "Nope"], "error: Column 'Nope' given with --customer-col is not in the input"),
+        (
+            ["run", "{tiny}", "--customer-col", "Nope"],
+            "error: Column 'Nope' given with --customer-col is not in the input",
+        ),
         (["run", "{tiny}", "--as-of", "yesterday"], "error: --as-of 'yesterday' is not a date"),
         (["run", "{tiny}", "--outliers", "mad"], "error: Unknown outlier method 'mad'"),
         (["run", "{tiny}", "--k-range", "a-b"], "error: --k-range 'a-b' is not a range"),
         (["run", "{tiny}", "--config", "nope.toml"], "error: Cannot read config file 'nope.toml'"),
     ],
 )
-def test_run_errors_are_one_line(args: list[str], message: str, tiny_csv: Path, tmp_path: Path) -> None:
+def test_run_errors_are_one_line(
+    args: list[str], message: str, tiny_csv: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "o"
     argv = [a.replace("{tiny}", str(tiny_csv)) for a in args] + ["-o", str(out)]
     res = runner.invoke(app, argv)
@@ -100,7 +179,18 @@ def test_run_errors_are_one_line(args: list[str], message: str, tiny_csv: Path, 
 
 def test_run_refuses_existing_output_without_force(tiny_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "o"
-    args = ["run", "--no-report", str(tiny_csv), "-o", str(out), "--k", "2", "--k-range", "1-2", "-q"]
+    args = [
+        "run",
+        "--no-report",
+        str(tiny_csv),
+        "-o",
+        str(out),
+        "--k",
+        "2",
+        "--k-range",
+        "1-2",
+        "-q",
+    ]
     assert runner.invoke(app, args).exit_code == 0
     res = runner.invoke(app, args)
     assert res.exit_code == 1 and "Pass --force" in res.stderr
@@ -118,15 +208,28 @@ def test_demo_runs_on_bundled_data(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     res = runner.invoke(app, ["demo", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert "UCI Online Retail" in res.stdout and "4,338 customers segmented as of 2011-12-10" in res.stdout
+    assert (
+        "UCI Online Retail" in res.stdout
+        and "4,338 customers segmented as of 2011-12-10" in res.stdout
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ledger"]["customers_segmented"] == 4_338
 
 
-def test_run_csv_and_parquet_give_identical_segments(retail_parquet: Path, retail_csv: Path, tmp_path: Path) -> None:
+def test_run_csv_and_parquet_give_identical_segments(
+    retail_parquet: Path, retail_csv: Path, tmp_path: Path
+) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
-    assert runner.invoke(app, ["run", "--no-report", str(retail_csv), "-o", str(a), "-q"]).exit_code == 0
-    assert runner.invoke(app, ["run", "--no-report", str(retail_parquet), "-o", str(b), "-q"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["run", "--no-report", str(retail_csv), "-o", str(a), "-q"]).exit_code
+        == 0
+    )
+    assert (
+        runner.invoke(
+            app, ["run", "--no-report", str(retail_parquet), "-o", str(b), "-q"]
+        ).exit_code
+        == 0
+    )
     assert _digest(a / "segments.csv") == _digest(b / "segments.csv")
     assert _digest(a / "model.json") == _digest(b / "model.json")
 
@@ -134,6 +237,12 @@ def test_run_csv_and_parquet_give_identical_segments(retail_parquet: Path, retai
 def test_run_is_deterministic(retail_parquet: Path, tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     for out in (a, b):
-        assert runner.invoke(app, ["run", "--no-report", str(retail_parquet), "-o", str(out), "-q", "--seed", "7"]).exit_code == 0
+        assert (
+            runner.invoke(
+                app,
+                ["run", "--no-report", str(retail_parquet), "-o", str(out), "-q", "--seed", "7"],
+            ).exit_code
+            == 0
+        )
     for name in ("segments.csv", "summary.json", "model.json"):
         assert _digest(a / name) == _digest(b / name), name

@@ -7,8 +7,8 @@ wrong, where, how to fix it) and that no output folder or temporary file is left
 from __future__ import annotations
 
 import gzip
-import re
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,7 +43,9 @@ def _folder_without_data(d: Path) -> Path:
 
 def _parquet_truncated(d: Path) -> Path:
     p = d / "t.parquet"
-    pd.DataFrame({"CustomerID": [1, 2], "InvoiceDate": ["2021-01-01"] * 2, "amount": [1.0, 2.0]}).to_parquet(p)
+    pd.DataFrame(
+        {"CustomerID": [1, 2], "InvoiceDate": ["2021-01-01"] * 2, "amount": [1.0, 2.0]}
+    ).to_parquet(p)
     data = p.read_bytes()
     p.write_bytes(data[: len(data) // 2])
     return p
@@ -70,46 +72,206 @@ def _bad_gzip(d: Path) -> Path:
 
 CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
     ("missing file", "nope.csv", [], r"No such file: '.*nope\.csv'\. Check the path\."),
-    ("not a table", _write("x.bin", b"\x00\x01\x02\x03" * 500), [], r"not a table custseg can read .*Export the data as CSV or Parquet"),
-    ("binary with csv suffix", _write("x.csv", b"\x89PNG\r\n\x1a\n\x00\x00" * 300), [], r"looks binary, not text\. Export the data as CSV or Parquet"),
-    ("empty file", _write("e.csv", ""), [], r"e\.csv is empty\. Export the data again with a header row"),
-    ("header only", _write("h.csv", HEADER), [], r"The input has a header but no rows\. Check the export"),
-    ("missing customer column", _write("m.csv", "Invoice,Price,Kunde,Quantity,Date\n1,2,3,4,2021-01-01\n"), [], r"No customer column: found \[.*'Kunde'.*\]\. Pass --customer-col"),
-    ("missing date column", _write("m.csv", "CustomerID,Invoice,Price,Quantity\n1,2,3,4\n"), [], r"No date column: found .*Pass --date-col"),
-    ("missing value columns", _write("m.csv", "CustomerID,InvoiceDate\n1,2021-01-01\n"), [], r"No line value columns: .*--amount-col"),
-    ("explicit column typo", _write("g.csv", GOOD), ["--customer-col", "CustomerId"], r"Column 'CustomerId' given with --customer-col is not in the input.*Did you mean 'CustomerID'\?"),
-    ("two roles one column", _write("g.csv", GOOD), ["--customer-col", "CustomerID", "--invoice-col", "CustomerID"], r"Column 'CustomerID' is mapped to several roles \['customer', 'invoice'\]"),
-    ("duplicated header", _write("d.csv", "CustomerID,InvoiceNo,InvoiceDate,Quantity,Quantity,UnitPrice\n1,A,2021-01-01,1,1,2\n"), [], r"Duplicated column name\(s\) \['Quantity'\] in the header of d\.csv\. Rename them"),
-    ("text in numbers, strict", _write("t.csv", GOOD + "4,A4,2021-01-02,abc,2\n"), ["--strict"], r"1 rows have a missing or non-numeric value in \['Quantity', 'UnitPrice'\] \(e\.g\. Quantity='abc', UnitPrice='2'\)\. --strict refuses"),
-    ("bad dates, strict", _write("t.csv", GOOD + "4,A4,31/31/2021,1,2\n"), ["--strict"], r"1 rows have a missing or unreadable date in 'InvoiceDate' \(e\.g\. InvoiceDate='31/31/2021'\).*--date-format"),
-    ("unknown date format", _write("t.csv", HEADER + "1,A,soon,1,2\n2,B,later,1,2\n"), [], r"Cannot tell the date format of column 'InvoiceDate' \(values like 'soon', 'later'\)\. Pass --date-format"),
-    ("date format matches nothing", _write("g.csv", GOOD), ["--date-format", "%d.%m.%Y"], r"No purchase lines left: all 3 rows were dropped \(3 unparseable date\)"),
-    ("every row cancelled", _write("c.csv", HEADER + "1,C1,2021-01-01,-1,2\n2,C2,2021-01-02,-3,2\n"), [], r"No purchase lines left: all 2 rows were dropped \(2 cancellation\)"),
-    ("no customer ids", _write("n.csv", HEADER + ",A1,2021-01-01,1,2\n,A2,2021-01-02,3,2\n"), [], r"all 2 rows were dropped \(2 missing customer\)"),
-    ("all dates after as-of", _write("g.csv", GOOD), ["--as-of", "2020-06-01"], r"all 3 rows were dropped \(3 outside window\)"),
-    ("fewer customers than k", _write("g.csv", GOOD), ["--k", "5"], r"--k 5 .*3 distinct customers|k=5.*3"),
+    (
+        "not a table",
+        _write("x.bin", b"\x00\x01\x02\x03" * 500),
+        [],
+        r"not a table custseg can read .*Export the data as CSV or Parquet",
+    ),
+    (
+        "binary with csv suffix",
+        _write("x.csv", b"\x89PNG\r\n\x1a\n\x00\x00" * 300),
+        [],
+        r"looks binary, not text\. Export the data as CSV or Parquet",
+    ),
+    (
+        "empty file",
+        _write("e.csv", ""),
+        [],
+        r"e\.csv is empty\. Export the data again with a header row",
+    ),
+    (
+        "header only",
+        _write("h.csv", HEADER),
+        [],
+        r"The input has a header but no rows\. Check the export",
+    ),
+    (
+        "missing customer column",
+        _write("m.csv", "Invoice,Price,Kunde,Quantity,Date\n1,2,3,4,2021-01-01\n"),
+        [],
+        r"No customer column: found \[.*'Kunde'.*\]\. Pass --customer-col",
+    ),
+    (
+        "missing date column",
+        _write("m.csv", "CustomerID,Invoice,Price,Quantity\n1,2,3,4\n"),
+        [],
+        r"No date column: found .*Pass --date-col",
+    ),
+    (
+        "missing value columns",
+        _write("m.csv", "CustomerID,InvoiceDate\n1,2021-01-01\n"),
+        [],
+        r"No line value columns: .*--amount-col",
+    ),
+    (
+        "explicit column typo",
+        _write("g.csv", GOOD),
+        ["--customer-col", "CustomerId"],
+        r"Column 'CustomerId' given with --customer-col is not in the input.*Did you mean 'CustomerID'\?",
+    ),
+    (
+        "two roles one column",
+        _write("g.csv", GOOD),
+        ["--customer-col", "CustomerID", "--invoice-col", "CustomerID"],
+        r"Column 'CustomerID' is mapped to several roles \['customer', 'invoice'\]",
+    ),
+    (
+        "duplicated header",
+        _write(
+            "d.csv",
+            "CustomerID,InvoiceNo,InvoiceDate,Quantity,Quantity,UnitPrice\n1,A,2021-01-01,1,1,2\n",
+        ),
+        [],
+        r"Duplicated column name\(s\) \['Quantity'\] in the header of d\.csv\. Rename them",
+    ),
+    (
+        "text in numbers, strict",
+        _write("t.csv", GOOD + "4,A4,2021-01-02,abc,2\n"),
+        ["--strict"],
+        r"1 rows have a missing or non-numeric value in \['Quantity', 'UnitPrice'\] \(e\.g\. Quantity='abc', UnitPrice='2'\)\. --strict refuses",
+    ),
+    (
+        "bad dates, strict",
+        _write("t.csv", GOOD + "4,A4,31/31/2021,1,2\n"),
+        ["--strict"],
+        r"1 rows have a missing or unreadable date in 'InvoiceDate' \(e\.g\. InvoiceDate='31/31/2021'\).*--date-format",
+    ),
+    (
+        "unknown date format",
+        _write("t.csv", HEADER + "1,A,soon,1,2\n2,B,later,1,2\n"),
+        [],
+        r"Cannot tell the date format of column 'InvoiceDate' \(values like 'soon', 'later'\)\. Pass --date-format",
+    ),
+    (
+        "date format matches nothing",
+        _write("g.csv", GOOD),
+        ["--date-format", "%d.%m.%Y"],
+        r"No purchase lines left: all 3 rows were dropped \(3 unparseable date\)",
+    ),
+    (
+        "every row cancelled",
+        _write("c.csv", HEADER + "1,C1,2021-01-01,-1,2\n2,C2,2021-01-02,-3,2\n"),
+        [],
+        r"No purchase lines left: all 2 rows were dropped \(2 cancellation\)",
+    ),
+    (
+        "no customer ids",
+        _write("n.csv", HEADER + ",A1,2021-01-01,1,2\n,A2,2021-01-02,3,2\n"),
+        [],
+        r"all 2 rows were dropped \(2 missing customer\)",
+    ),
+    (
+        "all dates after as-of",
+        _write("g.csv", GOOD),
+        ["--as-of", "2020-06-01"],
+        r"all 3 rows were dropped \(3 outside window\)",
+    ),
+    (
+        "fewer customers than k",
+        _write("g.csv", GOOD),
+        ["--k", "5"],
+        r"--k 5 .*3 distinct customers|k=5.*3",
+    ),
     ("k zero", _write("g.csv", GOOD), ["--k", "0"], r"--k must be at least 1, got 0"),
     ("bad k range", _write("g.csv", GOOD), ["--k-range", "ten"], r"--k-range 'ten' is not a range"),
-    ("bad as-of", _write("g.csv", GOOD), ["--as-of", "31/12/2021"], r"--as-of '31/12/2021' is not a date\. Use YYYY-MM-DD"),
-    ("since after until", _write("g.csv", GOOD), ["--since", "2021-02-01", "--until", "2021-01-01"], r"--since 2021-02-01 is after --until 2021-01-01"),
-    ("unknown outlier method", _write("g.csv", GOOD), ["--outliers", "mad"], r"Unknown outlier method 'mad'\. Use one of zscore, iqr, none"),
-    ("unknown transform", _write("g.csv", GOOD), ["--transform", "sqrt"], r"Unknown transform 'sqrt'\. Use none or log"),
-    ("exclude codes without stock column", _write("g.csv", GOOD), ["--exclude-codes", "POST"], r"--exclude-codes needs a stock code column.*--stock-code-col"),
+    (
+        "bad as-of",
+        _write("g.csv", GOOD),
+        ["--as-of", "31/12/2021"],
+        r"--as-of '31/12/2021' is not a date\. Use YYYY-MM-DD",
+    ),
+    (
+        "since after until",
+        _write("g.csv", GOOD),
+        ["--since", "2021-02-01", "--until", "2021-01-01"],
+        r"--since 2021-02-01 is after --until 2021-01-01",
+    ),
+    (
+        "unknown outlier method",
+        _write("g.csv", GOOD),
+        ["--outliers", "mad"],
+        r"Unknown outlier method 'mad'\. Use one of zscore, iqr, none",
+    ),
+    (
+        "unknown transform",
+        _write("g.csv", GOOD),
+        ["--transform", "sqrt"],
+        r"Unknown transform 'sqrt'\. Use none or log",
+    ),
+    (
+        "exclude codes without stock column",
+        _write("g.csv", GOOD),
+        ["--exclude-codes", "POST"],
+        r"--exclude-codes needs a stock code column.*--stock-code-col",
+    ),
     ("folder without data", _folder_without_data, [], r"holds no CSV or Parquet files"),
     ("glob matches nothing", "{tmp}/nothing-*.csv", [], r"No files match '.*nothing-\*\.csv'"),
-    ("truncated parquet", _parquet_truncated, [], r"Cannot read .*t\.parquet as Parquet .*complete Parquet file"),
+    (
+        "truncated parquet",
+        _parquet_truncated,
+        [],
+        r"Cannot read .*t\.parquet as Parquet .*complete Parquet file",
+    ),
     ("corrupt gzip", _bad_gzip, [], r"Cannot read .*t\.csv\.gz"),
-    ("excel sheet missing", _excel_two_sheets, ["--sheet", "2024"], r"book\.xlsx has no sheet '2024' \(nor sheet number 2024\); its sheets are \['Notes', 'Sales'\]\. Pass --sheet NAME"),
-    ("excel first sheet is notes", _excel_two_sheets, [], r"No customer column|header but no rows|Sheet 'Notes' of book\.xlsx is empty"),
-    ("config unknown key", _write("g.csv", GOOD), ["--config", "{tmp}/c.toml"], r"Unknown key\(s\) \['kk'\] in \[cluster\] of the config file"),
-    ("config not toml", _write("g.csv", GOOD), ["--config", "{tmp}/bad.toml"], r"Config file '.*bad\.toml' is not valid \.toml"),
-    ("bad encoding name", _write("g.csv", GOOD), ["--encoding", "klingon"], r"Cannot read .*g\.csv"),
-    ("output path is a file", _write("g.csv", GOOD), ["--out", "{tmp}/g.csv"], r"Output path '.*g\.csv' is a file\. Pass a folder path with --out"),
-    ("output parent not writable", _write("g.csv", GOOD), ["--out", "{tmp}/g.csv/sub/out"], r"Cannot write to '.*g\.csv/sub'"),
+    (
+        "excel sheet missing",
+        _excel_two_sheets,
+        ["--sheet", "2024"],
+        r"book\.xlsx has no sheet '2024' \(nor sheet number 2024\); its sheets are \['Notes', 'Sales'\]\. Pass --sheet NAME",
+    ),
+    (
+        "excel first sheet is notes",
+        _excel_two_sheets,
+        [],
+        r"No customer column|header but no rows|Sheet 'Notes' of book\.xlsx is empty",
+    ),
+    (
+        "config unknown key",
+        _write("g.csv", GOOD),
+        ["--config", "{tmp}/c.toml"],
+        r"Unknown key\(s\) \['kk'\] in \[cluster\] of the config file",
+    ),
+    (
+        "config not toml",
+        _write("g.csv", GOOD),
+        ["--config", "{tmp}/bad.toml"],
+        r"Config file '.*bad\.toml' is not valid \.toml",
+    ),
+    (
+        "bad encoding name",
+        _write("g.csv", GOOD),
+        ["--encoding", "klingon"],
+        r"Cannot read .*g\.csv",
+    ),
+    (
+        "output path is a file",
+        _write("g.csv", GOOD),
+        ["--out", "{tmp}/g.csv"],
+        r"Output path '.*g\.csv' is a file\. Pass a folder path with --out",
+    ),
+    (
+        "output parent not writable",
+        _write("g.csv", GOOD),
+        ["--out", "{tmp}/g.csv/sub/out"],
+        r"Cannot write to '.*g\.csv/sub'",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("build", "args", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("build", "args", "pattern"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
 def test_bad_input_gets_one_clear_line(
     build: Callable[[Path], Path] | str, args: list[str], pattern: str, tmp_path: Path
 ) -> None:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.conftest import TINY_CSV
 
 from custseg.errors import InputError, SchemaError
 from custseg.load import detect_date_format, load_transactions
-from tests.conftest import TINY_CSV
 
 
 def _rows(tx) -> pd.DataFrame:  # type: ignore[no-untyped-def]
@@ -29,8 +29,13 @@ def test_load_transactions_csv_canonical_columns(tiny_csv: Path) -> None:
 
 def test_load_transactions_parquet_float_ids_lose_dot_zero(tmp_path: Path) -> None:
     df = pd.DataFrame(
-        {"CustomerID": [17850.0, None], "InvoiceNo": ["1", "2"], "InvoiceDate": ["2011-01-01", "2011-01-02"],
-         "Quantity": [1, 2], "UnitPrice": [1.5, 2.0]}
+        {
+            "CustomerID": [17850.0, None],
+            "InvoiceNo": ["1", "2"],
+            "InvoiceDate": ["2011-01-01", "2011-01-02"],
+            "Quantity": [1, 2],
+            "UnitPrice": [1.5, 2.0],
+        }
     )
     path = tmp_path / "t.parquet"
     df.to_parquet(path)
@@ -53,7 +58,10 @@ def test_load_transactions_gzip_us_dates(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(text.encode()))
     tx = load_transactions(path)
     assert tx.date_format == "%m/%d/%Y %H:%M"
-    assert _rows(tx)["date"].tolist() == [pd.Timestamp("2010-12-01 08:26"), pd.Timestamp("2010-12-13 14:05")]
+    assert _rows(tx)["date"].tolist() == [
+        pd.Timestamp("2010-12-01 08:26"),
+        pd.Timestamp("2010-12-13 14:05"),
+    ]
 
 
 def test_load_transactions_explicit_date_format(tmp_path: Path) -> None:
@@ -95,7 +103,7 @@ def test_load_transactions_excel(tmp_path: Path) -> None:
 
 
 def test_load_transactions_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="No such file: .*nope.csv.*Check the path"):
+    with pytest.raises(InputError, match=r"No such file: .*nope\.csv.*Check the path"):
         load_transactions(tmp_path / "nope.csv")
 
 
@@ -126,14 +134,18 @@ def test_detect_date_format_unknown() -> None:
         detect_date_format(["soon", "later", "yesterday"], column="when")
 
 
-def test_load_transactions_real_csv_and_parquet_agree(retail_parquet: Path, retail_csv: Path) -> None:
+def test_load_transactions_real_csv_and_parquet_agree(
+    retail_parquet: Path, retail_csv: Path
+) -> None:
     a = load_transactions(retail_parquet)
     b = load_transactions(retail_csv)
     assert b.source.encoding == "latin-1" and b.date_format == "%m/%d/%Y %H:%M"
     assert a.columns == b.columns
 
     def stats(t):  # type: ignore[no-untyped-def]
-        agg = t.aggregate(n=t.count(), c=t.customer_id.nunique(), d=t.date.max(), q=t.quantity.sum())
+        agg = t.aggregate(
+            n=t.count(), c=t.customer_id.nunique(), d=t.date.max(), q=t.quantity.sum()
+        )
         return agg.to_pandas().to_dict()
 
     assert stats(a.table) == stats(b.table)

@@ -14,13 +14,28 @@ from custseg.pipeline import STAGES, run, segment_rfm
 def test_run_tiny_keeps_every_customer(tiny_csv: Path) -> None:
     stages: list[str] = []
     with pytest.warns(CustsegWarning) as caught:
-        result = run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))), progress=stages.append)
+        result = run(
+            tiny_csv,
+            config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))),
+            progress=stages.append,
+        )
     messages = [str(w.message) for w in caught]
-    assert any("non-numeric value in ['Quantity', 'UnitPrice'] (e.g. Quantity='abc'" in m for m in messages)
-    assert any("unreadable date in 'InvoiceDate' (e.g. InvoiceDate='notadate')" in m for m in messages)
+    assert any(
+        "non-numeric value in ['Quantity', 'UnitPrice'] (e.g. Quantity='abc'" in m for m in messages
+    )
+    assert any(
+        "unreadable date in 'InvoiceDate' (e.g. InvoiceDate='notadate')" in m for m in messages
+    )
     assert stages == list(STAGES)
     assert result.customers.index.tolist() == ["C1", "C2", "C5"]
-    assert list(result.customers.columns) == ["recency", "frequency", "monetary", "outlier", "cluster", "segment"]
+    assert list(result.customers.columns) == [
+        "recency",
+        "frequency",
+        "monetary",
+        "outlier",
+        "cluster",
+        "segment",
+    ]
     assert result.k == 2 and set(result.customers["cluster"]) == {0, 1}
     assert set(result.timings) == set(STAGES)
 
@@ -32,13 +47,16 @@ def test_run_dataframe_input() -> None:
         {
             "customer_id": rng.integers(0, 120, n).astype(str),
             "order_id": np.arange(n).astype(str),
-            "order_date": pd.Timestamp("2022-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+            "order_date": pd.Timestamp("2022-01-01")
+            + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
             "revenue": rng.lognormal(3, 1, n),
         }
     )
     result = run(df)
     assert len(result.customers) == df["customer_id"].nunique()
-    assert result.customers["monetary"].sum() == pytest.approx(df["revenue"].round(6).sum(), rel=1e-9)
+    assert result.customers["monetary"].sum() == pytest.approx(
+        df["revenue"].round(6).sum(), rel=1e-9
+    )
     assert result.source.format == "memory"
 
 
@@ -46,7 +64,9 @@ def test_segment_rfm_names_are_unique_and_complete(retail_parquet: Path) -> None
     result = run(retail_parquet)
     names = [s.name for s in result.segments]
     assert len(names) == len(set(names)) == result.k
-    customers, *_ = segment_rfm(result.customers[["recency", "frequency", "monetary"]], config=result.config)
+    customers, *_ = segment_rfm(
+        result.customers[["recency", "frequency", "monetary"]], config=result.config
+    )
     pd.testing.assert_frame_equal(customers, result.customers)
 
 

@@ -5,15 +5,37 @@ import pytest
 from custseg.errors import SchemaError
 from custseg.schema import ColumnMap, detect_columns
 
-UCI = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
-UCI_II = ["Invoice", "StockCode", "Description", "Quantity", "InvoiceDate", "Price", "Customer ID", "Country"]
+UCI = [
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
+]
+UCI_II = [
+    "Invoice",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "Price",
+    "Customer ID",
+    "Country",
+]
 
 
 def test_detect_columns_uci_layout() -> None:
     cmap = detect_columns(UCI)
     assert cmap == ColumnMap(
-        customer="CustomerID", invoice="InvoiceNo", date="InvoiceDate",
-        quantity="Quantity", price="UnitPrice", stock_code="StockCode",
+        customer="CustomerID",
+        invoice="InvoiceNo",
+        date="InvoiceDate",
+        quantity="Quantity",
+        price="UnitPrice",
+        stock_code="StockCode",
     )
     assert cmap.value_mode == "quantity_price"
 
@@ -26,8 +48,14 @@ def test_detect_columns_online_retail_ii_layout() -> None:
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [
-        (["customer_id", "order_id", "order_date", "qty", "unit_price"], ("customer_id", "order_id", "order_date")),
-        (["Client ID", "Transaction ID", "Date", "Amount"], ("Client ID", "Transaction ID", "Date")),
+        (
+            ["customer_id", "order_id", "order_date", "qty", "unit_price"],
+            ("customer_id", "order_id", "order_date"),
+        ),
+        (
+            ["Client ID", "Transaction ID", "Date", "Amount"],
+            ("Client ID", "Transaction ID", "Date"),
+        ),
         (["user", "timestamp", "revenue"], ("user", None, "timestamp")),
     ],
 )
@@ -44,7 +72,10 @@ def test_detect_columns_amount_only_when_no_quantity_price() -> None:
 
 
 def test_detect_columns_explicit_wins() -> None:
-    cmap = detect_columns(["Cust No", "When", "Total", "customer"], {"customer": "Cust No", "date": "When", "amount": "Total"})
+    cmap = detect_columns(
+        ["Cust No", "When", "Total", "customer"],
+        {"customer": "Cust No", "date": "When", "amount": "Total"},
+    )
     assert (cmap.customer, cmap.date, cmap.amount) == ("Cust No", "When", "Total")
 
 
@@ -54,7 +85,10 @@ def test_detect_columns_missing_customer_suggests_flag() -> None:
 
 
 def test_detect_columns_unknown_explicit_column() -> None:
-    with pytest.raises(SchemaError, match=r"'CustomerId' given with --customer-col is not in the input.*Did you mean 'CustomerID'"):
+    with pytest.raises(
+        SchemaError,
+        match=r"'CustomerId' given with --customer-col is not in the input.*Did you mean 'CustomerID'",
+    ):
         detect_columns(UCI, {"customer": "CustomerId"})
 
 

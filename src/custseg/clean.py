@@ -167,11 +167,11 @@ def _outside_window(date: Any, config: CleanConfig) -> ir.BooleanValue | None:
     out = conds[0]
     for c in conds[1:]:
         out = out | c
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def _midnight(day: dt.date) -> ir.TimestampValue:
-    return ibis.timestamp(dt.datetime.combine(day, dt.time()))  # type: ignore[no-any-return]
+    return ibis.timestamp(dt.datetime.combine(day, dt.time()))
 
 
 def _mark_duplicates(marked: ir.Table) -> ir.Table:
@@ -202,7 +202,9 @@ def ledger_aggregates(marked: ir.Table) -> dict[str, ir.Scalar]:
     return aggs
 
 
-def clean_transactions(table: ir.Table, *, config: CleanConfig | None = None) -> tuple[ir.Table, Ledger]:
+def clean_transactions(
+    table: ir.Table, *, config: CleanConfig | None = None
+) -> tuple[ir.Table, Ledger]:
     """Keep the purchase lines and count every dropped row by reason.
 
     Parameters
@@ -252,11 +254,15 @@ def _examples(marked: ir.Table, reason: str, columns: list[str], limit: int = 3)
     if not src:
         return ""
     rows = (
-        marked.filter(marked[DROP_REASON] == reason).select(*src).limit(limit).to_pyarrow().to_pylist()
+        marked.filter(marked[DROP_REASON] == reason)
+        .select(*src)
+        .limit(limit)
+        .to_pyarrow()
+        .to_pylist()
     )
     shown = []
     for row in rows:
-        cells = [f"{k[len(SOURCE_PREFIX):]}={_short(v)}" for k, v in row.items()]
+        cells = [f"{k[len(SOURCE_PREFIX) :]}={_short(v)}" for k, v in row.items()]
         shown.append(", ".join(cells))
     return "; ".join(shown)
 

@@ -132,7 +132,9 @@ class ClusterConfig:
         if self.n_init < 1:
             raise ConfigError(f"n_init must be at least 1, got {self.n_init}.")
         if self.silhouette_sample < 2:
-            raise ConfigError(f"silhouette_sample must be at least 2, got {self.silhouette_sample}.")
+            raise ConfigError(
+                f"silhouette_sample must be at least 2, got {self.silhouette_sample}."
+            )
 
 
 @dataclass(frozen=True)
@@ -182,11 +184,15 @@ def load_config_file(path: str | Path, base: RunConfig | None = None) -> RunConf
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"Cannot read config file {str(p)!r}: {exc.strerror}. Check the path.") from None
+        raise ConfigError(
+            f"Cannot read config file {str(p)!r}: {exc.strerror}. Check the path."
+        ) from None
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"Config file {str(p)!r} is not valid {p.suffix or 'TOML'}: {exc}.") from None
+        raise ConfigError(
+            f"Config file {str(p)!r} is not valid {p.suffix or 'TOML'}: {exc}."
+        ) from None
     unknown = sorted(set(data) - {"clean", "cluster", "names"})
     if unknown:
         raise ConfigError(
@@ -194,7 +200,9 @@ def load_config_file(path: str | Path, base: RunConfig | None = None) -> RunConf
         )
     try:
         clean = replace(base.clean, **_coerce("clean", CleanConfig, data.get("clean", {})))
-        cluster = replace(base.cluster, **_coerce("cluster", ClusterConfig, data.get("cluster", {})))
+        cluster = replace(
+            base.cluster, **_coerce("cluster", ClusterConfig, data.get("cluster", {}))
+        )
     except TypeError as exc:
         raise ConfigError(f"Invalid value in config file {str(p)!r}: {exc}.") from None
     names: dict[str, dict[str, str]] = dict(base.names)

@@ -173,7 +173,7 @@ def load_transactions(
     explicit = _explicit(columns)
     cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
     fmt = date_format
-    date_col = raw[cmap.date]  # type: ignore[index]
+    date_col = raw[cmap.date]
     if date_col.type().is_string():
         fmt = date_format or detect_date_format(_sample(raw, cmap.date), column=cmap.date)  # type: ignore[arg-type]
     elif date_format is not None and not date_col.type().is_integer():
@@ -258,7 +258,7 @@ def _check_csv_header(path: Path, encoding: str, names: list[str]) -> None:
     """The engine renames repeated header names (Quantity, Quantity_1): refuse them instead."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:  # type: ignore[operator]
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
             first = fh.readline(1 << 20)
     except (OSError, EOFError):
         return
@@ -288,7 +288,9 @@ def _expand(source: str | Path) -> list[Path]:
     path = Path(source)
     if path.is_dir():
         files = sorted(
-            p for p in path.iterdir() if p.is_file() and _suffix(p) in _CSV_SUFFIXES + _PARQUET_SUFFIXES
+            p
+            for p in path.iterdir()
+            if p.is_file() and _suffix(p) in _CSV_SUFFIXES + _PARQUET_SUFFIXES
         )
         if not files:
             raise InputError(
@@ -314,7 +316,9 @@ def _checksum(files: list[Path]) -> str:
 
 def _suffix(path: Path) -> str:
     name = path.name.lower()
-    for suffix in sorted(_CSV_SUFFIXES + _PARQUET_SUFFIXES + _EXCEL_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(
+        _CSV_SUFFIXES + _PARQUET_SUFFIXES + _EXCEL_SUFFIXES, key=len, reverse=True
+    ):
         if name.endswith(suffix):
             return suffix
     return path.suffix.lower()
@@ -366,7 +370,7 @@ def _detect_encoding(path: Path) -> str:
     """UTF-8 if the first megabytes decode as UTF-8, else ISO-8859-1 (which never fails)."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rb") as fh:  # type: ignore[operator]
+        with opener(path, "rb") as fh:
             chunk = fh.read(4 << 20)
     except (OSError, EOFError) as exc:
         raise InputError(
@@ -403,7 +407,9 @@ def _read_excel(con: BaseBackend, path: Path, sheet: str | int | None) -> tuple[
                 CustsegWarning,
                 stacklevel=3,
             )
-    elif isinstance(sheet, int) or (isinstance(sheet, str) and sheet.isdigit() and sheet not in names):
+    elif isinstance(sheet, int) or (
+        isinstance(sheet, str) and sheet.isdigit() and sheet not in names
+    ):
         index = int(sheet)
         if not 0 <= index < len(names):
             raise InputError(
@@ -414,14 +420,21 @@ def _read_excel(con: BaseBackend, path: Path, sheet: str | int | None) -> tuple[
     elif sheet in names:
         chosen = sheet
     else:
-        raise InputError(f"{path.name} has no sheet {sheet!r}; its sheets are {names}. Pass --sheet NAME.")
+        raise InputError(
+            f"{path.name} has no sheet {sheet!r}; its sheets are {names}. Pass --sheet NAME."
+        )
     rows = book.get_sheet_by_name(chosen).to_python(skip_empty_area=True)
     if not rows:
         raise InputError(f"Sheet {chosen!r} of {path.name} is empty.")
-    header = [str(h).strip() if h not in (None, "") else f"column_{i + 1}" for i, h in enumerate(rows[0])]
+    header = [
+        str(h).strip() if h not in (None, "") else f"column_{i + 1}" for i, h in enumerate(rows[0])
+    ]
     body = rows[1:]
     data = {
-        h: [None if (r[i] if i < len(r) else None) in (None, "") else _excel_text(r[i]) for r in body]
+        h: [
+            None if (r[i] if i < len(r) else None) in (None, "") else _excel_text(r[i])
+            for r in body
+        ]
         for i, h in enumerate(header)
     }
     arrow = pa.table({h: pa.array(v, type=pa.string()) for h, v in data.items()})
@@ -512,15 +525,15 @@ def detect_date_format(values: list[str], *, column: str = "date") -> str | None
 
 
 def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Table:
-    cols: dict[str, ir.Value] = {CUSTOMER: _customer_id(raw[cmap.customer])}  # type: ignore[index]
+    cols: dict[str, ir.Value] = {CUSTOMER: _customer_id(raw[cmap.customer])}
     if cmap.invoice is not None:
         cols[INVOICE] = _text(raw[cmap.invoice])
-    cols[DATE] = _timestamp(raw[cmap.date], date_format)  # type: ignore[index]
+    cols[DATE] = _timestamp(raw[cmap.date], date_format)
     if cmap.amount is not None:
         cols[AMOUNT] = _number(raw[cmap.amount])
     else:
-        cols[QUANTITY] = _number(raw[cmap.quantity])  # type: ignore[index]
-        cols[PRICE] = _number(raw[cmap.price])  # type: ignore[index]
+        cols[QUANTITY] = _number(raw[cmap.quantity])
+        cols[PRICE] = _number(raw[cmap.price])
     if cmap.stock_code is not None:
         cols[STOCK_CODE] = _text(raw[cmap.stock_code])
     for name in raw.columns:
@@ -529,8 +542,8 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
 
 
 def _text(col: ir.Value) -> ir.StringValue:
-    text = col.cast("string").strip()  # type: ignore[attr-defined]
-    return ibis.ifelse(text == "", ibis.null("string"), text)  # type: ignore[return-value]
+    text = col.cast("string").strip()
+    return ibis.ifelse(text == "", ibis.null("string"), text)
 
 
 def _customer_id(col: ir.Value) -> ir.StringValue:
@@ -539,25 +552,25 @@ def _customer_id(col: ir.Value) -> ir.StringValue:
     if dtype.is_floating():
         num: Any = col
         whole = num.notnull() & ~num.isnan() & ~num.isinf() & (num == num.floor())
-        return ibis.ifelse(whole, num.cast("int64").cast("string"), _text(num))  # type: ignore[return-value]
+        return ibis.ifelse(whole, num.cast("int64").cast("string"), _text(num))
     text = _text(col)
-    return text.re_replace(r"^(-?\d+)\.0+$", r"\1")  # type: ignore[no-any-return]
+    return text.re_replace(r"^(-?\d+)\.0+$", r"\1")
 
 
 def _number(col: ir.Value) -> ir.FloatingValue:
     dtype = col.type()
     if dtype.is_numeric() or dtype.is_boolean():
-        return col.cast("float64")  # type: ignore[return-value]
-    text: Any = col.cast("string").strip()  # type: ignore[attr-defined]
-    return text.try_cast(idt.float64)  # type: ignore[no-any-return]
+        return col.cast("float64")
+    text: Any = col.cast("string").strip()
+    return text.try_cast(idt.float64)
 
 
 def _timestamp(col: ir.Value, date_format: str | None) -> ir.TimestampValue:
     dtype = col.type()
     if dtype.is_timestamp():
-        return col.cast(idt.Timestamp())  # type: ignore[return-value]
+        return col.cast(idt.Timestamp())
     if dtype.is_date():
-        return col.cast("timestamp")  # type: ignore[return-value]
+        return col.cast("timestamp")
     if dtype.is_integer():
-        return engine.parse_timestamp(col.cast("string"), date_format or "%Y%m%d")  # type: ignore[attr-defined]
-    return engine.parse_timestamp(col.cast("string").strip(), date_format)  # type: ignore[attr-defined]
+        return engine.parse_timestamp(col.cast("string"), date_format or "%Y%m%d")
+    return engine.parse_timestamp(col.cast("string").strip(), date_format)

@@ -36,7 +36,15 @@ AMOUNT = "amount"
 STOCK_CODE = "stock_code"
 
 Role = Literal["customer", "invoice", "date", "quantity", "price", "amount", "stock_code"]
-ROLES: tuple[Role, ...] = ("customer", "invoice", "date", "quantity", "price", "amount", "stock_code")
+ROLES: tuple[Role, ...] = (
+    "customer",
+    "invoice",
+    "date",
+    "quantity",
+    "price",
+    "amount",
+    "stock_code",
+)
 CANONICAL: dict[Role, str] = {
     "customer": CUSTOMER,
     "invoice": INVOICE,
@@ -52,35 +60,111 @@ FLAGS: dict[Role, str] = {role: f"--{role.replace('_', '-')}-col" for role in RO
 # "Customer ID", "customer_id" and "CustomerID" are one name. Earlier entries win.
 SYNONYMS: dict[Role, tuple[str, ...]] = {
     "customer": (
-        "customerid", "customer", "cust", "custid", "customerno", "customernumber", "customercode",
-        "custno", "clientid", "client", "clientno", "userid", "user", "buyerid", "buyer",
-        "memberid", "accountid", "account", "shopperid", "contactid",
+        "customerid",
+        "customer",
+        "cust",
+        "custid",
+        "customerno",
+        "customernumber",
+        "customercode",
+        "custno",
+        "clientid",
+        "client",
+        "clientno",
+        "userid",
+        "user",
+        "buyerid",
+        "buyer",
+        "memberid",
+        "accountid",
+        "account",
+        "shopperid",
+        "contactid",
     ),
     "invoice": (
-        "invoiceno", "invoice", "invoiceid", "invoicenumber", "orderid", "order", "orderno",
-        "ordernumber", "transactionid", "transaction", "transactionno", "receiptid", "receipt",
-        "receiptno", "basketid", "billno", "billid", "saleid", "ticketid",
+        "invoiceno",
+        "invoice",
+        "invoiceid",
+        "invoicenumber",
+        "orderid",
+        "order",
+        "orderno",
+        "ordernumber",
+        "transactionid",
+        "transaction",
+        "transactionno",
+        "receiptid",
+        "receipt",
+        "receiptno",
+        "basketid",
+        "billno",
+        "billid",
+        "saleid",
+        "ticketid",
     ),
     "date": (
-        "invoicedate", "orderdate", "transactiondate", "purchasedate", "saledate", "date",
-        "datetime", "timestamp", "orderdatetime", "createdat", "orderedat", "purchasedat",
-        "time", "day",
+        "invoicedate",
+        "orderdate",
+        "transactiondate",
+        "purchasedate",
+        "saledate",
+        "date",
+        "datetime",
+        "timestamp",
+        "orderdatetime",
+        "createdat",
+        "orderedat",
+        "purchasedat",
+        "time",
+        "day",
     ),
     "quantity": (
-        "quantity", "qty", "quantityordered", "units", "unitssold", "numberofitems",
-        "itemcount", "itemsquantity", "pieces",
+        "quantity",
+        "qty",
+        "quantityordered",
+        "units",
+        "unitssold",
+        "numberofitems",
+        "itemcount",
+        "itemsquantity",
+        "pieces",
     ),
     "price": (
-        "unitprice", "price", "priceeach", "itemprice", "unitcost", "priceperunit",
-        "unitprices", "sellingprice",
+        "unitprice",
+        "price",
+        "priceeach",
+        "itemprice",
+        "unitcost",
+        "priceperunit",
+        "unitprices",
+        "sellingprice",
     ),
     "amount": (
-        "amount", "revenue", "sales", "totalamount", "total", "linetotal", "totalprice",
-        "salesamount", "value", "ordervalue", "spend", "netamount", "grossamount", "totalsales",
+        "amount",
+        "revenue",
+        "sales",
+        "totalamount",
+        "total",
+        "linetotal",
+        "totalprice",
+        "salesamount",
+        "value",
+        "ordervalue",
+        "spend",
+        "netamount",
+        "grossamount",
+        "totalsales",
     ),
     "stock_code": (
-        "stockcode", "sku", "productid", "productcode", "itemcode", "itemid", "product",
-        "articleid", "article",
+        "stockcode",
+        "sku",
+        "productid",
+        "productcode",
+        "itemcode",
+        "itemid",
+        "product",
+        "articleid",
+        "article",
     ),
 }
 
@@ -148,7 +232,8 @@ def detect_columns(
     'UnitPrice'
     """
     headers = list(headers)
-    explicit = {k: v for k, v in (explicit or {}).items() if v is not None}
+    explicit_cols: dict[str, str] = {k: v for k, v in (explicit or {}).items() if v is not None}
+    explicit = explicit_cols
     unknown_roles = sorted(set(explicit) - set(ROLES))
     if unknown_roles:
         raise SchemaError(f"Unknown column role(s) {unknown_roles}; roles are {list(ROLES)}.")
@@ -177,10 +262,10 @@ def detect_columns(
         if role == "amount" and "quantity" in chosen and "price" in chosen:
             continue
         for syn in SYNONYMS[role]:
-            col = by_norm.get(syn)
-            if col is not None and col not in taken:
-                chosen[role] = col
-                taken.add(col)
+            found = by_norm.get(syn)
+            if found is not None and found not in taken:
+                chosen[role] = found
+                taken.add(found)
                 break
     # Line values come from quantity x price when both exist, else from an amount column;
     # the columns of the other mode are then not used (unless the user named them).
