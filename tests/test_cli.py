@@ -32,6 +32,7 @@ def test_run_writes_outputs_and_prints_table(tiny_csv: Path, tmp_path: Path) -> 
         "summary.json",
     ]
     assert "13 rows read, 7 used" in res.stdout
+    assert "Columns: customer='CustomerID', invoice='InvoiceNo', date='InvoiceDate'" in res.stdout
     assert "3 customers segmented as of 2021-02-01" in res.stdout
     assert "Wrote segments.csv, summary.json, model.json, run.json, report.html to" in res.stdout
 
@@ -246,3 +247,19 @@ def test_run_is_deterministic(retail_parquet: Path, tmp_path: Path) -> None:
         )
     for name in ("segments.csv", "summary.json", "model.json"):
         assert _digest(a / name) == _digest(b / name), name
+
+
+def test_run_config_file_renames_segments(tiny_csv: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "names.toml"
+    first = tmp_path / "first"
+    args = ["run", "--no-report", str(tiny_csv), "--k", "2", "--k-range", "1-2", "-q"]
+    assert runner.invoke(app, [*args, "-o", str(first)]).exit_code == 0
+    default = json.loads((first / "summary.json").read_text())["segments"][0]["name"]
+    cfg.write_text(f'[names]\n"{default}" = {{ name = "[VIP] accounts", action = "Call them." }}\n')
+    res = runner.invoke(app, [*args[:-1], "-o", str(tmp_path / "o"), "--config", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert "[VIP] accounts" in res.stdout  # printed as text, not read as terminal markup
+    seg = json.loads((tmp_path / "o" / "summary.json").read_text())["segments"][0]
+    assert (seg["name"], seg["action"]) == ("[VIP] accounts", "Call them.")
+    rows = (tmp_path / "o" / "segments.csv").read_text().splitlines()
+    assert rows[1].endswith(",0,[VIP] accounts")

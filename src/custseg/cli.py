@@ -22,12 +22,13 @@ import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .config import CleanConfig, ClusterConfig, RunConfig, load_config_file
 from .errors import ConfigError, CustsegError, CustsegWarning
 from .output import atomic_output_dir, write_outputs
-from .pipeline import SegmentationResult, run
+from .pipeline import SegmentationResult, describe_columns, run
 
 __all__ = ["app", "main"]
 
@@ -189,7 +190,8 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
-    console = Console(highlight=False, soft_wrap=True)
+    # markup off: column and segment names come from the data and may hold [brackets]
+    console = Console(highlight=False, soft_wrap=True, markup=False)
     led = result.ledger
     dropped = ", ".join(
         f"{n:,} {r.replace('_', ' ')}" for r, n in led.rows_dropped.items() if n
@@ -197,6 +199,8 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     sel = result.fit.selection
     sil = result.fit.metrics.get("silhouette")
     sil_text = f"{sil:.3f}" if isinstance(sil, float) else "n/a"
+    used = ", ".join(f"{role}={col!r}" for role, col in describe_columns(result).items())
+    console.print(f"Columns: {used}.")
     console.print(
         f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}."
     )
@@ -215,7 +219,7 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     seg = result.segment_table()
     for row in seg.to_dict(orient="records"):
         table.add_row(
-            str(row["segment"]),
+            Text(str(row["segment"])),
             f"{int(row['customers']):,}",
             f"{row['share_revenue']:.1%}",
             f"{row['recency_mean']:.0f}",
