@@ -294,3 +294,37 @@ def test_bad_input_gets_one_clear_line(
 
 def test_catalogue_has_at_least_thirty_cases() -> None:
     assert len(CASES) >= 30
+
+
+def _finished_run(tmp_path: Path) -> Path:
+    src = tmp_path / "g.csv"
+    src.write_text(GOOD)
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["run", str(src), "--out", str(out), "--k", "2", "--no-report", "-q"]).exit_code == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "pattern"),
+    [
+        ("model.json", '{"format": "custseg-model", "model": {"__reduce__": "os.system", "k": "rm -rf /"}}', r"model\.json"),
+        ("model.json", "not json at all {", r"model\.json"),
+        ("model.json", None, r"model\.json"),
+        ("summary.json", None, r"has no summary\.json: run `custseg run INPUT --out .*` first"),
+        ("segments.csv", "customer_id,recency\n1,2\n", r"segments\.csv"),
+    ],
+    ids=["hostile model", "model not json", "model missing", "summary missing", "segments truncated"],
+)
+def test_report_on_a_broken_run_folder(name: str, content: str | None, pattern: str, tmp_path: Path) -> None:
+    out = _finished_run(tmp_path)
+    if content is None:
+        (out / name).unlink()
+    else:
+        (out / name).write_text(content)
+    before = sorted(p.name for p in out.iterdir())
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), res.stderr
+    assert sorted(p.name for p in out.iterdir()) == before  # nothing half-written
