@@ -190,3 +190,28 @@ def test_generate_transactions_failure_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="stop"):
         generate_transactions(tmp_path / "t.parquet", rows=3_000, chunk_rows=1_000, progress=boom)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_generate_command_writes_the_file(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from custseg.cli import app
+
+    out = tmp_path / "tx.csv"
+    result = CliRunner().invoke(
+        app, ["generate", "--rows", "3000", "--customers", "50", "--seed", "5", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Wrote 3,000 rows" in result.output
+    expected = generate_transactions(tmp_path / "api.csv", rows=3_000, customers=50, seed=5)
+    assert out.read_bytes() == expected.read_bytes()
+
+
+def test_generate_command_bad_rows_is_an_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from custseg.cli import app
+
+    result = CliRunner().invoke(app, ["generate", "--rows", "0", "--out", str(tmp_path / "x.parquet")])
+    assert result.exit_code == 1
+    assert "error:" in result.output and not (tmp_path / "x.parquet").exists()

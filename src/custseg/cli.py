@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -42,12 +43,14 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+_SIGNALLED: list[int] = []  # signals received (SIGINT, SIGTERM): the run is being stopped
 _err = Console(stderr=True, highlight=False)
 
 
 def _handles_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _SIGNALLED.clear()
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CustsegWarning)
@@ -61,6 +64,12 @@ def _handles_errors(fn: F) -> F:
         except KeyboardInterrupt:
             typer.echo("error: interrupted; no output was written.", err=True)
             raise typer.Exit(130) from None
+        except Exception:
+            # A signal can surface from inside a library as another exception type.
+            if _SIGNALLED:
+                typer.echo("error: interrupted; no output was written.", err=True)
+                raise typer.Exit(130) from None
+            raise
 
     return wrapper  # type: ignore[return-value]
 
@@ -167,24 +176,48 @@ def build_config(
 # --- progress and the final account ----------------------------------------------------------
 
 
+def _show_progress(quiet: bool) -> bool:
+    """Progress goes to stderr, and only when both stderr and stdout are terminals."""
+    return not quiet and _err.is_terminal and sys.stdout.isatty()
+
+
 @contextlib.contextmanager
 def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
-    """A spinner per stage with elapsed time, on a terminal only."""
-    if quiet or not _err.is_terminal:
+    """A spinner per stage with elapsed time, on a terminal only.
+
+    While a stage runs, a thread polls the engine's query progress, so a long read and
+    aggregation shows its percentage instead of a bare spinner.
+    """
+    if not _show_progress(quiet):
         yield lambda _stage: None
         return
+    from . import engine
+
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
         console=_err, transient=False,
     ) as bar:
         current: list[Any] = []
+        stop = threading.Event()
 
         def start(stage: str) -> None:
             if current:
                 bar.update(current[-1], completed=1, total=1)
             current.append(bar.add_task(stage.capitalize(), total=None))
 
-        yield start
+        def poll() -> None:
+            while not stop.wait(0.25):
+                pct = engine.query_progress()
+                if current and pct is not None:
+                    bar.update(current[-1], completed=pct, total=100)
+
+        watcher = threading.Thread(target=poll, name="custseg-progress", daemon=True)
+        watcher.start()
+        try:
+            yield start
+        finally:
+            stop.set()
+            watcher.join()
         if current:
             bar.update(current[-1], completed=1, total=1)
 
@@ -355,13 +388,44 @@ def report_command(
         typer.echo(f"Wrote {paths[0]} and {len(paths) - 1} figure files in {figures}")
 
 
+@app.command("generate")
+@_handles_errors
+def generate_command(
+    rows: Annotated[int, typer.Option("--rows", help="Number of transaction lines to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Target file: .parquet, .csv or .csv.gz.")],
+    customers: Annotated[int | None, typer.Option("--customers", help="Customer population [default: rows / 100].")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed writes the same bytes).")] = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write a synthetic transaction log in the UCI Online Retail schema (for benchmarks)."""
+    from .generate import generate_transactions
+
+    if not _show_progress(quiet):
+        path = generate_transactions(out, rows=rows, customers=customers, seed=seed)
+    else:
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+            TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn(),
+            console=_err, transient=False,
+        ) as bar:
+            task = bar.add_task(f"Generate {out.name}", total=rows)
+            path = generate_transactions(
+                out, rows=rows, customers=customers, seed=seed,
+                progress=lambda done: bar.update(task, completed=done),
+            )
+    if not quiet:
+        typer.echo(f"Wrote {rows:,} rows to {path}")
+
+
 def _terminate(signum: int, _frame: Any) -> None:
+    _SIGNALLED.append(signum)
     raise KeyboardInterrupt
 
 
 def main() -> None:
     """Entry point of the ``custseg`` console script."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     app(prog_name="custseg")
 
 

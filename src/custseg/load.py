@@ -221,6 +221,8 @@ def _read(
             table = engine.read_parquet(con, files)
             table.schema()
         except Exception as exc:  # the engine's own error types vary by backend
+            if engine.is_interrupt(exc):
+                raise KeyboardInterrupt from None
             raise InputError(
                 f"Cannot read {name} as Parquet ({_first_line(exc)}). "
                 "Check the file is a complete Parquet file."
@@ -239,6 +241,8 @@ def _read(
         table = engine.read_csv(con, files, encoding=enc, delimiter=delimiter)
         schema = table.schema()
     except Exception as exc:
+        if engine.is_interrupt(exc):
+            raise KeyboardInterrupt from None
         raise InputError(
             f"Cannot read {name} as CSV ({_first_line(exc)}). "
             "Check the file is delimited text; pass --delimiter or --encoding if detection failed."
@@ -464,6 +468,8 @@ def _sample(table: ir.Table, column: str) -> list[str]:
     try:
         values = table.select(v=col).filter(col.notnull()).limit(_SAMPLE_ROWS).to_pyarrow()
     except Exception as exc:
+        if engine.is_interrupt(exc):
+            raise KeyboardInterrupt from None
         raise InputError(
             f"Cannot read column {column!r} ({_first_line(exc)}). "
             "Check the file's encoding and delimiter (--encoding, --delimiter)."
@@ -542,7 +548,7 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
 
 
 def _text(col: ir.Value) -> ir.StringValue:
-    text = col.cast("string").strip()
+    text = engine.strip_text(col.cast("string"))
     return ibis.ifelse(text == "", ibis.null("string"), text)
 
 
@@ -551,8 +557,10 @@ def _customer_id(col: ir.Value) -> ir.StringValue:
     dtype = col.type()
     if dtype.is_floating():
         num: Any = col
-        whole = num.notnull() & ~num.isnan() & ~num.isinf() & (num == num.floor())
-        return ibis.ifelse(whole, num.cast("int64").cast("string"), _text(num))
+        finite = num.notnull() & ~num.isnan() & ~num.isinf()
+        whole = finite & (num == num.floor())
+        text = ibis.ifelse(finite, _text(num), ibis.null("string"))
+        return ibis.ifelse(whole, num.cast("int64").cast("string"), text)
     text = _text(col)
     return text.re_replace(r"^(-?\d+)\.0+$", r"\1")
 
@@ -561,7 +569,7 @@ def _number(col: ir.Value) -> ir.FloatingValue:
     dtype = col.type()
     if dtype.is_numeric() or dtype.is_boolean():
         return col.cast("float64")
-    text: Any = col.cast("string").strip()
+    text: Any = engine.strip_text(col.cast("string"))
     return text.try_cast(idt.float64)
 
 
@@ -573,4 +581,4 @@ def _timestamp(col: ir.Value, date_format: str | None) -> ir.TimestampValue:
         return col.cast("timestamp")
     if dtype.is_integer():
         return engine.parse_timestamp(col.cast("string"), date_format or "%Y%m%d")
-    return engine.parse_timestamp(col.cast("string").strip(), date_format)
+    return engine.parse_timestamp(engine.strip_text(col.cast("string")), date_format)
