@@ -35,12 +35,18 @@ _MICROS = 1_000_000
 
 
 def _line_value_micros(t: Any) -> Any:
+    """A purchase line's value in millionths; at least one, so a tiny positive value stays > 0."""
     value = t[AMOUNT] if AMOUNT in set(t.columns) else t[QUANTITY] * t[PRICE]
-    return (value * _MICROS).round().cast("int64")
+    return ibis.greatest((value * _MICROS).round().cast("int64"), 1)
 
 
 def _rfm_aggregates(t: Any, used: Any) -> dict[str, Any]:
-    frequency = t[INVOICE].nunique(where=used) if INVOICE in set(t.columns) else used.sum()
+    if INVOICE in set(t.columns):
+        # A purchase line without an invoice id is an order of its own.
+        no_invoice = t[INVOICE].isnull()
+        frequency = t[INVOICE].nunique(where=used & ~no_invoice) + (used & no_invoice).sum()
+    else:
+        frequency = used.sum()
     return {
         _LAST: t[DATE].max(where=used),
         "frequency": frequency,
@@ -117,7 +123,13 @@ def compute_rfm_and_ledger(
     used = reason.isnull()
     aggs: dict[str, Any] = {
         _LAST: s["_last"].max(where=used),
-        "frequency": s["_invoice"].count(where=used) if has_invoice else s["_rows"].sum(where=used),
+        # A purchase line without an invoice id is an order of its own.
+        "frequency": (
+            s["_invoice"].count(where=used)
+            + s["_rows"].sum(where=used & s["_invoice"].isnull()).fill_null(0)
+            if has_invoice
+            else s["_rows"].sum(where=used)
+        ),
         # DuckDB sums 64-bit integers into 128 bits: no overflow however many lines are summed.
         "monetary": s["_micros"].sum(where=used).cast("float64"),
         "rows": s["_rows"].sum(),
