@@ -359,6 +359,7 @@ def demo_command(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     seed: SeedOpt = None,
+    report: ReportOpt = True,
 ) -> None:
     """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
     from .datasets import CITATION, online_retail_path
@@ -370,7 +371,10 @@ def demo_command(
     )
     if not quiet:
         typer.echo(f"Demo data: UCI Online Retail, 541,909 invoice lines. {CITATION}")
-    _execute(online_retail_path(), out=out, force=force, quiet=quiet, config=config, read_options={})
+    _execute(
+        online_retail_path(), out=out, force=force, quiet=quiet, config=config, read_options={},
+        report=report,
+    )
 
 
 @app.command("report")
