@@ -21,6 +21,7 @@ import pandas as pd
 
 from .clean import DROP_REASON, DROP_REASONS, Ledger, check_not_empty
 from .errors import EmptyDataError, InputError
+from .load import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
 __all__ = ["RFM_COLUMNS", "compute_rfm", "compute_rfm_and_ledger"]
@@ -102,30 +103,43 @@ def compute_rfm_and_ledger(
         The reference date used.
     """
     t: Any = marked
-    has_invoice = INVOICE in set(t.columns)
-    # Two stages: first one row per (customer, drop reason, invoice of a purchase line), then
-    # one row per customer. Counting invoices as groups of the first stage costs less than a
-    # COUNT(DISTINCT) with a filter, and the reasons become a group key instead of ten
-    # comparisons per row; dropped rows collapse into one group per customer and reason.
-    keys: dict[str, Any] = {CUSTOMER: t[CUSTOMER], DROP_REASON: t[DROP_REASON]}
+    cols = set(t.columns)
+    has_invoice = INVOICE in cols
+    # Three steps. First one row per (stored customer id, drop reason, stored invoice id of a
+    # purchase line): counting invoices as groups costs less than a COUNT(DISTINCT) with a
+    # filter, the reasons become a group key instead of ten comparisons per row, and dropped
+    # rows collapse into one group per customer and reason. Then the ids of these groups (not
+    # of every row) become canonical text, which may merge groups (" 17850" and "17850.0");
+    # then one row per customer, counting distinct canonical invoices.
+    by_key = CUSTOMER_KEY in cols
+    customer = t[CUSTOMER_KEY] if by_key else t[CUSTOMER]
+    keys: dict[str, Any] = {"_customer": customer, DROP_REASON: t[DROP_REASON]}
     if has_invoice:
-        keys["_invoice"] = ibis.ifelse(t[DROP_REASON].isnull(), t[INVOICE], ibis.null("string"))
+        invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
+        keys["_invoice"] = ibis.ifelse(t[DROP_REASON].isnull(), invoice, ibis.null(invoice.type()))
     value = ibis.ifelse(t[DROP_REASON].isnull(), _line_value_micros(t), ibis.null("int64"))
-    stage1 = marked.group_by(**keys).aggregate(
+    stage1: Any = marked.group_by(**keys).aggregate(
         _last=t[DATE].max(),
         _first=t[DATE].min(),
         # Only purchase lines are valued: a dropped row's value may be NaN or out of range.
         _micros=value.sum(),
         _rows=t.count(),
     )
-    s: Any = stage1
+    named: dict[str, Any] = {
+        CUSTOMER: customer_text(stage1["_customer"]) if by_key else stage1["_customer"]
+    }
+    if has_invoice:
+        named["_invoice"] = (
+            invoice_text(stage1["_invoice"]) if INVOICE_KEY in cols else stage1["_invoice"]
+        )
+    s: Any = stage1.mutate(**named)
     reason = s[DROP_REASON]
     used = reason.isnull()
     aggs: dict[str, Any] = {
         _LAST: s["_last"].max(where=used),
         # A purchase line without an invoice id is an order of its own.
         "frequency": (
-            s["_invoice"].count(where=used)
+            s["_invoice"].nunique(where=used)
             + s["_rows"].sum(where=used & s["_invoice"].isnull()).fill_null(0)
             if has_invoice
             else s["_rows"].sum(where=used)
@@ -138,7 +152,7 @@ def compute_rfm_and_ledger(
     }
     for r in DROP_REASONS:
         aggs[r] = s["_rows"].sum(where=reason == r)
-    df = stage1.group_by(s[CUSTOMER]).aggregate(**aggs).to_pandas()
+    df = s.group_by(s[CUSTOMER]).aggregate(**aggs).to_pandas()
     for col in ("rows", "rows_used", "frequency", *DROP_REASONS):
         df[col] = df[col].astype("float64").fillna(0.0)
     counts: dict[str, int] = {

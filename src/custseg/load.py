@@ -40,10 +40,26 @@ from .schema import (
     detect_columns,
 )
 
-__all__ = ["SourceInfo", "Transactions", "detect_date_format", "load_transactions"]
+__all__ = [
+    "CUSTOMER_KEY",
+    "INVOICE_KEY",
+    "SourceInfo",
+    "Transactions",
+    "customer_missing",
+    "customer_text",
+    "detect_date_format",
+    "invoice_text",
+    "load_transactions",
+]
 
 Format = Literal["csv", "parquet", "excel", "memory"]
 SOURCE_PREFIX = "src__"
+#: The customer and invoice ids as stored in the source (a float 17850.0, text " 536365"):
+#: aggregations group by these and turn only the groups into canonical text with
+#: :func:`customer_text` and :func:`invoice_text` (per group, not per row: see
+#: docs/benchmarks.md). Grouping by them merges nothing that the canonical text keeps apart.
+CUSTOMER_KEY = "customer_key"
+INVOICE_KEY = "invoice_key"
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv.zst")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -74,9 +90,9 @@ DATE_FORMATS: tuple[str, ...] = (
 )
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 _SAMPLE_ROWS = 20_000
-# Inputs up to this size get a SHA-256 for the record; beyond it the hash would cost more than
-# the whole aggregation, so only name and size are kept.
-CHECKSUM_MAX_BYTES = 1 << 30
+# Inputs up to this size get a SHA-256 for the record; beyond it only name and size are kept.
+# Hashing runs at ~1 GB/s: a 836 MB CSV took 0.9 s, a sixth of the whole RFM query on it.
+CHECKSUM_MAX_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,9 @@ class Transactions:
     ``table`` has the canonical columns of :mod:`custseg.schema` (``customer_id`` text,
     ``invoice_id`` text if the data has invoices, ``date`` timestamp, ``quantity`` and
     ``price`` or ``amount`` float, ``stock_code`` text if known), NULL where a cell did not
-    parse, plus every source column under a ``src__`` prefix (for exact-duplicate checks).
+    parse; the stored ids under :data:`CUSTOMER_KEY` and :data:`INVOICE_KEY` (for grouping);
+    and every source column under a ``src__`` prefix (for exact-duplicate checks). Columns
+    a query does not use cost nothing: the engine never computes them.
     """
 
     table: ir.Table
@@ -531,9 +549,9 @@ def detect_date_format(values: list[str], *, column: str = "date") -> str | None
 
 
 def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Table:
-    cols: dict[str, ir.Value] = {CUSTOMER: _customer_id(raw[cmap.customer])}
+    cols: dict[str, ir.Value] = {CUSTOMER: customer_text(raw[cmap.customer])}
     if cmap.invoice is not None:
-        cols[INVOICE] = _text(raw[cmap.invoice])
+        cols[INVOICE] = invoice_text(raw[cmap.invoice])
     cols[DATE] = _timestamp(raw[cmap.date], date_format)
     if cmap.amount is not None:
         cols[AMOUNT] = _number(raw[cmap.amount])
@@ -542,6 +560,9 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
         cols[PRICE] = _number(raw[cmap.price])
     if cmap.stock_code is not None:
         cols[STOCK_CODE] = _text(raw[cmap.stock_code])
+    cols[CUSTOMER_KEY] = raw[cmap.customer]
+    if cmap.invoice is not None:
+        cols[INVOICE_KEY] = raw[cmap.invoice]
     for name in raw.columns:
         cols[SOURCE_PREFIX + name] = raw[name]
     return raw.select(**cols)
@@ -552,8 +573,17 @@ def _text(col: ir.Value) -> ir.StringValue:
     return ibis.ifelse(text == "", ibis.null("string"), text)
 
 
-def _customer_id(col: ir.Value) -> ir.StringValue:
-    """Customer ids as text; ids stored as floats (17850.0, from NaN-holding columns) lose '.0'."""
+def invoice_text(key: ir.Value) -> ir.StringValue:
+    """The canonical invoice id of a stored one: text, stripped, NULL if blank."""
+    return _text(key)
+
+
+def customer_text(key: ir.Value) -> ir.StringValue:
+    """The canonical customer id of a stored one: text, stripped, NULL if blank, NaN or infinite.
+
+    Ids stored as floats (17850.0, from NaN-holding columns) lose '.0'; so does text "17850.0".
+    """
+    col = key
     dtype = col.type()
     if dtype.is_floating():
         num: Any = col
@@ -563,6 +593,19 @@ def _customer_id(col: ir.Value) -> ir.StringValue:
         return ibis.ifelse(whole, num.cast("int64").cast("string"), text)
     text = _text(col)
     return text.re_replace(r"^(-?\d+)\.0+$", r"\1")
+
+
+def customer_missing(key: ir.Value) -> ir.BooleanValue:
+    """Whether :func:`customer_text` of a stored id is NULL, without building the text."""
+    dtype = key.type()
+    v: Any = key
+    if dtype.is_floating():
+        return v.isnull() | v.isnan() | v.isinf()
+    if dtype.is_string():
+        # Only a value starting below "!" (or empty) can be blank: see engine.strip_text.
+        return v.isnull() | ((v < "!") & (v.strip() == "")).fill_null(False)
+    text: Any = key.cast("string")
+    return text.isnull() | ((text < "!") & (text.strip() == "")).fill_null(False)
 
 
 def _number(col: ir.Value) -> ir.FloatingValue:
