@@ -221,6 +221,7 @@ def plot_rfm_boxplots(
                 "markerfacecolor": _NEUTRAL,
                 "markeredgecolor": "none",
                 "alpha": 0.6,
+                "rasterized": True,  # up to hundreds of dots per box
             },
         )
         if log and log.get(feat):
@@ -498,6 +499,7 @@ def plot_segment_profile(
     ax.set_xticks(range(len(features)), [f.capitalize() for f in features])
     ax.set_yticks(range(len(segment_names)), [_wrap(n) for n in segment_names])
     ax.tick_params(length=0)
+    ax.grid(False)  # grid lines would cut through the cells and their numbers
     for side in ax.spines.values():
         side.set_visible(False)
     ax.figure.colorbar(im, ax=ax, label="log2(segment mean / average)", shrink=0.8)
@@ -627,6 +629,7 @@ def plot_scatter_3d(
             color=colors.get(c, _NEUTRAL),
             label=plain_text(names.get(c, f"cluster {c}")),
             depthshade=False,
+            rasterized=True,  # thousands of dots: an image in SVG, not thousands of paths
         )
     axes3 = (ax.xaxis, ax.yaxis, ax.zaxis)
     setters = (ax.set_xlabel, ax.set_ylabel, ax.set_zlabel)
@@ -684,6 +687,7 @@ def plot_pca(
             color=colors.get(c, _NEUTRAL),
             label=plain_text(names.get(c, f"cluster {c}")),
             linewidths=0,
+            rasterized=True,  # thousands of dots: an image in SVG, not thousands of paths
         )
     if centers is not None and len(centers):
         ax.scatter(
