@@ -17,10 +17,11 @@ round-trips through plain JSON (:meth:`ClusterModel.to_dict` / :meth:`ClusterMod
 
 from __future__ import annotations
 
+import functools
 import math
 import reprlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -474,6 +475,18 @@ def _validate_k_values(k_values: Sequence[int]) -> list[int]:
     return [int(k) for k in ks]
 
 
+def _single_threaded_when_small(fn: Callable[..., _Sweep]) -> Callable[..., _Sweep]:
+    """Run ``fn(X, ...)`` on one BLAS/OpenMP thread when X is small (see _SINGLE_THREAD_ROWS)."""
+
+    @functools.wraps(fn)
+    def wrapper(X: np.ndarray, **kwargs: Any) -> _Sweep:
+        with threadpool_limits(limits=1 if X.shape[0] < _SINGLE_THREAD_ROWS else None):
+            return fn(X, **kwargs)
+
+    return wrapper
+
+
+@_single_threaded_when_small
 def _sweep(
     X: np.ndarray,
     *,
@@ -483,29 +496,6 @@ def _sweep(
     n_init: int,
     silhouette_sample: int,
     n_distinct: int | None = None,
-) -> _Sweep:
-    """The k sweep, single-threaded for small inputs (see _SINGLE_THREAD_ROWS)."""
-    with threadpool_limits(limits=1 if X.shape[0] < _SINGLE_THREAD_ROWS else None):
-        return _sweep_impl(
-            X,
-            k_values=k_values,
-            select=select,
-            random_state=random_state,
-            n_init=n_init,
-            silhouette_sample=silhouette_sample,
-            n_distinct=n_distinct,
-        )
-
-
-def _sweep_impl(
-    X: np.ndarray,
-    *,
-    k_values: Sequence[int],
-    select: str,
-    random_state: int | None,
-    n_init: int,
-    silhouette_sample: int,
-    n_distinct: int | None,
 ) -> _Sweep:
     """Run the k sweep on ``X`` (scaled) and choose k; keep the centers per k."""
     ks = _validate_k_values(k_values)
