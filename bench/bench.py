@@ -108,8 +108,11 @@ def _worker(kind: str, args: list[str]) -> dict[str, Any]:
     if kind in ("pandas", "lifetimes", "pymc"):
         import anchors
 
-        runner = {"pandas": anchors.pandas_rfm, "lifetimes": anchors.lifetimes_rfm,
-                  "pymc": anchors.pymc_rfm}[kind]
+        runner = {
+            "pandas": anchors.pandas_rfm,
+            "lifetimes": anchors.lifetimes_rfm,
+            "pymc": anchors.pymc_rfm,
+        }[kind]
         start = time.perf_counter()
         rfm = runner(args[0])
         return {"seconds": time.perf_counter() - start, "customers": len(rfm)}
@@ -151,7 +154,9 @@ def _rfm_cache(path: str) -> Any:
     from custseg.features import compute_rfm_and_ledger
     from custseg.load import load_transactions
 
-    rfm, _, _ = compute_rfm_and_ledger(mark_drops(load_transactions(path).table, config=CleanConfig()))
+    rfm, _, _ = compute_rfm_and_ledger(
+        mark_drops(load_transactions(path).table, config=CleanConfig())
+    )
     rfm.to_parquet(cache)
     return rfm
 
@@ -190,8 +195,14 @@ def _worker_minibatch(path: str) -> dict[str, Any]:
     fit = fit_segments(rfm[["recency", "frequency", "monetary"]], config=ClusterConfig(k=4))
     Z, outlier = fit.model.scaled(rfm[["recency", "frequency", "monetary"]])
     X = np.ascontiguousarray(Z[~outlier])
-    out: dict[str, Any] = {"customers": len(X), "k": [], "full_s": [], "full_sse": [],
-                           "minibatch_s": [], "minibatch_sse": []}
+    out: dict[str, Any] = {
+        "customers": len(X),
+        "k": [],
+        "full_s": [],
+        "full_sse": [],
+        "minibatch_s": [],
+        "minibatch_sse": [],
+    }
     n_init = max(1, min(cfg.n_init, 1_000_000 // len(X)))
     for k in cfg.k_values:
         if k < 2:
@@ -291,9 +302,16 @@ def repeat(fns: dict[str, Any], n: int, log: str) -> dict[str, dict[str, Any]]:
     for i in range(n):
         for name, fn in fns.items():
             r = fn()
-            print(f"{log} {name} run {i + 1}/{n}: "
-                  + (r["error"] if "error" in r else f"{r.get('seconds', r['wall']):.2f} s, "
-                     f"{r['peak_mib']:.0f} MiB"), file=sys.stderr, flush=True)
+            print(
+                f"{log} {name} run {i + 1}/{n}: "
+                + (
+                    r["error"]
+                    if "error" in r
+                    else f"{r.get('seconds', r['wall']):.2f} s, {r['peak_mib']:.0f} MiB"
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
             runs[name].append(r)
     out: dict[str, dict[str, Any]] = {}
     for name, rs in runs.items():
@@ -315,7 +333,9 @@ def repeat(fns: dict[str, Any], n: int, log: str) -> dict[str, dict[str, Any]]:
 # sections
 
 
-def section_rfm(sizes: list[int], n: int, timeout: float, fmt: str = "parquet") -> list[dict[str, Any]]:
+def section_rfm(
+    sizes: list[int], n: int, timeout: float, fmt: str = "parquet"
+) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         path = str(data_file(size, fmt=fmt))
@@ -331,7 +351,9 @@ def section_rfm(sizes: list[int], n: int, timeout: float, fmt: str = "parquet") 
     return rows
 
 
-def section_run(sizes: list[int], n: int, timeout: float, customers: int | None = None) -> list[dict[str, Any]]:
+def section_run(
+    sizes: list[int], n: int, timeout: float, customers: int | None = None
+) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         path = data_file(size, customers=customers)
@@ -372,7 +394,9 @@ def section_cluster(size: int, n: int, timeout: float) -> dict[str, Any]:
     # Warm the RFM cache outside the timed runs.
     measure(worker_cmd("cluster", path, json.dumps({"k": 2, "k_values": [2]})), timeout=timeout)
     fns = {
-        name: (lambda s=settings: measure(worker_cmd("cluster", path, json.dumps(s)), timeout=timeout))
+        name: (
+            lambda s=settings: measure(worker_cmd("cluster", path, json.dumps(s)), timeout=timeout)
+        )
         for name, settings in CLUSTER_VARIANTS.items()
     }
     res = repeat(fns, n, f"cluster {label(size)}")
@@ -425,11 +449,13 @@ def _fmt(r: dict[str, Any], base: dict[str, Any] | None = None) -> str:
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [f"machine: {results['machine']['cpus']} cpus, {results['machine']['ram_gib']} GiB, "
-             f"{results['machine']['cpu_model']}; load avg at start "
-             f"{', '.join(f'{x:.2f}' for x in results['machine']['load_avg_start'])}, at end "
-             f"{', '.join(f'{x:.2f}' for x in results.get('load_avg_end', ()))}",
-             f"medians of {results['repeat']} runs; ratio = time / DuckDB SQL time of the same runs"]
+    lines = [
+        f"machine: {results['machine']['cpus']} cpus, {results['machine']['ram_gib']} GiB, "
+        f"{results['machine']['cpu_model']}; load avg at start "
+        f"{', '.join(f'{x:.2f}' for x in results['machine']['load_avg_start'])}, at end "
+        f"{', '.join(f'{x:.2f}' for x in results.get('load_avg_end', ()))}",
+        f"medians of {results['repeat']} runs; ratio = time / DuckDB SQL time of the same runs",
+    ]
     head = f"{'what':<34} {'size':>6} {'time s':>8} {'ratio':>7} {'peak MiB':>8}"
     for key, title in (("rfm", "RFM stage, Parquet"), ("csv", "RFM stage, CSV")):
         for row in results.get(key, []):
@@ -437,10 +463,15 @@ def render(results: dict[str, Any]) -> str:
                 lines += ["", title, head]
             size = label(row["rows"])
             lines.append(f"{'DuckDB SQL':<34} {size:>6} {_fmt(row['sql'])}")
-            lines.append(f"{'custseg load+clean+aggregate':<34} {size:>6} {_fmt(row['custseg'], row['sql'])}")
+            lines.append(
+                f"{'custseg load+clean+aggregate':<34} {size:>6} {_fmt(row['custseg'], row['sql'])}"
+            )
     if results.get("run"):
-        lines += ["", "custseg run, end to end (wall incl. interpreter start)",
-                  f"{'size':>6} {'wall s':>8} {'peak MiB':>8} {'customers':>10} {'k':>3}  stages (s)"]
+        lines += [
+            "",
+            "custseg run, end to end (wall incl. interpreter start)",
+            f"{'size':>6} {'wall s':>8} {'peak MiB':>8} {'customers':>10} {'k':>3}  stages (s)",
+        ]
         for row in results["run"]:
             r = row["run"]
             if "error" in r:
@@ -448,39 +479,64 @@ def render(results: dict[str, Any]) -> str:
                 continue
             stages = ", ".join(f"{k[6:]} {v:.1f}" for k, v in r.items() if k.startswith("stage:"))
             rep = f", report {r['report_seconds']:.1f}" if "report_seconds" in r else ""
-            lines.append(f"{label(row['rows']):>6} {r['wall']:>8.1f} {r['peak_mib']:>8.0f} "
-                         f"{int(r.get('customers', 0)):>10,} {int(r.get('k', 0)):>3}  {stages}{rep}")
+            lines.append(
+                f"{label(row['rows']):>6} {r['wall']:>8.1f} {r['peak_mib']:>8.0f} "
+                f"{int(r.get('customers', 0)):>10,} {int(r.get('k', 0)):>3}  {stages}{rep}"
+            )
     if results.get("customers"):
-        lines += ["", "10M rows, by customers", f"{'customers':>10} {'SQL s':>7} {'RFM s':>7} {'ratio':>6} "
-                  f"{'RFM MiB':>8} {'run s':>7} {'run MiB':>8}"]
+        lines += [
+            "",
+            "10M rows, by customers",
+            f"{'customers':>10} {'SQL s':>7} {'RFM s':>7} {'ratio':>6} "
+            f"{'RFM MiB':>8} {'run s':>7} {'run MiB':>8}",
+        ]
         for row in results["customers"]:
             s, c, r = row["sql"], row["custseg"], row["run"]
             if any("error" in x for x in (s, c, r)):
                 lines.append(f"{label(row['customers_param']):>10} error")
                 continue
-            lines.append(f"{label(row['customers_param']):>10} {s['seconds']:>7.2f} {c['seconds']:>7.2f} "
-                         f"{c['seconds'] / s['seconds']:>5.2f}x {c['peak_mib']:>8.0f} {r['wall']:>7.1f} {r['peak_mib']:>8.0f}")
+            lines.append(
+                f"{label(row['customers_param']):>10} {s['seconds']:>7.2f} {c['seconds']:>7.2f} "
+                f"{c['seconds'] / s['seconds']:>5.2f}x {c['peak_mib']:>8.0f} {r['wall']:>7.1f} {r['peak_mib']:>8.0f}"  # noqa: E501
+            )
     cl = results.get("cluster")
     if cl:
-        lines += ["", f"clustering (fit_segments) at the customers of {label(cl['rows'])} rows",
-                  f"{'variant':<30} {'time s':>7} {'peak MiB':>8} {'k':>3} {'final silhouette':>16}"]
+        lines += [
+            "",
+            f"clustering (fit_segments) at the customers of {label(cl['rows'])} rows",
+            f"{'variant':<30} {'time s':>7} {'peak MiB':>8} {'k':>3} {'final silhouette':>16}",
+        ]
         for name, r in cl["variants"].items():
             if "error" in r:
                 lines.append(f"{name:<30} error: {r['error']}")
                 continue
             sil = r.get("final_silhouette")
-            lines.append(f"{name:<30} {r['seconds']:>7.2f} {r['peak_mib']:>8.0f} {int(r['k']):>3} "
-                         f"{sil if sil is None else f'{sil:.4f}':>16}")
+            lines.append(
+                f"{name:<30} {r['seconds']:>7.2f} {r['peak_mib']:>8.0f} {int(r['k']):>3} "
+                f"{sil if sil is None else f'{sil:.4f}':>16}"
+            )
         mb = cl.get("minibatch", {})
         if "k" in mb:
-            lines += [f"full K-Means vs MiniBatch (batch 4096, n_init 3) on {mb['customers']:,} rows:",
-                      f"{'k':>3} {'full s':>7} {'mb s':>7} {'SSE mb/full':>11}"]
-            for k, fs, ms, fe, me in zip(mb["k"], mb["full_s"], mb["minibatch_s"], mb["full_sse"],
-                                         mb["minibatch_sse"], strict=True):
+            lines += [
+                f"full K-Means vs MiniBatch (batch 4096, n_init 3) on {mb['customers']:,} rows:",
+                f"{'k':>3} {'full s':>7} {'mb s':>7} {'SSE mb/full':>11}",
+            ]
+            for k, fs, ms, fe, me in zip(
+                mb["k"],
+                mb["full_s"],
+                mb["minibatch_s"],
+                mb["full_sse"],
+                mb["minibatch_sse"],
+                strict=True,
+            ):
                 lines.append(f"{k:>3} {fs:>7.2f} {ms:>7.2f} {me / fe:>11.4f}")
     an = results.get("anchors")
     if an:
-        lines += ["", "anchors on the 10M Parquet file", f"{'method':<12} {'time s':>8} {'ratio':>7} {'peak MiB':>8} {'customers':>10}"]
+        lines += [
+            "",
+            "anchors on the 10M Parquet file",
+            f"{'method':<12} {'time s':>8} {'ratio':>7} {'peak MiB':>8} {'customers':>10}",
+        ]
         for name, r in an.items():
             extra = f" {int(r['customers']):>10,}" if "customers" in r else ""
             lines.append(f"{name:<12} {_fmt(r, an.get('sql'))}{extra}")
@@ -492,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", default="1M,10M,100M", help="sizes, e.g. 1M,10M,100M")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true", help="1M and 10M rows, 1 run, no anchors")
-    parser.add_argument("--only", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"subset of {','.join(SECTIONS)}"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--json", dest="json_out", default=str(HERE / "results.json"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -510,8 +568,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
-    results: dict[str, Any] = {"machine": machine(), "repeat": n, "rows": sizes,
-                               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "repeat": n,
+        "rows": sizes,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
     def save() -> None:
         results["load_avg_end"] = os.getloadavg()

@@ -300,22 +300,39 @@ def _finished_run(tmp_path: Path) -> Path:
     src = tmp_path / "g.csv"
     src.write_text(GOOD)
     out = tmp_path / "run"
-    assert runner.invoke(app, ["run", str(src), "--out", str(out), "--k", "2", "--no-report", "-q"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["run", str(src), "--out", str(out), "--k", "2", "--no-report", "-q"]
+        ).exit_code
+        == 0
+    )
     return out
 
 
 @pytest.mark.parametrize(
     ("name", "content", "pattern"),
     [
-        ("model.json", '{"format": "custseg-model", "model": {"__reduce__": "os.system", "k": "rm -rf /"}}', r"model\.json"),
+        (
+            "model.json",
+            '{"format": "custseg-model", "model": {"__reduce__": "os.system", "k": "rm -rf /"}}',
+            r"model\.json",
+        ),
         ("model.json", "not json at all {", r"model\.json"),
         ("model.json", None, r"model\.json"),
         ("summary.json", None, r"has no summary\.json: run `custseg run INPUT --out .*` first"),
         ("segments.csv", "customer_id,recency\n1,2\n", r"segments\.csv"),
     ],
-    ids=["hostile model", "model not json", "model missing", "summary missing", "segments truncated"],
+    ids=[
+        "hostile model",
+        "model not json",
+        "model missing",
+        "summary missing",
+        "segments truncated",
+    ],
 )
-def test_report_on_a_broken_run_folder(name: str, content: str | None, pattern: str, tmp_path: Path) -> None:
+def test_report_on_a_broken_run_folder(
+    name: str, content: str | None, pattern: str, tmp_path: Path
+) -> None:
     out = _finished_run(tmp_path)
     if content is None:
         (out / name).unlink()
@@ -326,5 +343,7 @@ def test_report_on_a_broken_run_folder(name: str, content: str | None, pattern: 
     assert res.exit_code == 1, res.output
     assert "Traceback" not in res.output
     lines = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), res.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and re.search(pattern, lines[0]), (
+        res.stderr
+    )
     assert sorted(p.name for p in out.iterdir()) == before  # nothing half-written

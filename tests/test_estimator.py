@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import warnings
-
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
+from sklearn.exceptions import SkipTestWarning
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
-from sklearn.exceptions import SkipTestWarning
 from sklearn.utils.estimator_checks import check_estimator
 
 from custseg.cluster import ClusterModel, fit_segments
@@ -47,7 +46,9 @@ def test_rfm_segmenter_sklearn_checks(estimator: RFMSegmenter) -> None:
     with warnings.catch_warnings():
         # skipped checks are asserted below, from the results
         warnings.simplefilter("ignore", SkipTestWarning)
-        results = check_estimator(estimator, expected_failed_checks=EXPECTED_FAILED_CHECKS, on_fail=None)
+        results = check_estimator(
+            estimator, expected_failed_checks=EXPECTED_FAILED_CHECKS, on_fail=None
+        )
     failed = [f"{r['check_name']}: {r['exception']}" for r in results if r["status"] == "failed"]
     assert failed == []
     skipped = {r["check_name"] for r in results if r["status"] == "skipped"}

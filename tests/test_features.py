@@ -5,17 +5,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.conftest import TINY_DROPS, TINY_EXPECTED
 
 from custseg.clean import clean_transactions, mark_drops
 from custseg.config import CleanConfig
 from custseg.errors import InputError
 from custseg.features import compute_rfm, compute_rfm_and_ledger
 from custseg.load import load_transactions
-from tests.conftest import TINY_DROPS, TINY_EXPECTED
 
 
 def _expected(expected: dict[str, tuple[int, int, float]]) -> pd.DataFrame:
-    df = pd.DataFrame.from_dict(expected, orient="index", columns=["recency", "frequency", "monetary"])
+    df = pd.DataFrame.from_dict(
+        expected, orient="index", columns=["recency", "frequency", "monetary"]
+    )
     df.index.name = "customer_id"
     return df
 
@@ -33,11 +35,15 @@ def test_compute_rfm_and_ledger_one_pass_matches(tiny_csv: Path) -> None:
     pd.testing.assert_frame_equal(rfm, _expected(TINY_EXPECTED), check_index_type=False)
     assert {r: n for r, n in ledger.rows_dropped.items() if n} == TINY_DROPS
     assert ledger.customers_without_purchase == 3
-    assert ledger.date_min == dt.datetime(2021, 1, 1, 10) and ledger.date_max == dt.datetime(2021, 1, 31, 23, 59)
+    assert ledger.date_min == dt.datetime(2021, 1, 1, 10) and ledger.date_max == dt.datetime(
+        2021, 1, 31, 23, 59
+    )
 
 
 def test_compute_rfm_as_of_given(tiny_csv: Path) -> None:
-    marked = mark_drops(load_transactions(tiny_csv).table, config=CleanConfig(as_of=dt.date(2021, 1, 21)))
+    marked = mark_drops(
+        load_transactions(tiny_csv).table, config=CleanConfig(as_of=dt.date(2021, 1, 21))
+    )
     rfm, _, as_of = compute_rfm_and_ledger(marked, as_of=dt.date(2021, 1, 21))
     assert as_of == dt.date(2021, 1, 21)
     # C2's POST line on Jan 20 is kept (before as_of); C5's Jan 31 lines are dropped.
@@ -53,7 +59,9 @@ def test_compute_rfm_after_as_of_is_an_error(tiny_csv: Path) -> None:
 
 def test_compute_rfm_without_invoice_counts_rows(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
-    path.write_text("customer,date,amount\na,2021-01-01,5\na,2021-01-01,7\nb,2021-01-03,-2\nb,2021-01-02,1\n")
+    path.write_text(
+        "customer,date,amount\na,2021-01-01,5\na,2021-01-01,7\nb,2021-01-03,-2\nb,2021-01-02,1\n"
+    )
     marked = mark_drops(load_transactions(path).table, config=CleanConfig())
     rfm, ledger, _ = compute_rfm_and_ledger(marked)
     # the last purchase is b's on Jan 2 (its Jan 3 refund is dropped): as_of is Jan 3
@@ -65,12 +73,16 @@ def test_compute_rfm_without_invoice_counts_rows(tmp_path: Path) -> None:
 def test_compute_rfm_numeric_ids_in_numeric_order(tmp_path: Path) -> None:
     path = tmp_path / "t.csv"
     path.write_text("customer,date,amount\n100,2021-01-01,5\n99,2021-01-01,7\n1000,2021-01-01,1\n")
-    rfm, _, _ = compute_rfm_and_ledger(mark_drops(load_transactions(path).table, config=CleanConfig()))
+    rfm, _, _ = compute_rfm_and_ledger(
+        mark_drops(load_transactions(path).table, config=CleanConfig())
+    )
     assert rfm.index.tolist() == ["99", "100", "1000"]
 
 
 @pytest.mark.parametrize("which", ["parquet", "csv"])
-def test_compute_rfm_real_data_reference_figures(which: str, retail_parquet: Path, retail_csv: Path) -> None:
+def test_compute_rfm_real_data_reference_figures(
+    which: str, retail_parquet: Path, retail_csv: Path
+) -> None:
     path = retail_parquet if which == "parquet" else retail_csv
     marked = mark_drops(load_transactions(path).table, config=CleanConfig())
     rfm, ledger, as_of = compute_rfm_and_ledger(marked)

@@ -212,6 +212,8 @@ def test_generate_command_bad_rows_is_an_error(tmp_path: Path) -> None:
 
     from custseg.cli import app
 
-    result = CliRunner().invoke(app, ["generate", "--rows", "0", "--out", str(tmp_path / "x.parquet")])
+    result = CliRunner().invoke(
+        app, ["generate", "--rows", "0", "--out", str(tmp_path / "x.parquet")]
+    )
     assert result.exit_code == 1
     assert "error:" in result.output and not (tmp_path / "x.parquet").exists()

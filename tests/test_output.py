@@ -22,7 +22,15 @@ def test_write_outputs_contract(tiny_result, tmp_path: Path) -> None:  # type: i
     paths = write_outputs(tiny_result, tmp_path)
     assert [p.name for p in paths] == list(OUTPUT_FILES)
     rows = list(csv.reader((tmp_path / "segments.csv").read_text().splitlines()))
-    assert rows[0] == ["customer_id", "recency", "frequency", "monetary", "outlier", "cluster", "segment"]
+    assert rows[0] == [
+        "customer_id",
+        "recency",
+        "frequency",
+        "monetary",
+        "outlier",
+        "cluster",
+        "segment",
+    ]
     assert rows[1][:5] == ["C1", "22", "2", "18.5", "false"]
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("as_of", "k", "k_selection", "metrics", "segments", "ledger"):
@@ -32,12 +40,33 @@ def test_write_outputs_contract(tiny_result, tmp_path: Path) -> None:  # type: i
     assert led["rows_read"] == led["rows_used"] + sum(led["rows_dropped"].values())
     assert led["customers_seen"] == led["customers_segmented"] + led["customers_without_purchase"]
     seg = summary["segments"][0]
-    for key in ("cluster", "name", "description", "action", "customers", "share_customers", "revenue",
-                "share_revenue", "recency_mean", "recency_median", "frequency_mean", "frequency_median",
-                "monetary_mean", "monetary_median", "levels"):
+    for key in (
+        "cluster",
+        "name",
+        "description",
+        "action",
+        "customers",
+        "share_customers",
+        "revenue",
+        "share_revenue",
+        "recency_mean",
+        "recency_median",
+        "frequency_mean",
+        "frequency_median",
+        "monetary_mean",
+        "monetary_median",
+        "levels",
+    ):
         assert key in seg
-    assert set(summary["k_selection"]) >= {"method", "k_values", "sse", "silhouette", "calinski_harabasz",
-                                          "davies_bouldin", "knee"}
+    assert set(summary["k_selection"]) >= {
+        "method",
+        "k_values",
+        "sse",
+        "silhouette",
+        "calinski_harabasz",
+        "davies_bouldin",
+        "knee",
+    }
     model = json.loads((tmp_path / "model.json").read_text())
     assert model["format"] == "custseg-model" and len(model["segments"]) == 2
     record = json.loads((tmp_path / "run.json").read_text())
@@ -67,7 +96,10 @@ def test_atomic_output_dir_keeps_previous_output_on_failure(tmp_path: Path) -> N
 def test_atomic_output_dir_refuses_existing_without_force(tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "x").write_text("x")
-    with pytest.raises(OutputError, match="already exists. Pass --force"), atomic_output_dir(tmp_path / "out"):
+    with (
+        pytest.raises(OutputError, match=r"already exists\. Pass --force"),
+        atomic_output_dir(tmp_path / "out"),
+    ):
         pass
 
 
@@ -81,7 +113,14 @@ def test_atomic_output_dir_replaces_with_force(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("cell", "expected"),
-    [("=1+1", "'=1+1"), ("+A1", "'+A1"), ("@SUM(A1)", "'@SUM(A1)"), ("-cmd", "'-cmd"), ("-12.5", "-12.5"), ("C1", "C1")],
+    [
+        ("=1+1", "'=1+1"),
+        ("+A1", "'+A1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("-cmd", "'-cmd"),
+        ("-12.5", "-12.5"),
+        ("C1", "C1"),
+    ],
 )
 def test_neutralize_cell(cell: str, expected: str) -> None:
     assert neutralize_cell(cell) == expected

@@ -107,7 +107,9 @@ def _date(value: str | None, flag: str) -> dt.date | None:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not a date. Use YYYY-MM-DD, e.g. {flag} 2011-12-10.") from None
+        raise ConfigError(
+            f"{flag} {value!r} is not a date. Use YYYY-MM-DD, e.g. {flag} 2011-12-10."
+        ) from None
 
 
 def parse_k_range(text: str) -> tuple[int, ...]:
@@ -119,7 +121,9 @@ def parse_k_range(text: str) -> tuple[int, ...]:
         else:
             values = tuple(int(p) for p in text.split(",") if p.strip())
     except ValueError:
-        raise ConfigError(f"--k-range {text!r} is not a range. Use e.g. --k-range 1-10 or 2,3,4.") from None
+        raise ConfigError(
+            f"--k-range {text!r} is not a range. Use e.g. --k-range 1-10 or 2,3,4."
+        ) from None
     if not values:
         raise ConfigError(f"--k-range {text!r} is empty. Use e.g. --k-range 1-10.")
     return values
@@ -148,7 +152,9 @@ def build_config(
 ) -> RunConfig:
     """Defaults < config file < flags."""
     base = load_config_file(config_file) if config_file else RunConfig()
-    codes = tuple(c.strip() for c in exclude_codes.split(",") if c.strip()) if exclude_codes else None
+    codes = (
+        tuple(c.strip() for c in exclude_codes.split(",") if c.strip()) if exclude_codes else None
+    )
     clean = _override(
         base.clean,
         as_of=_date(as_of, "--as-of"),
@@ -194,8 +200,12 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     from . import engine
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=_err, transient=False,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=False,
     ) as bar:
         current: list[Any] = []
         stop = threading.Event()
@@ -226,17 +236,16 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     # markup off: column and segment names come from the data and may hold [brackets]
     console = Console(highlight=False, soft_wrap=True, markup=False)
     led = result.ledger
-    dropped = ", ".join(
-        f"{n:,} {r.replace('_', ' ')}" for r, n in led.rows_dropped.items() if n
-    ) or "none"
+    dropped = (
+        ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in led.rows_dropped.items() if n)
+        or "none"
+    )
     sel = result.fit.selection
     sil = result.fit.metrics.get("silhouette")
     sil_text = f"{sil:.3f}" if isinstance(sil, float) else "n/a"
     used = ", ".join(f"{role}={col!r}" for role, col in describe_columns(result).items())
     console.print(f"Columns: {used}.")
-    console.print(
-        f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}."
-    )
+    console.print(f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}.")
     console.print(
         f"{led.customers_segmented:,} customers segmented as of {result.as_of} "
         f"({led.customers_without_purchase:,} seen without a purchase; "
@@ -245,8 +254,12 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     console.print(f"k = {result.k} ({sel.method}); silhouette {sil_text}.")
     table = Table(title=None, show_edge=False, header_style="bold")
     for col, justify in (
-        ("segment", "left"), ("customers", "right"), ("revenue share", "right"),
-        ("recency", "right"), ("frequency", "right"), ("monetary", "right"),
+        ("segment", "left"),
+        ("customers", "right"),
+        ("revenue share", "right"),
+        ("recency", "right"),
+        ("frequency", "right"),
+        ("monetary", "right"),
     ):
         table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
     seg = result.segment_table()
@@ -289,65 +302,132 @@ def _execute(
 
 # --- commands --------------------------------------------------------------------------------
 
-OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output folder (written whole or not at all).")]
+OutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Output folder (written whole or not at all).")
+]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output folder if it exists.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 ReportOpt = Annotated[
-    bool, typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report].")
+    bool,
+    typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report]."),
 ]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")]
+SeedOpt = Annotated[
+    int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")
+]
 
 
 @app.command("run")
 @_handles_errors
 def run_command(
-    input: Annotated[str, typer.Argument(help="CSV, Parquet or Excel file, a folder of them, or a glob.")],
+    input: Annotated[
+        str, typer.Argument(help="CSV, Parquet or Excel file, a folder of them, or a glob.")
+    ],
     out: OutOpt = Path("custseg-output"),
     force: ForceOpt = False,
     quiet: QuietOpt = False,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML/JSON file with [clean], [cluster], [names].")] = None,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="TOML/JSON file with [clean], [cluster], [names]."),
+    ] = None,
     customer_col: Annotated[str | None, typer.Option(help="Customer id column.")] = None,
-    invoice_col: Annotated[str | None, typer.Option(help="Invoice/order id column (without one, each row is an order).")] = None,
+    invoice_col: Annotated[
+        str | None,
+        typer.Option(help="Invoice/order id column (without one, each row is an order)."),
+    ] = None,
     date_col: Annotated[str | None, typer.Option(help="Date/time column.")] = None,
     quantity_col: Annotated[str | None, typer.Option(help="Quantity column.")] = None,
     price_col: Annotated[str | None, typer.Option(help="Unit price column.")] = None,
-    amount_col: Annotated[str | None, typer.Option(help="Line amount column (instead of quantity x price).")] = None,
-    stock_code_col: Annotated[str | None, typer.Option(help="Stock code column (for --exclude-codes).")] = None,
-    date_format: Annotated[str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")] = None,
-    encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")] = None,
+    amount_col: Annotated[
+        str | None, typer.Option(help="Line amount column (instead of quantity x price).")
+    ] = None,
+    stock_code_col: Annotated[
+        str | None, typer.Option(help="Stock code column (for --exclude-codes).")
+    ] = None,
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
+    ] = None,
+    encoding: Annotated[
+        str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")
+    ] = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
-    as_of: Annotated[str | None, typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase].")] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase]."),
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Ignore rows before this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Ignore rows after this date.")] = None,
-    exclude_codes: Annotated[str | None, typer.Option(help="Comma-separated stock codes that are not products, e.g. POST,M,DOT.")] = None,
-    drop_duplicates: Annotated[bool | None, typer.Option("--drop-duplicates/--keep-duplicates", help="Drop exact duplicate rows [default: keep].")] = None,
-    strict: Annotated[bool | None, typer.Option("--strict/--lenient", help="Refuse unreadable numbers and dates instead of counting them in the ledger [default: lenient].")] = None,
-    outliers: Annotated[str | None, typer.Option(help="zscore | iqr | none [default: zscore].")] = None,
+    exclude_codes: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated stock codes that are not products, e.g. POST,M,DOT."),
+    ] = None,
+    drop_duplicates: Annotated[
+        bool | None,
+        typer.Option(
+            "--drop-duplicates/--keep-duplicates", help="Drop exact duplicate rows [default: keep]."
+        ),
+    ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--lenient",
+            help=(
+                "Refuse unreadable numbers and dates instead of counting them in the ledger "
+                "[default: lenient]."
+            ),
+        ),
+    ] = None,
+    outliers: Annotated[
+        str | None, typer.Option(help="zscore | iqr | none [default: zscore].")
+    ] = None,
     transform: Annotated[str | None, typer.Option(help="none | log [default: none].")] = None,
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
-    k_range: Annotated[str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")] = None,
+    k_range: Annotated[
+        str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")
+    ] = None,
     select: Annotated[str | None, typer.Option(help="knee | silhouette [default: knee].")] = None,
     seed: SeedOpt = None,
     report: ReportOpt = True,
 ) -> None:
     """Segment the customers of a transaction file."""
     config = build_config(
-        config_file=config_file, as_of=as_of, since=since, until=until,
-        exclude_codes=exclude_codes, drop_duplicates=drop_duplicates, strict=strict, outliers=outliers,
-        transform=transform, k=k, k_range=k_range, select=select, seed=seed,
+        config_file=config_file,
+        as_of=as_of,
+        since=since,
+        until=until,
+        exclude_codes=exclude_codes,
+        drop_duplicates=drop_duplicates,
+        strict=strict,
+        outliers=outliers,
+        transform=transform,
+        k=k,
+        k_range=k_range,
+        select=select,
+        seed=seed,
     )
     columns = {
-        "customer": customer_col, "invoice": invoice_col, "date": date_col,
-        "quantity": quantity_col, "price": price_col, "amount": amount_col,
+        "customer": customer_col,
+        "invoice": invoice_col,
+        "date": date_col,
+        "quantity": quantity_col,
+        "price": price_col,
+        "amount": amount_col,
         "stock_code": stock_code_col,
     }
     read_options = {
-        "columns": columns, "date_format": date_format, "encoding": encoding,
-        "delimiter": delimiter, "sheet": sheet,
+        "columns": columns,
+        "date_format": date_format,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
     }
     _execute(
-        input, out=out, force=force, quiet=quiet, config=config, read_options=read_options,
+        input,
+        out=out,
+        force=force,
+        quiet=quiet,
+        config=config,
+        read_options=read_options,
         report=report,
     )
 
@@ -365,14 +445,28 @@ def demo_command(
     from .datasets import CITATION, online_retail_path
 
     config = build_config(
-        config_file=None, as_of=None, since=None, until=None, exclude_codes=None,
-        drop_duplicates=None, outliers=None, transform=None, k=None, k_range=None,
-        select=None, seed=seed,
+        config_file=None,
+        as_of=None,
+        since=None,
+        until=None,
+        exclude_codes=None,
+        drop_duplicates=None,
+        outliers=None,
+        transform=None,
+        k=None,
+        k_range=None,
+        select=None,
+        seed=seed,
     )
     if not quiet:
         typer.echo(f"Demo data: UCI Online Retail, 541,909 invoice lines. {CITATION}")
     _execute(
-        online_retail_path(), out=out, force=force, quiet=quiet, config=config, read_options={},
+        online_retail_path(),
+        out=out,
+        force=force,
+        quiet=quiet,
+        config=config,
+        read_options={},
         report=report,
     )
 
@@ -396,9 +490,15 @@ def report_command(
 @_handles_errors
 def generate_command(
     rows: Annotated[int, typer.Option("--rows", help="Number of transaction lines to write.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Target file: .parquet, .csv or .csv.gz.")],
-    customers: Annotated[int | None, typer.Option("--customers", help="Customer population [default: rows / 100].")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (the same seed writes the same bytes).")] = 0,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Target file: .parquet, .csv or .csv.gz.")
+    ],
+    customers: Annotated[
+        int | None, typer.Option("--customers", help="Customer population [default: rows / 100].")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed (the same seed writes the same bytes).")
+    ] = 0,
     quiet: QuietOpt = False,
 ) -> None:
     """Write a synthetic transaction log in the UCI Online Retail schema (for benchmarks)."""
@@ -408,13 +508,20 @@ def generate_command(
         path = generate_transactions(out, rows=rows, customers=customers, seed=seed)
     else:
         with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-            TextColumn("{task.completed:,.0f} rows"), TimeElapsedColumn(),
-            console=_err, transient=False,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f} rows"),
+            TimeElapsedColumn(),
+            console=_err,
+            transient=False,
         ) as bar:
             task = bar.add_task(f"Generate {out.name}", total=rows)
             path = generate_transactions(
-                out, rows=rows, customers=customers, seed=seed,
+                out,
+                rows=rows,
+                customers=customers,
+                seed=seed,
                 progress=lambda done: bar.update(task, completed=done),
             )
     if not quiet:

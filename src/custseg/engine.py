@@ -192,7 +192,9 @@ def translate_errors(what: str) -> Iterator[None]:
         if "unicode" in text.lower() or "utf" in text.lower():
             hint = "Pass --encoding latin-1 (or the file's real encoding)."
         elif "line size" in text.lower():
-            hint = f"Lines longer than {MAX_LINE_BYTES >> 20} MB are not supported; clean the export."
+            hint = (
+                f"Lines longer than {MAX_LINE_BYTES >> 20} MB are not supported; clean the export."
+            )
         raise InputError(f"Cannot read {what}: {text}. {hint}") from None
     except duckdb.OutOfMemoryException:
         raise InputError(

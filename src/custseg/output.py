@@ -45,9 +45,26 @@ __all__ = [
 MODEL_FORMAT = "custseg-model"
 MODEL_VERSION = 1
 OUTPUT_FILES = ("segments.csv", "summary.json", "model.json", "run.json")
-_PACKAGES = ("duckdb", "ibis-framework", "sqlglot", "pyarrow", "pandas", "numpy", "scikit-learn",
-             "kneed", "matplotlib")
-SEGMENT_COLUMNS = ("customer_id", "recency", "frequency", "monetary", "outlier", "cluster", "segment")
+_PACKAGES = (
+    "duckdb",
+    "ibis-framework",
+    "sqlglot",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "scikit-learn",
+    "kneed",
+    "matplotlib",
+)
+SEGMENT_COLUMNS = (
+    "customer_id",
+    "recency",
+    "frequency",
+    "monetary",
+    "outlier",
+    "cluster",
+    "segment",
+)
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -158,7 +175,9 @@ def write_outputs(
     return paths
 
 
-def build_run_record(result: SegmentationResult, *, command: list[str] | None = None) -> dict[str, Any]:
+def build_run_record(
+    result: SegmentationResult, *, command: list[str] | None = None
+) -> dict[str, Any]:
     """The run.json document: provenance that is not part of the reproducible results."""
     versions: dict[str, str | None] = {"custseg": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
