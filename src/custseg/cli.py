@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .config import CleanConfig, ClusterConfig, RunConfig, load_config_file
+from .config import RunConfig, load_config_file
 from .errors import ConfigError, CustsegError, CustsegWarning
 from .output import atomic_output_dir, write_outputs
 from .pipeline import SegmentationResult, describe_columns, run
@@ -136,19 +136,19 @@ def _override(obj: Any, **changes: Any) -> Any:
 
 def build_config(
     *,
-    config_file: Path | None,
-    as_of: str | None,
-    since: str | None,
-    until: str | None,
-    exclude_codes: str | None,
-    drop_duplicates: bool | None,
+    config_file: Path | None = None,
+    as_of: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    exclude_codes: str | None = None,
+    drop_duplicates: bool | None = None,
     strict: bool | None = None,
-    outliers: str | None,
-    transform: str | None,
-    k: int | None,
-    k_range: str | None,
-    select: str | None,
-    seed: int | None,
+    outliers: str | None = None,
+    transform: str | None = None,
+    k: int | None = None,
+    k_range: str | None = None,
+    select: str | None = None,
+    seed: int | None = None,
 ) -> RunConfig:
     """Defaults < config file < flags."""
     base = load_config_file(config_file) if config_file else RunConfig()
@@ -173,9 +173,6 @@ def build_config(
         select=select,
         random_state=seed,
     )
-    # dataclasses.replace skips __post_init__ checks of unchanged fields: re-validate.
-    clean = CleanConfig(**dataclasses.asdict(clean) | {"exclude_codes": tuple(clean.exclude_codes)})
-    cluster = ClusterConfig(**dataclasses.asdict(cluster) | {"k_values": tuple(cluster.k_values)})
     return RunConfig(clean=clean, cluster=cluster, names=base.names)
 
 
@@ -444,20 +441,7 @@ def demo_command(
     """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
     from .datasets import CITATION, online_retail_path
 
-    config = build_config(
-        config_file=None,
-        as_of=None,
-        since=None,
-        until=None,
-        exclude_codes=None,
-        drop_duplicates=None,
-        outliers=None,
-        transform=None,
-        k=None,
-        k_range=None,
-        select=None,
-        seed=seed,
-    )
+    config = build_config(seed=seed)
     if not quiet:
         typer.echo(f"Demo data: UCI Online Retail, 541,909 invoice lines. {CITATION}")
     _execute(

@@ -41,20 +41,6 @@ def _line_value_micros(t: Any) -> Any:
     return ibis.greatest((value * _MICROS).round().cast("int64"), 1)
 
 
-def _rfm_aggregates(t: Any, used: Any) -> dict[str, Any]:
-    if INVOICE in set(t.columns):
-        # A purchase line without an invoice id is an order of its own.
-        no_invoice = t[INVOICE].isnull()
-        frequency = t[INVOICE].nunique(where=used & ~no_invoice) + (used & no_invoice).sum()
-    else:
-        frequency = used.sum()
-    return {
-        _LAST: t[DATE].max(where=used),
-        "frequency": frequency,
-        "monetary": _line_value_micros(t).sum(where=used),
-    }
-
-
 def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFrame:
     """Recency, frequency and monetary value per customer from purchase lines.
 
@@ -77,12 +63,13 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
     InputError
         If a purchase falls on or after ``as_of``.
     """
-    used = ibis.literal(True)
-    per_customer = lines.group_by(lines[CUSTOMER]).aggregate(**_rfm_aggregates(lines, used))
-    df = per_customer.to_pandas()
-    if df.empty:
-        raise EmptyDataError("No purchase lines to compute RFM from.")
-    rfm, _ = _finish(df, as_of)
+    # Purchase lines are rows no reason drops: the one aggregation below serves both entry points.
+    try:
+        rfm, _, _ = compute_rfm_and_ledger(
+            lines.mutate(**{DROP_REASON: ibis.null("string")}), as_of=as_of
+        )
+    except EmptyDataError:
+        raise EmptyDataError("No purchase lines to compute RFM from.") from None
     return rfm
 
 

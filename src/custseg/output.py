@@ -30,6 +30,7 @@ import numpy as np
 
 from . import __version__
 from .errors import OutputError
+from .naming import PROFILE_COLUMNS
 from .pipeline import SegmentationResult, describe_columns
 
 __all__ = [
@@ -275,27 +276,18 @@ def build_summary(result: SegmentationResult) -> dict[str, Any]:
 
     It holds nothing that changes between identical runs (no timestamps, no timings).
     """
-    table = result.segment_table()
-    segments = []
-    for row in table.to_dict(orient="records"):
-        segments.append(
-            {
-                "cluster": int(row["cluster"]),
-                "name": row["segment"],
-                "description": row["description"],
-                "action": row["action"],
-                "customers": int(row["customers"]),
-                "share_customers": float(row["share_customers"]),
-                "revenue": float(row["revenue"]),
-                "share_revenue": float(row["share_revenue"]),
-                **{
-                    f"{f}_{stat}": float(row[f"{f}_{stat}"])
-                    for f in ("recency", "frequency", "monetary")
-                    for stat in ("mean", "median")
-                },
-                "levels": {f: row[f"{f}_level"] for f in ("recency", "frequency", "monetary")},
-            }
-        )
+    profiles = result.profiles
+    segments = [
+        {
+            "cluster": s.cluster,
+            "name": s.name,
+            "description": s.description,
+            "action": s.action,
+            **{col: _jsonable(profiles.loc[s.cluster, col]) for col in PROFILE_COLUMNS},
+            "levels": dict(s.levels),
+        }
+        for s in result.segments
+    ]
     customers = result.customers
     return {
         "custseg_version": __version__,
