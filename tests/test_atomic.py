@@ -27,6 +27,7 @@ from tests.conftest import TINY_CSV
 from typer.testing import CliRunner
 
 import custseg.cli
+import custseg.output
 import custseg.report
 from custseg import engine
 from custseg.cli import app
@@ -250,9 +251,9 @@ def _fail_after_writing(name: str, error: BaseException) -> Callable[..., NoRetu
 @pytest.mark.parametrize(
     ("target", "name", "error"),
     [
-        (custseg.cli, "write_outputs", OutputError("disk full while writing segments.csv")),
+        (custseg.output, "write_outputs", OutputError("disk full while writing segments.csv")),
         (custseg.report, "write_report", CustsegError("report failed part-way")),
-        (custseg.cli, "write_outputs", RuntimeError("a bug, not a CustsegError")),
+        (custseg.output, "write_outputs", RuntimeError("a bug, not a CustsegError")),
     ],
     ids=["write_outputs", "write_report", "unexpected-error"],
 )

@@ -20,6 +20,7 @@ __all__ = [
     "INVOICE",
     "PRICE",
     "QUANTITY",
+    "RFM_COLUMNS",
     "ROLES",
     "STOCK_CODE",
     "ColumnMap",
@@ -35,6 +36,9 @@ PRICE = "price"
 AMOUNT = "amount"
 STOCK_CODE = "stock_code"
 
+#: The per-customer features, in the order every table and array of them uses.
+RFM_COLUMNS: tuple[str, str, str] = ("recency", "frequency", "monetary")
+
 Role = Literal["customer", "invoice", "date", "quantity", "price", "amount", "stock_code"]
 ROLES: tuple[Role, ...] = (
     "customer",
@@ -45,15 +49,6 @@ ROLES: tuple[Role, ...] = (
     "amount",
     "stock_code",
 )
-CANONICAL: dict[Role, str] = {
-    "customer": CUSTOMER,
-    "invoice": INVOICE,
-    "date": DATE,
-    "quantity": QUANTITY,
-    "price": PRICE,
-    "amount": AMOUNT,
-    "stock_code": STOCK_CODE,
-}
 FLAGS: dict[Role, str] = {role: f"--{role.replace('_', '-')}-col" for role in ROLES}
 
 # Synonyms compared after lower-casing and removing everything but letters and digits, so
