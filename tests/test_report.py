@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from custseg.cli import app
 from custseg.errors import InputError
-from custseg.report import read_run
+from custseg.runs import read_run
 
 runner = CliRunner()
 
@@ -60,7 +60,7 @@ def demo_output() -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import TINY_CSV
+    from fixtures import TINY_CSV
 
     base = tmp_path_factory.mktemp("tiny")
     src = base / "tiny.csv"

@@ -6,8 +6,8 @@ its module on first use, so ``custseg --version`` never starts the engine or sci
 Examples
 --------
 >>> import custseg
->>> result = custseg.run(custseg.datasets.online_retail_path())  # doctest: +SKIP
->>> result.k, len(result.customers)  # doctest: +SKIP
+>>> result = custseg.run(custseg.datasets.online_retail_path())
+>>> result.k, len(result.customers)
 (3, 4338)
 """
 

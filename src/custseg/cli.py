@@ -264,6 +264,7 @@ def _stdout() -> Console:
 
 
 def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
+    from rich import box
     from rich.table import Table
     from rich.text import Text
 
@@ -287,7 +288,14 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
     console.print(f"k = {result.k} ({sel.method}); silhouette {sil_text}.")
-    table = Table(title=None, show_edge=False, header_style="bold")
+    # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
+    plain = not console.is_terminal
+    table = Table(
+        title=None,
+        show_edge=False,
+        header_style="" if plain else "bold",
+        box=None if plain else box.HEAVY_HEAD,
+    )
     for col, justify in (
         ("segment", "left"),
         ("customers", "right"),

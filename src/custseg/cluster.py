@@ -1,6 +1,6 @@
 """Outliers, transform, scaling, the k sweep and its selection, K-Means and canonical renumbering.
 
-The method is the reference workflow's (REFERENCE.md section 1), without its defects:
+The method is the reference workflow's (docs/REFERENCE.md section 1), without its defects:
 
 1. optionally ``log1p`` the R, F, M values;
 2. flag outliers (|z| >= 3 on any feature by default) - they are left out of the fit, never out of

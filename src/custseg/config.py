@@ -45,6 +45,7 @@ __all__ = [
     "TransformMethod",
     "build_run_config",
     "load_config_file",
+    "unknown_choice",
 ]
 
 OutlierMethod = Literal["zscore", "iqr", "none"]

@@ -33,12 +33,17 @@ from .model import ClusterModel, KSelection
 
 __all__ = [
     "LEVELS",
+    "CustomerStats",
     "Document",
     "InputRecord",
     "LedgerRecord",
+    "Machine",
+    "Metrics",
     "ModelFile",
+    "RunInput",
     "RunRecord",
     "SegmentRecord",
+    "SegmentRef",
     "Summary",
 ]
 

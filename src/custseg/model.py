@@ -246,7 +246,7 @@ class KSelection:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``k_selection`` object of the summary (REFERENCE.md section 4), plus k and note."""
+        """The ``k_selection`` object of summary.json (docs/REFERENCE.md section 4), k and note."""
         out: dict[str, Any] = _KSELECTION.dump_python(self, mode="json")
         return out
 
@@ -441,38 +441,40 @@ _MUST: dict[str, tuple[str, str]] = {
 }
 
 
+_MISSING = ("missing", "missing_argument")
+_UNKNOWN = ("unexpected_keyword_argument", "extra_forbidden")
+_FIX = "Re-create the model file with custseg run."
+
+
+def _model_error(what: str, seen: Any = None) -> ModelFileError:
+    got = "" if seen is None else ", got " + reprlib.repr(seen).replace("\n", " ")
+    return ModelFileError(f"Invalid cluster model: {what}{got}. {_FIX}")
+
+
 def _invalid(exc: ValidationError, doc: Any) -> ModelFileError:
     """One line about the first problem of a model document."""
-    err = exc.errors(include_url=False)[0]
-    loc = [p for p in err["loc"] if isinstance(p, str)]
-    depth = sum(1 for p in err["loc"] if isinstance(p, int))
-    kind, value = err["type"], err.get("input")
-    what: str
-    seen: Any
-    if not isinstance(doc, dict) or (not loc and kind in ("dataclass_type", "dict_type")):
-        what, seen = "expected a JSON object", type(doc).__name__
-    elif kind == "value_error":  # a consistency check: its message says it all
-        return ModelFileError(
-            f"Invalid cluster model: {err['ctx']['error']}. Re-create the model file with "
-            "custseg run."
-        )
-    elif kind in ("unexpected_keyword_argument", "extra_forbidden"):
-        what, seen = "unknown key(s)", [".".join(loc)]
-    elif kind in ("missing", "missing_argument"):
-        missing = [
-            ".".join(str(p) for p in e["loc"])
-            for e in exc.errors(include_url=False)
-            if e["type"] in ("missing", "missing_argument")
-        ]
-        what, seen = f"missing key(s) {missing}", sorted(str(x) for x in doc)
-    else:
-        key = ".".join(loc) if ".".join(loc) in _MUST else (loc[-1] if loc else "")
-        whole, item = _MUST.get(key, ("is invalid", "is invalid"))
-        rule = item if depth and item else whole
-        n = len(doc.get("features") or []) if isinstance(doc.get("features"), list) else "n"
-        shown = "outliers.method" if key == "outliers.method" else key
-        what, seen = f"{shown!r} " + rule.format(n=n, k=doc.get("k")), value
-    text = reprlib.repr(seen).replace("\n", " ")
-    return ModelFileError(
-        f"Invalid cluster model: {what}, got {text}. Re-create the model file with custseg run."
-    )
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    kind = err["type"]
+    if not isinstance(doc, dict):
+        return _model_error("expected a JSON object", type(doc).__name__)
+    if kind == "value_error":  # a consistency check: its message says it all
+        return _model_error(str(err["ctx"]["error"]))
+    if kind in _MISSING:
+        missing = [".".join(map(str, e["loc"])) for e in errors if e["type"] in _MISSING]
+        return _model_error(f"missing key(s) {missing}", sorted(str(x) for x in doc))
+    if kind in _UNKNOWN:
+        return _model_error("unknown key(s)", [".".join(map(str, err["loc"]))])
+    return _model_error(_wrong_type(err["loc"], doc), err.get("input"))
+
+
+def _wrong_type(loc: tuple[int | str, ...], doc: dict[str, Any]) -> str:
+    """What the value at ``loc`` must be, e.g. "'centers' must hold finite numbers"."""
+    keys = [p for p in loc if isinstance(p, str)]
+    dotted = ".".join(keys)
+    key = dotted if dotted in _MUST else (keys[-1] if keys else "")
+    whole, item = _MUST.get(key, ("is invalid", "is invalid"))
+    inside = any(isinstance(p, int) for p in loc)
+    features = doc.get("features")
+    n = len(features) if isinstance(features, list) else "n"
+    return f"{key!r} " + (item if inside and item else whole).format(n=n, k=doc.get("k"))

@@ -33,7 +33,7 @@ from .formats import (
     Summary,
 )
 from .naming import PROFILE_COLUMNS, SegmentName
-from .pipeline import SegmentationResult, describe_columns
+from .pipeline import SegmentationResult
 from .runs import SEGMENTS_FILE, atomic_output_dir
 
 __all__ = [
@@ -60,7 +60,7 @@ _PACKAGES = (
     "matplotlib",
     "pydantic",
 )
-#: The columns of segments.csv, in order (REFERENCE.md section 4).
+#: The columns of segments.csv, in order (docs/REFERENCE.md section 4).
 SEGMENT_COLUMNS = (
     "customer_id",
     "recency",
@@ -157,9 +157,11 @@ def write_run(
 
     Examples
     --------
-    >>> import custseg
-    >>> result = custseg.run(custseg.datasets.online_retail_path())  # doctest: +SKIP
-    >>> [p.name for p in write_run(result, "segments", report=False)]  # doctest: +SKIP
+    >>> import tempfile
+    >>> from custseg.datasets import online_retail_path
+    >>> from custseg.pipeline import run
+    >>> out = Path(tempfile.mkdtemp()) / "segments"
+    >>> [p.name for p in write_run(run(online_retail_path()), out, report=False)]
     ['segments.csv', 'summary.json', 'model.json', 'run.json']
     """
     notify = progress or (lambda _stage: None)
@@ -245,7 +247,7 @@ def _segment_record(result: SegmentationResult, s: SegmentName) -> SegmentRecord
 
 
 def build_summary(result: SegmentationResult) -> Summary:
-    """The summary.json document (REFERENCE.md section 4).
+    """The summary.json document (docs/REFERENCE.md section 4).
 
     It holds nothing that changes between identical runs (no timestamps, no timings).
     """
@@ -274,7 +276,7 @@ def build_summary(result: SegmentationResult) -> Summary:
             format=source.format,
             encoding=source.encoding,
             sheet=source.sheet,
-            columns=describe_columns(result),
+            columns=result.columns.used() if result.columns else {},
             date_format=result.date_format,
         ),
         settings=result.config,

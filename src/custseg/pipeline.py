@@ -254,8 +254,3 @@ def _run(
         config=config,
         timings=timings,
     )
-
-
-def describe_columns(result: SegmentationResult) -> dict[str, Any]:
-    """Role -> source column, for messages and summary.json."""
-    return result.columns.used() if result.columns else {}

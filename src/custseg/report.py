@@ -1054,9 +1054,9 @@ def write_report(out_dir: str | Path) -> list[Path]:
 
     Examples
     --------
-    >>> paths = write_report("custseg-output")  # doctest: +SKIP
-    >>> paths[0].name  # doctest: +SKIP
-    'report.html'
+    After ``custseg run data.csv --out custseg-output``::
+
+        paths = write_report("custseg-output")  # report.html, then the figure files
     """
     out = Path(out_dir)
     run = _view(read_run(out))
