@@ -16,7 +16,10 @@ Sections (``--only`` picks some; all by default):
 - ``cluster``: clustering at the customers of the largest size (about 1M at 100M rows): the
   default sweep, fewer/more K-Means restarts, silhouette sample sizes, and MiniBatch K-Means
   against full K-Means (SSE per k);
-- ``anchors``: pandas groupby, lifetimes and pymc-marketing on the 10M Parquet file.
+- ``anchors``: pandas groupby, lifetimes and pymc-marketing on the 10M Parquet file;
+- ``report``: ``write_report`` in a fresh process (import, then the build: PNG only, and with
+  SVG) and ``custseg report`` as a user runs it, on the demo run and on a run of the 10M-row
+  file with 1M customers (run folders made once with ``--no-report`` into ``bench/data/``).
 
 Missing data files are generated into ``bench/data/`` with :mod:`custseg.generate` (seeded, so
 every machine benchmarks the same rows). Each measurement is one subprocess; its peak RSS is the
@@ -45,7 +48,7 @@ REPO = HERE.parent
 DATA = HERE / "data"
 # CUSTSEG_SRC lets the benchmark run another checkout of the package (e.g. a patched copy).
 SRC = Path(os.environ.get("CUSTSEG_SRC", REPO / "src"))
-SECTIONS = ("rfm", "csv", "run", "customers", "cluster", "anchors")
+SECTIONS = ("rfm", "csv", "run", "customers", "cluster", "anchors", "report")
 CUSTOMER_SIZES = (10_000, 100_000, 1_000_000)
 
 
@@ -120,6 +123,8 @@ def _worker(kind: str, args: list[str]) -> dict[str, Any]:
         return _worker_cluster(args[0], json.loads(args[1]))
     if kind == "minibatch":
         return _worker_minibatch(args[0])
+    if kind == "report":
+        return _worker_report(args[0], svg=args[1:] == ["svg"])
     raise SystemExit(f"unknown worker {kind}")
 
 
@@ -222,6 +227,23 @@ def _worker_minibatch(path: str) -> dict[str, Any]:
     out["seconds"] = sum(out["full_s"])
     out["minibatch_seconds"] = sum(out["minibatch_s"])
     return out
+
+
+def _worker_report(run_dir: str, *, svg: bool) -> dict[str, Any]:
+    """``write_report`` on a run folder: the import of the report path, then the build."""
+    start = time.perf_counter()
+    from custseg.report import write_report
+
+    imported = time.perf_counter()
+    cpu = time.process_time()
+    # Trees before the svg parameter always wrote SVG: call them without it.
+    paths = write_report(run_dir, svg=True) if svg else write_report(run_dir)
+    return {
+        "seconds": time.perf_counter() - imported,
+        "cpu_seconds": time.process_time() - cpu,
+        "import_seconds": imported - start,
+        "files": len(paths),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -414,6 +436,46 @@ def section_anchors(n: int, timeout: float) -> dict[str, Any]:
     return repeat(fns, n, "anchors 10m")
 
 
+def run_folder(name: str, args: list[str], timeout: float) -> Path:
+    """A finished run without its report, made once per data and source tree."""
+    import hashlib
+
+    tree = hashlib.sha256(str(SRC.resolve()).encode()).hexdigest()[:8]
+    out = DATA / f"run_{name}_{tree}"
+    if not (out / "summary.json").exists():
+        print(f"making the run folder {out.name} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, "-m", "custseg", *args, "--out", str(out), "--force"]
+        r = measure([*cmd, "--no-report", "--quiet"], timeout=timeout, env=_env())
+        if "error" in r:
+            raise SystemExit(f"cannot make {out}: {r['error']}")
+    return out
+
+
+def section_report(n: int, timeout: float) -> list[dict[str, Any]]:
+    """The report on the demo run and at 1M customers: in-process build and the CLI."""
+    runs = {
+        "demo": run_folder("demo", ["demo"], timeout),
+        "1m customers": run_folder(
+            "c1m", ["run", str(data_file(10_000_000, customers=1_000_000))], timeout
+        ),
+    }
+    rows = []
+    for name, out in runs.items():
+        cli = [sys.executable, "-m", "custseg", "report", str(out), "--quiet"]
+        res = repeat(
+            {
+                "png": lambda o=out: measure(worker_cmd("report", str(o)), timeout=timeout),
+                "svg": lambda o=out: measure(worker_cmd("report", str(o), "svg"), timeout=timeout),
+                "cli": lambda c=cli: measure(c, timeout=timeout, env=_env()),
+            },
+            n,
+            f"report {name}",
+        )
+        summary = json.loads((out / "summary.json").read_text())
+        rows.append({"run": name, "customers": summary["ledger"]["customers_segmented"], **res})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # the report
 
@@ -540,7 +602,32 @@ def render(results: dict[str, Any]) -> str:
         for name, r in an.items():
             extra = f" {int(r['customers']):>10,}" if "customers" in r else ""
             lines.append(f"{name:<12} {_fmt(r, an.get('sql'))}{extra}")
+    lines += _render_report(results.get("report", []))
     return "\n".join(lines)
+
+
+def _render_report(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        "report: write_report in a fresh process (import, build PNG only, build with SVG), "
+        "and `custseg report` (wall incl. start-up)",
+        f"{'run':<14} {'customers':>10} {'import s':>8} {'build s':>8} {'cpu s':>6} "
+        f"{'+svg s':>7} {'cli s':>6} {'peak MiB':>8}",
+    ]
+    for row in rows:
+        png, svg, cli = row["png"], row["svg"], row["cli"]
+        if any("error" in r for r in (png, svg, cli)):
+            err = next(r["error"] for r in (png, svg, cli) if "error" in r)
+            lines.append(f"{row['run']:<14} error: {err}")
+            continue
+        lines.append(
+            f"{row['run']:<14} {int(row['customers']):>10,} {png['import_seconds']:>8.2f} "
+            f"{png['seconds']:>8.2f} {png['cpu_seconds']:>6.2f} {svg['seconds']:>7.2f} "
+            f"{cli['wall']:>6.2f} {png['peak_mib']:>8.0f}"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -596,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "customers" in only:
         results["customers"] = section_customers(n, args.timeout)
+        save()
+    if "report" in only:
+        results["report"] = section_report(max(n, 5), args.timeout)
         save()
     save()
     print(render(results))

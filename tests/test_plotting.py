@@ -12,6 +12,8 @@ from matplotlib.patches import Rectangle
 
 from custseg.cluster import KSelection
 from custseg.plotting import (
+    box_stats,
+    histogram_data,
     plain_text,
     plot_elbow,
     plot_k_metrics,
@@ -26,7 +28,6 @@ from custseg.plotting import (
     plot_silhouette,
     segment_colors,
 )
-from custseg.report import box_stats, histogram_data
 
 NAMES = {0: "Champions", 1: "Needs attention", 2: "Hibernating"}
 SEL = KSelection(

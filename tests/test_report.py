@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from custseg.cli import app
 from custseg.errors import InputError
-from custseg.report import read_run
+from custseg.report import read_run, write_report
 
 runner = CliRunner()
 
@@ -92,14 +92,19 @@ def _check_self_contained(page: str) -> None:
         assert 'src="data:image/png;base64,' in img
 
 
-def _check_figures(out: Path, page: str) -> None:
+def _check_figures(out: Path, page: str, *, svg: bool = False) -> None:
+    """A PNG of each figure of the page, and an SVG too when the report was built with svg."""
     files = sorted(p.name for p in (out / "figures").iterdir())
     stems = sorted({p.rsplit(".", 1)[0] for p in files})
-    assert files == sorted([f"{s}.png" for s in stems] + [f"{s}.svg" for s in stems])
+    if svg:
+        assert files == sorted([f"{s}.png" for s in stems] + [f"{s}.svg" for s in stems])
+    else:
+        assert files == sorted(f"{s}.png" for s in stems)
     assert len(stems) == page.count("<figure ")
     for s in stems:
         assert (out / "figures" / f"{s}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert b"<svg" in (out / "figures" / f"{s}.svg").read_bytes()[:2000]
+        if svg:
+            assert b"<svg" in (out / "figures" / f"{s}.svg").read_bytes()[:2000]
 
 
 def test_run_writes_report_with_every_section(tiny_run: Path) -> None:
@@ -142,6 +147,19 @@ def test_report_command_rebuilds_the_same_page(tiny_run: Path, tmp_path: Path) -
     assert _headings(after) == list(SECTIONS)
     assert after == before  # built from the files only: same page as at run time
     _check_figures(copy, after)
+
+
+def test_write_report_with_svg_writes_both_formats(tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    before = (copy / "report.html").read_text(encoding="utf-8")
+    paths = write_report(copy, svg=True)
+    page = (copy / "report.html").read_text(encoding="utf-8")
+    assert page == before  # the SVGs are extra files; the page is the same
+    _check_figures(copy, page, svg=True)
+    assert paths[0] == copy / "report.html" and len(paths) == 1 + 2 * page.count("<figure ")
+    write_report(copy)  # without: the SVGs of the previous build go with the old folder
+    _check_figures(copy, page)
 
 
 @pytest.mark.parametrize(
@@ -262,6 +280,7 @@ def test_text_from_the_data_is_escaped_everywhere(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
+    write_report(out, svg=True)  # SVGs are opt-in: build them to check them too
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert any(EVIL[0] in s["name"] or EVIL[1] in s["name"] for s in summary["segments"])
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -271,5 +290,7 @@ def test_text_from_the_data_is_escaped_everywhere(tmp_path: Path) -> None:
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
     assert page.count("<script>") == 1  # the report's own self-check only
     _check_self_contained(page)
-    for svg in (out / "figures").glob("*.svg"):
+    svgs = list((out / "figures").glob("*.svg"))
+    assert svgs
+    for svg in svgs:
         assert "<script" not in svg.read_text(encoding="utf-8")

@@ -1,9 +1,9 @@
-"""Figures of a segmentation: each ``plot_*`` draws computed data on the axes it is given.
+"""Drawing: each ``plot_*`` draws computed data on the axes it is given.
 
-Plot functions never compute statistics, save or show: :mod:`custseg.report` computes the
-figure data, creates the figures, saves and closes them. Every function takes its axes as a
-keyword (``ax=`` or, for multi-panel figures, ``axes=``) and returns what it drew on; without
-axes it creates a new pyplot figure, for notebooks.
+Plot functions never compute statistics, save or show: :mod:`custseg.plotting.data` computes
+the figure data; :mod:`custseg.report` creates the figures, saves and closes them. Every
+function takes its axes as a keyword (``ax=`` or, for multi-panel figures, ``axes=``) and
+returns what it drew on; without axes it creates a new pyplot figure, for notebooks.
 
 Text from the data (segment names) goes through :func:`plain_text`, so a ``$`` in a name is
 drawn as a dollar sign instead of starting mathtext.
@@ -22,10 +22,12 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .cluster import KSelection
+from .data import FEATURES
 
 if TYPE_CHECKING:
     from mpl_toolkits.mplot3d.axes3d import Axes3D
+
+    from ..cluster import KSelection
 
 __all__ = [
     "FEATURE_LABELS",
@@ -44,8 +46,6 @@ __all__ = [
     "plot_silhouette",
     "segment_colors",
 ]
-
-FEATURES = ("recency", "frequency", "monetary")
 
 #: Axis labels of the three RFM features.
 FEATURE_LABELS: dict[str, str] = {
@@ -502,7 +502,11 @@ def plot_segment_profile(
     ax.grid(False)  # grid lines would cut through the cells and their numbers
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.figure.colorbar(im, ax=ax, label="log2(segment mean / average)", shrink=0.8)
+    # Beside the axes, not in its grid cell, so that a layout can place it (as constrained
+    # layout and custseg.report.render.fit_layout do).
+    ax.figure.colorbar(
+        im, ax=ax, label="log2(segment mean / average)", shrink=0.8, use_gridspec=False
+    )
     ax.set(title="Segment means vs the average")
     return ax
 

@@ -1,0 +1,516 @@
+"""The report's figures: what each shows, and the list saying which figures a report has.
+
+:data:`FIGURES` is the whole list, in page order. Each :class:`FigureSpec` names its section,
+file slug, title and caption, the small function that builds it from :class:`ReportData`, and
+whether it applies to a run; a clustering method brings its figures by adding entries::
+
+    FigureSpec("k", "dendrogram", "Dendrogram", "...", _dendrogram, applies=uses("ward"))
+
+Builders create a :class:`~matplotlib.figure.Figure` (no pyplot state) and draw on it with
+:mod:`custseg.plotting`; :mod:`custseg.report.render` lays it out, saves and closes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..plotting import (
+    FEATURES,
+    Projection,
+    box_stats,
+    histogram_data,
+    is_skewed,
+    plot_elbow,
+    plot_k_metrics,
+    plot_ledger,
+    plot_pca,
+    plot_rfm_boxplots,
+    plot_rfm_histograms,
+    plot_scatter_3d,
+    plot_segment_means,
+    plot_segment_profile,
+    plot_segment_shares,
+    plot_silhouette,
+    principal_components,
+    profile_ratios,
+    sample_indices,
+    segment_colors,
+    silhouette_values,
+)
+
+__all__ = ["FIGURES", "SAMPLE_SIZE", "FigureSpec", "ReportData", "uses"]
+
+#: At most this many customers are drawn in scatter plots and used for the silhouette plot.
+SAMPLE_SIZE = 5_000
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """What the figures and captions of a report show, from a run's files.
+
+    Plain values only (arrays, lists, dicts), so that figures can be tested without a run
+    folder; the derived values are computed once, when a figure first asks for them.
+
+    Attributes
+    ----------
+    X : ndarray of shape (n, 3)
+        Recency, frequency and monetary value of every customer.
+    labels : ndarray of shape (n,)
+        Cluster of every customer.
+    outlier : ndarray of shape (n,)
+        Whether the customer was flagged as an outlier (kept in the segments).
+    scaled : ndarray of shape (n, 3)
+        The features as the model saw them (transformed and standardised).
+    centers : ndarray of shape (k, 3)
+        Cluster centres in the scaled space, row i for cluster i.
+    selection : KSelection
+        The k sweep.
+    ledger : dict
+        ``rows_read``, ``rows_used`` and ``rows_dropped`` (reason -> rows).
+    clusters : list of int
+        The segments, in order.
+    names : dict of int -> str
+        Segment names.
+    means : dict of str -> list of float
+        Mean of each feature per segment, in ``clusters`` order.
+    share_customers, share_revenue : list of float
+        Per segment, in ``clusters`` order.
+    seed : int
+        Seed of the report's samples.
+    method : str
+        The clustering method (``"kmeans"``).
+    """
+
+    X: np.ndarray
+    labels: np.ndarray
+    outlier: np.ndarray
+    scaled: np.ndarray
+    centers: np.ndarray
+    selection: Any
+    ledger: dict[str, Any]
+    clusters: list[int]
+    names: dict[int, str]
+    means: dict[str, list[float]]
+    share_customers: list[float]
+    share_revenue: list[float]
+    seed: int = 0
+    method: str = "kmeans"
+
+    @property
+    def n(self) -> int:
+        """Number of customers."""
+        return len(self.X)
+
+    @cached_property
+    def n_outliers(self) -> int:
+        """Number of customers flagged as outliers."""
+        return int(self.outlier.sum())
+
+    @cached_property
+    def colors(self) -> dict[int, str]:
+        """Segment colours, the same in every figure."""
+        return segment_colors(self.clusters)
+
+    @cached_property
+    def log(self) -> dict[str, bool]:
+        """Which features are skewed enough to be drawn on log axes."""
+        return {f: is_skewed(self.X[:, j]) for j, f in enumerate(FEATURES)}
+
+    @property
+    def log_note(self) -> str:
+        """The caption's sentence on log scales (empty when there are none)."""
+        logged = [f.capitalize() for f in FEATURES if self.log[f]]
+        return f" {', '.join(logged)} on log scales." if logged else ""
+
+    @property
+    def knee_note(self) -> str:
+        """Where the elbow curve bends."""
+        knee = self.selection.knee
+        return (
+            "no clear knee was found"
+            if knee is None
+            else f"the curve bends at k = {knee} (dashed line)"
+        )
+
+    @cached_property
+    def fitted(self) -> np.ndarray:
+        """Indices of the customers the model was fitted on (the non-outliers)."""
+        return np.flatnonzero(~self.outlier)
+
+    @cached_property
+    def fitted_sample(self) -> np.ndarray:
+        """A seeded sample of :attr:`fitted`, for the silhouette and PCA views."""
+        return self.fitted[sample_indices(len(self.fitted), SAMPLE_SIZE, seed=self.seed)]
+
+    @cached_property
+    def scatter_sample(self) -> np.ndarray:
+        """A seeded sample of all customers, for the 3-D view."""
+        return sample_indices(self.n, SAMPLE_SIZE, seed=self.seed)
+
+    @property
+    def silhouette_defined(self) -> bool:
+        """Whether the sample has 2 or more segments and more customers than segments."""
+        return 2 <= self.sample_segments <= len(self.fitted_sample) - 1
+
+    @cached_property
+    def sample_segments(self) -> int:
+        """Number of segments among :attr:`fitted_sample`."""
+        return len(np.unique(self.labels[self.fitted_sample]))
+
+    @cached_property
+    def silhouette(self) -> np.ndarray:
+        """Silhouette of each customer of :attr:`fitted_sample`, in the scaled space."""
+        idx = self.fitted_sample
+        return silhouette_values(self.scaled[idx], self.labels[idx])
+
+    @cached_property
+    def pca(self) -> Projection:
+        """Principal components of the scaled features of the fitted customers."""
+        return principal_components(self.scaled[self.fitted])
+
+    def sampled(self, idx: np.ndarray, whole: int, of: str, *, all_of: str = "") -> str:
+        """``a seeded sample of 5,000 of <of>`` or ``all <all_of or of>``, with counts."""
+        if len(idx) < whole:
+            return f"a seeded sample of {len(idx):,} of {of.format(n=whole)}"
+        return f"all {(all_of or of).format(n=whole)}"
+
+    @property
+    def silhouette_note(self) -> str:
+        """Which customers the silhouette figure shows."""
+        return self.sampled(
+            self.fitted_sample,
+            len(self.fitted),
+            "the {n:,} customers the model was fitted on",
+            all_of="{n:,} customers the model was fitted on (outliers aside)",
+        )
+
+    @property
+    def pca_note(self) -> str:
+        """Which customers the PCA figure shows."""
+        return self.sampled(
+            self.fitted_sample,
+            len(self.fitted),
+            "the {n:,} non-outliers",
+            all_of="{n:,} non-outliers",
+        )
+
+    @property
+    def scatter_note(self) -> str:
+        """Which customers the 3-D figure shows."""
+        return self.sampled(self.scatter_sample, self.n, "{n:,} customers")
+
+
+def uses(*methods: str) -> Callable[[ReportData], bool]:
+    """A :attr:`FigureSpec.applies` predicate: the run used one of these clustering methods."""
+    return lambda d: d.method in methods
+
+
+def _always(d: ReportData) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure of the report.
+
+    Attributes
+    ----------
+    section : str
+        Id of the page section it appears in.
+    slug : str
+        File stem (``NN-<slug>.png``) and HTML id (``fig-<slug>``).
+    title : str
+    caption : str
+        Filled with ``caption.format(d=data)``: ``{d.n_outliers:,}`` is a field of
+        :class:`ReportData`.
+    build : callable
+        ``build(data) -> Figure``: creates the figure and draws on it.
+    applies : callable, optional
+        ``applies(data) -> bool``: whether this run has the figure (always, by default).
+    wide : bool, optional
+        Full width on the page; narrow figures are paired side by side.
+    missing : str, optional
+        A note shown in the section instead, when the figure does not apply (formatted as
+        ``caption``; none by default).
+    """
+
+    section: str
+    slug: str
+    title: str
+    caption: str
+    build: Callable[[ReportData], Figure]
+    applies: Callable[[ReportData], bool] = _always
+    wide: bool = True
+    missing: str = ""
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A figure without a layout engine: :func:`custseg.report.render.fit_layout` places it."""
+    return Figure(figsize=(width, height))
+
+
+def _ledger(d: ReportData) -> Figure:
+    drops = sum(1 for v in d.ledger["rows_dropped"].values() if int(v) > 0)
+    fig = _figure(8.5, 1.2 + 0.42 * (2 + drops))
+    plot_ledger(d.ledger, ax=fig.add_subplot())
+    return fig
+
+
+def _boxplots(d: ReportData) -> Figure:
+    inliers = ~d.outlier
+    stats = {
+        f: [
+            box_stats(d.X[:, j], f"All ({d.n:,})", seed=d.seed),
+            box_stats(d.X[inliers, j], f"Non-outliers ({d.n - d.n_outliers:,})", seed=d.seed),
+        ]
+        for j, f in enumerate(FEATURES)
+    }
+    fig = _figure(10.5, 3.6)
+    plot_rfm_boxplots(stats, log=d.log, axes=fig.subplots(1, 3))
+    return fig
+
+
+def _histograms(d: ReportData) -> Figure:
+    hists = {
+        f: (*histogram_data(d.X[:, j], log=d.log[f]), d.log[f]) for j, f in enumerate(FEATURES)
+    }
+    fig = _figure(10.5, 3.2)
+    plot_rfm_histograms(hists, axes=fig.subplots(1, 3))
+    return fig
+
+
+def _elbow(d: ReportData) -> Figure:
+    fig = _figure(6.4, 3.6)
+    plot_elbow(d.selection, ax=fig.add_subplot())
+    return fig
+
+
+def _k_metrics(d: ReportData) -> Figure:
+    fig = _figure(10.5, 3.2)
+    plot_k_metrics(d.selection, axes=fig.subplots(1, 3))
+    return fig
+
+
+def _silhouette(d: ReportData) -> Figure:
+    values = d.silhouette
+    fig = _figure(7.5, 1.6 + 0.55 * max(d.sample_segments, 2))
+    plot_silhouette(
+        values,
+        d.labels[d.fitted_sample],
+        names=d.names,
+        average=float(values.mean()),
+        colors=d.colors,
+        ax=fig.add_subplot(),
+    )
+    return fig
+
+
+def _segment_means(d: ReportData) -> Figure:
+    fig = _figure(10.5, 3.4)
+    plot_segment_means(
+        d.means, clusters=d.clusters, names=d.names, colors=d.colors, axes=fig.subplots(1, 3)
+    )
+    return fig
+
+
+def _segment_profile(d: ReportData) -> Figure:
+    overall = {f: float(d.X[:, j].mean()) for j, f in enumerate(FEATURES)}
+    fig = _figure(6.0, 1.6 + 0.5 * len(d.clusters))
+    plot_segment_profile(
+        profile_ratios(d.means, overall),
+        segment_names=[d.names[k] for k in d.clusters],
+        ax=fig.add_subplot(),
+    )
+    return fig
+
+
+def _segment_shares(d: ReportData) -> Figure:
+    fig = _figure(6.0, 1.6 + 0.6 * len(d.clusters))
+    plot_segment_shares(
+        d.share_customers,
+        d.share_revenue,
+        clusters=d.clusters,
+        names=d.names,
+        colors=d.colors,
+        ax=fig.add_subplot(),
+    )
+    return fig
+
+
+def _scatter_3d(d: ReportData) -> Figure:
+    idx = d.scatter_sample
+    fig = _figure(6.4, 5.6)
+    plot_scatter_3d(
+        d.X[idx],
+        d.labels[idx],
+        names=d.names,
+        log=[d.log[f] for f in FEATURES],
+        colors=d.colors,
+        ax=fig.add_subplot(projection="3d"),
+    )
+    return fig
+
+
+def _pca(d: ReportData) -> Figure:
+    idx = d.fitted_sample
+    fig = _figure(6.4, 5.6)
+    plot_pca(
+        d.pca.transform(d.scaled[idx]),
+        d.labels[idx],
+        names=d.names,
+        explained=list(d.pca.explained),
+        colors=d.colors,
+        centers=d.pca.transform(d.centers),
+        ax=fig.add_subplot(),
+    )
+    return fig
+
+
+#: Every figure a report can have, in page order.
+FIGURES: tuple[FigureSpec, ...] = (
+    FigureSpec(
+        "data",
+        "ledger",
+        "Where the rows went",
+        "Read top to bottom: every row read is either used (green) or dropped for the first "
+        "reason it meets (red); longer red bars are the bigger losses.",
+        _ledger,
+    ),
+    FigureSpec(
+        "distributions",
+        "rfm-boxplots",
+        "Box plots of R, F and M",
+        "Boxes span the middle half of customers, the line is the median; dots are customers "
+        "beyond the whiskers. Compare each pair: the {d.n_outliers:,} outliers flagged (kept "
+        "in the segments) stretch the tails of all customers.{d.log_note}",
+        _boxplots,
+    ),
+    FigureSpec(
+        "distributions",
+        "rfm-histograms",
+        "Histograms of R, F and M",
+        "How many customers have each value, over all customers: a long right tail means a "
+        "few customers buy far more often or spend far more than the rest.{d.log_note}",
+        _histograms,
+    ),
+    FigureSpec(
+        "k",
+        "elbow",
+        "Elbow curve",
+        "The sum of squared distances to the nearest centre falls as k grows; "
+        "{d.knee_note}: beyond it, more segments buy little.",
+        _elbow,
+        applies=uses("kmeans"),
+        wide=False,
+    ),
+    FigureSpec(
+        "k",
+        "k-metrics",
+        "Quality scores by k",
+        "Each score rates how well separated the segments are at each k; the star marks the "
+        "best k for that score, the dotted line the k used.",
+        _k_metrics,
+    ),
+    FigureSpec(
+        "model",
+        "silhouette",
+        "Silhouette per customer",
+        "Each customer's silhouette, from -1 (closer to another segment) to 1 (well inside "
+        "its own), for {d.silhouette_note}: wide bands right of 0 are well-separated "
+        "segments, bars left of 0 are customers on a border.",
+        _silhouette,
+        applies=lambda d: d.silhouette_defined,
+        wide=False,
+        missing="The silhouette is not defined here ({d.sample_segments} segment(s) among "
+        "{d.fitted_sample.size} customers fitted): it needs at least 2 segments and more "
+        "customers than segments.",
+    ),
+    FigureSpec(
+        "segments",
+        "segment-means",
+        "Mean R, F and M per segment",
+        "Lower recency is better (bought recently); higher frequency and monetary are "
+        "better. Read each segment's bars across the three charts.",
+        _segment_means,
+    ),
+    FigureSpec(
+        "segments",
+        "segment-profile",
+        "Segment profiles",
+        "Each cell is the segment's mean divided by the average customer's: red is above "
+        "average, blue below (for recency, above average means lapsed).",
+        _segment_profile,
+        wide=False,
+    ),
+    FigureSpec(
+        "segments",
+        "segment-shares",
+        "Customers and revenue per segment",
+        "A solid bar longer than its light twin marks a segment that brings more revenue "
+        "than its share of customers.",
+        _segment_shares,
+        wide=False,
+    ),
+    FigureSpec(
+        "views",
+        "scatter-3d",
+        "Customers in R, F, M space",
+        "Each dot is a customer ({d.scatter_note}, outliers included), coloured by segment: "
+        "compact, separate clouds mean distinct segments.{d.log_note}",
+        _scatter_3d,
+        wide=False,
+    ),
+    FigureSpec(
+        "views",
+        "pca",
+        "PCA projection",
+        "The scaled features seen from the two directions of greatest spread ({d.pca_note}; "
+        "the {d.n_outliers:,} outliers are left out of this view), crosses at the segment "
+        "centres: overlap here can still be separation in 3-D.",
+        _pca,
+        applies=lambda d: len(d.fitted) >= 3,
+        wide=False,
+    ),
+)
+
+
+def report_data(
+    customers: Any,
+    *,
+    model: Any,
+    selection: Any,
+    ledger: Mapping[str, Any],
+    segments: Sequence[Mapping[str, Any]],
+    seed: int,
+    method: str = "kmeans",
+) -> ReportData:
+    """:class:`ReportData` from a run's customers table, model, k sweep, ledger and segments."""
+    X = customers[list(FEATURES)].to_numpy(dtype=np.float64)
+    scaled, _ = model.scaled(X)
+    clusters = [int(s["cluster"]) for s in segments]
+    return ReportData(
+        X=X,
+        labels=customers["cluster"].to_numpy(),
+        outlier=customers["outlier"].to_numpy(dtype=bool),
+        scaled=scaled,
+        centers=np.asarray(model.centers, dtype=np.float64),
+        selection=selection,
+        ledger={
+            "rows_read": int(ledger["rows_read"]),
+            "rows_used": int(ledger["rows_used"]),
+            "rows_dropped": {str(k): int(v) for k, v in dict(ledger["rows_dropped"]).items()},
+        },
+        clusters=clusters,
+        names={int(s["cluster"]): str(s["name"]) for s in segments},
+        means={f: [float(s[f"{f}_mean"]) for s in segments] for f in FEATURES},
+        share_customers=[float(s["share_customers"]) for s in segments],
+        share_revenue=[float(s["share_revenue"]) for s in segments],
+        seed=seed,
+        method=method,
+    )
