@@ -1,6 +1,6 @@
 """Outliers, transform, scaling, the k sweep and its selection, K-Means and canonical renumbering.
 
-The method is the reference workflow's (REFERENCE.md section 1), without its defects:
+The method is the reference workflow's (docs/REFERENCE.md section 1), without its defects:
 
 1. optionally ``log1p`` the R, F, M values;
 2. flag outliers (|z| >= 3 on any feature by default) - they are left out of the fit, never out of
@@ -17,12 +17,12 @@ round-trips through plain JSON (:meth:`ClusterModel.to_dict` / :meth:`ClusterMod
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-import reprlib
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -34,8 +34,19 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from .config import ClusterConfig, OutlierMethod, TransformMethod
-from .errors import ConfigError, EmptyDataError, InputError, ModelFileError, SchemaError
+from .config import ClusterConfig, OutlierMethod
+from .errors import ConfigError, EmptyDataError
+from .model import (
+    ClusterModel,
+    KSelection,
+    OutlierRule,
+    as_float_matrix,
+    features_matrix,
+    nearest_center,
+    standardize,
+    transform_features,
+)
+from .schema import RFM_COLUMNS
 
 __all__ = [
     "FEATURES",
@@ -49,10 +60,8 @@ __all__ = [
     "transform_features",
 ]
 
-FEATURES: tuple[str, str, str] = ("recency", "frequency", "monetary")
-
-MODEL_FORMAT = "custseg-cluster-model"
-MODEL_VERSION = 1
+#: The features clustered by default (the RFM columns; see :data:`custseg.schema.RFM_COLUMNS`).
+FEATURES = RFM_COLUMNS
 
 # K-Means restarts cost rows x n_init per k. Above this many row-fits per k the sweep lowers
 # n_init (never below 1, scikit-learn's own default for k-means++): with a million customers the
@@ -72,90 +81,6 @@ _SILHOUETTE_BLOCK = 8_000_000
 # --------------------------------------------------------------------------------------------
 # transform and outliers
 # --------------------------------------------------------------------------------------------
-
-
-def transform_features(X: np.ndarray, *, transform: TransformMethod) -> np.ndarray:
-    """Apply the feature transform (a new array; ``X`` is not modified).
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_samples, n_features)
-        Raw feature values (recency, frequency, monetary for RFM).
-    transform : {"none", "log"}
-        ``"log"`` applies ``numpy.log1p``, which tames the long right tails of F and M.
-
-    Returns
-    -------
-    ndarray of float64, same shape as ``X``.
-
-    Raises
-    ------
-    ConfigError
-        If ``transform`` is unknown, or ``"log"`` meets negative values.
-
-    Examples
-    --------
-    >>> transform_features(np.array([[0.0, 1.0, 9.0]]), transform="log").round(3)
-    array([[0.   , 0.693, 2.303]])
-    """
-    arr = np.array(X, dtype=np.float64, copy=True)
-    if transform == "none":
-        return arr
-    if transform == "log":
-        if arr.size and np.nanmin(arr) < 0:
-            raise ConfigError(
-                f"transform='log' needs non-negative values, found a minimum of "
-                f"{float(np.nanmin(arr)):g}. Use transform='none' or shift the features first."
-            )
-        return np.log1p(arr)
-    raise ConfigError(f"Unknown transform {transform!r}. Use none or log.")
-
-
-@dataclass(frozen=True)
-class OutlierRule:
-    """Per-feature bounds in transformed space; a row is an outlier iff any value is on or beyond.
-
-    A row is flagged when, for any feature ``j``, ``x[j] <= lower[j]`` or ``x[j] >= upper[j]``.
-    Bounds of ``-inf`` / ``+inf`` never flag.
-
-    Parameters
-    ----------
-    method : {"zscore", "iqr", "none"}
-        The rule the bounds came from (see :func:`fit_outlier_rule`).
-    lower, upper : tuple of float
-        One bound per feature.
-    """
-
-    method: OutlierMethod
-    lower: tuple[float, ...]
-    upper: tuple[float, ...]
-
-    def flag(self, Xt: np.ndarray) -> np.ndarray:
-        """Boolean mask of outlier rows of ``Xt`` (transformed features, same columns as fitted).
-
-        Raises
-        ------
-        InputError
-            If ``Xt`` does not have one column per bound.
-        """
-        arr = np.asarray(Xt, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != len(self.lower):
-            raise InputError(
-                f"Outlier rule expects {len(self.lower)} feature columns, got shape "
-                f"{arr.shape}. Pass the same features the rule was fitted on."
-            )
-        lo = np.asarray(self.lower, dtype=np.float64)
-        hi = np.asarray(self.upper, dtype=np.float64)
-        mask: np.ndarray = np.any((arr <= lo) | (arr >= hi), axis=1)
-        return mask
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form; infinite bounds are written as ``null``."""
-        return {
-            "method": self.method,
-            "lower": [None if math.isinf(v) else float(v) for v in self.lower],
-            "upper": [None if math.isinf(v) else float(v) for v in self.upper],
-        }
 
 
 def fit_outlier_rule(
@@ -240,53 +165,6 @@ def fit_outlier_rule(
 
 
 @dataclass(frozen=True)
-class KSelection:
-    """The k sweep and the choice made from it.
-
-    Parameters
-    ----------
-    method : {"knee", "silhouette", "fixed"}
-        How ``k`` was chosen (``"fixed"``: given by the user; the sweep is still reported).
-    k_values : list of int
-        The k actually swept.
-    sse : list of float
-        K-Means inertia per k (scaled space).
-    silhouette, calinski_harabasz, davies_bouldin : list of float or None
-        Quality per k; ``None`` where undefined (k = 1, or k >= the number of distinct rows).
-    knee : int or None
-        The knee of the SSE curve found by kneed, if any.
-    k : int
-        The chosen number of clusters.
-    note : str or None
-        A sentence for humans when something was not as asked (no knee, k dropped, ...).
-    """
-
-    method: Literal["knee", "silhouette", "fixed"]
-    k_values: list[int]
-    sse: list[float]
-    silhouette: list[float | None]
-    calinski_harabasz: list[float | None]
-    davies_bouldin: list[float | None]
-    knee: int | None
-    k: int
-    note: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``k_selection`` object of the summary (REFERENCE.md section 4), plus k and note."""
-        return {
-            "method": self.method,
-            "k_values": [int(k) for k in self.k_values],
-            "sse": [float(v) for v in self.sse],
-            "silhouette": [_opt_float(v) for v in self.silhouette],
-            "calinski_harabasz": [_opt_float(v) for v in self.calinski_harabasz],
-            "davies_bouldin": [_opt_float(v) for v in self.davies_bouldin],
-            "knee": None if self.knee is None else int(self.knee),
-            "k": int(self.k),
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
 class _Sweep:
     """A sweep's selection plus the fitted centers per k, so the final fit can reuse them."""
 
@@ -341,14 +219,6 @@ def _kmeans_centers(
         km.fit(X)
     texts = [str(w.message).split("\n")[0] for w in caught]
     return np.asarray(km.cluster_centers_, dtype=np.float64), float(km.inertia_), texts
-
-
-def _nearest(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center per row (ties: the lower index)."""
-    if Z.shape[0] == 0:
-        return np.zeros(0, dtype=np.int64)
-    d2 = cdist(Z, centers, metric="sqeuclidean")
-    return np.asarray(np.argmin(d2, axis=1), dtype=np.int64)
 
 
 def _silhouettes(
@@ -460,137 +330,115 @@ def _best_silhouette(k_values: Sequence[int], sil: Sequence[float | None]) -> in
     return None if best is None else best[1]
 
 
-def _validate_k_values(k_values: Sequence[int]) -> list[int]:
-    """Checked list of candidate k."""
-    ks = list(k_values)
-    if (
-        not ks
-        or any(isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1 for k in ks)
-        or ks != sorted(set(ks))
-    ):
-        raise ConfigError(
-            f"k_values must be increasing positive integers without repeats, got "
-            f"{reprlib.repr(ks)}. Example: k_values=range(1, 11)."
-        )
-    return [int(k) for k in ks]
-
-
 def _single_threaded_when_small(fn: Callable[..., _Sweep]) -> Callable[..., _Sweep]:
     """Run ``fn(X, ...)`` on one BLAS/OpenMP thread when X is small (see _SINGLE_THREAD_ROWS)."""
 
     @functools.wraps(fn)
-    def wrapper(X: np.ndarray, **kwargs: Any) -> _Sweep:
+    def wrapper(X: np.ndarray, *args: Any, **kwargs: Any) -> _Sweep:
         with threadpool_limits(limits=1 if X.shape[0] < _SINGLE_THREAD_ROWS else None):
-            return fn(X, **kwargs)
+            return fn(X, *args, **kwargs)
 
     return wrapper
 
 
-@_single_threaded_when_small
-def _sweep(
-    X: np.ndarray,
-    *,
-    k_values: Sequence[int],
-    select: str,
-    random_state: int | None,
-    n_init: int,
-    silhouette_sample: int,
-    n_distinct: int | None = None,
-) -> _Sweep:
-    """Run the k sweep on ``X`` (scaled) and choose k; keep the centers per k."""
-    ks = _validate_k_values(k_values)
-    if select not in ("knee", "silhouette"):
-        raise ConfigError(f"Unknown selection {select!r}. Use knee or silhouette.")
-    if isinstance(n_init, bool) or not isinstance(n_init, int | np.integer) or n_init < 1:
-        raise ConfigError(f"n_init must be an integer of at least 1, got {n_init!r}.")
-    if (
-        isinstance(silhouette_sample, bool)
-        or not isinstance(silhouette_sample, int | np.integer)
-        or silhouette_sample < 2
-    ):
-        raise ConfigError(
-            f"silhouette_sample must be an integer of at least 2, got {silhouette_sample!r}."
-        )
-    n = X.shape[0]
-    if n == 0:
-        raise EmptyDataError("No rows to cluster: the feature matrix is empty. Check the input.")
-    notes: list[str] = []
-    if n_distinct is None:
-        n_distinct = _n_distinct(X)
+def _kept_k(ks: Sequence[int], n_distinct: int) -> tuple[list[int], list[str]]:
+    """The k that can be swept with ``n_distinct`` distinct rows, and notes on those dropped."""
     kept = [k for k in ks if k <= n_distinct]
     dropped = [k for k in ks if k > n_distinct]
     if not kept:
-        kept = [n_distinct]
-        notes.append(
+        return [n_distinct], [
             f"Every k asked ({_fmt_ks(ks)}) exceeds the {n_distinct} distinct customers; "
             f"swept k={n_distinct} only."
-        )
-    elif dropped:
-        notes.append(
+        ]
+    if dropped:
+        return kept, [
             f"Dropped k={_fmt_ks(dropped)} from the sweep: only {n_distinct} distinct customers."
-        )
-    n_eff = _effective_n_init(int(n_init), n)
-    if n_eff < n_init and any(k > 1 for k in kept):
-        notes.append(f"K-Means restarts lowered from {n_init} to {n_eff} for {n:,} customers.")
+        ]
+    return kept, []
 
+
+def _find_knee(ks: list[int], sse: list[float]) -> int | None:
+    """The knee of a convex, decreasing SSE curve (kneed), or None."""
+    if len(ks) < 3:
+        return None
+    try:
+        with warnings.catch_warnings():
+            # A flat SSE curve makes kneed divide 0 by 0: that is "no knee", not an error.
+            warnings.simplefilter("ignore")
+            from kneed import KneeLocator  # imports scipy.signal: 2 s, so only when used
+
+            found = KneeLocator(ks, sse, curve="convex", direction="decreasing").knee
+    except (ValueError, ZeroDivisionError, IndexError):
+        return None
+    return None if found is None else int(found)
+
+
+def _choose_k(
+    select: str, ks: list[int], knee: int | None, sil: list[float | None]
+) -> tuple[Literal["knee", "silhouette"], int, str | None]:
+    """How k was chosen, k, and a sentence when the choice fell back."""
+    best_sil = _best_silhouette(ks, sil)
+    if select == "knee" and knee is not None:
+        return "knee", knee, None
+    if select == "knee":
+        why = "No knee in the SSE curve" if len(ks) >= 3 else "Too few k values for a knee"
+        if best_sil is not None:
+            return "silhouette", best_sil, f"{why}; took the best silhouette (k={best_sil})."
+        return "silhouette", ks[0], f"{why} and no silhouette is defined; took k={ks[0]}."
+    if best_sil is not None:
+        return "silhouette", best_sil, None
+    return "silhouette", ks[0], f"No silhouette is defined for the k swept; took k={ks[0]}."
+
+
+def _scores(
+    X: np.ndarray,
+    labelings: list[np.ndarray],
+    ks: list[int],
+    n_distinct: int,
+    config: ClusterConfig,
+) -> tuple[list[float | None], list[float | None], list[float | None]]:
+    """Silhouette (one seeded sample for all k), Calinski-Harabasz and Davies-Bouldin per k."""
+    defined = [i for i, k in enumerate(ks) if 2 <= k < n_distinct]
+    sil_defined = _silhouettes(
+        X,
+        [labelings[i] for i in defined],
+        sample=config.silhouette_sample,
+        random_state=config.random_state,
+    )
+    sil: list[float | None] = [None] * len(ks)
+    ch: list[float | None] = [None] * len(ks)
+    db: list[float | None] = [None] * len(ks)
+    for i, s in zip(defined, sil_defined, strict=True):
+        sil[i] = s
+        ch[i], db[i] = _quality(X, labelings[i])
+    return sil, ch, db
+
+
+@_single_threaded_when_small
+def _sweep(X: np.ndarray, config: ClusterConfig, *, n_distinct: int | None = None) -> _Sweep:
+    """Run the k sweep on ``X`` (scaled) and choose k; keep the centers per k."""
+    n = X.shape[0]
+    if n == 0:
+        raise EmptyDataError("No rows to cluster: the feature matrix is empty. Check the input.")
+    n_distinct = _n_distinct(X) if n_distinct is None else n_distinct
+    kept, notes = _kept_k(list(config.k_values), n_distinct)
+    n_eff = _effective_n_init(config.n_init, n)
+    if n_eff < config.n_init and any(k > 1 for k in kept):
+        notes.append(
+            f"K-Means restarts lowered from {config.n_init} to {n_eff} for {n:,} customers."
+        )
     centers: dict[int, np.ndarray] = {}
     sse: list[float] = []
     labelings: list[np.ndarray] = []
     for k in kept:
-        c, inertia, texts = _kmeans_centers(X, k, n_init=n_eff, random_state=random_state)
+        c, inertia, texts = _kmeans_centers(X, k, n_init=n_eff, random_state=config.random_state)
         centers[k] = c
         sse.append(inertia)
-        labelings.append(_nearest(X, c))
+        labelings.append(nearest_center(X, c))
         notes.extend(f"k={k}: {t}" for t in texts)
-
-    defined = [i for i, k in enumerate(kept) if 2 <= k < n_distinct]
-    sil_defined = _silhouettes(
-        X,
-        [labelings[i] for i in defined],
-        sample=int(silhouette_sample),
-        random_state=random_state,
-    )
-    sil: list[float | None] = [None] * len(kept)
-    ch: list[float | None] = [None] * len(kept)
-    db: list[float | None] = [None] * len(kept)
-    for i, s in zip(defined, sil_defined, strict=True):
-        sil[i] = s
-        ch[i], db[i] = _quality(X, labelings[i])
-
-    knee: int | None = None
-    if len(kept) >= 3:
-        try:
-            with warnings.catch_warnings():
-                # A flat SSE curve makes kneed divide 0 by 0: that is "no knee", not an error.
-                warnings.simplefilter("ignore")
-                from kneed import KneeLocator  # imports scipy.signal: 2 s, so only when used
-
-                found = KneeLocator(kept, sse, curve="convex", direction="decreasing").knee
-            knee = None if found is None else int(found)
-        except (ValueError, ZeroDivisionError, IndexError):
-            knee = None
-
-    method: Literal["knee", "silhouette"]
-    choice: str | None = None
-    best_sil = _best_silhouette(kept, sil)
-    if select == "knee" and knee is not None:
-        method, k = "knee", knee
-    elif select == "knee":
-        method = "silhouette"
-        why = "No knee in the SSE curve" if len(kept) >= 3 else "Too few k values for a knee"
-        if best_sil is not None:
-            k = best_sil
-            choice = f"{why}; took the best silhouette (k={k})."
-        else:
-            k = kept[0]
-            choice = f"{why} and no silhouette is defined; took k={k}."
-    else:
-        method = "silhouette"
-        if best_sil is not None:
-            k = best_sil
-        else:
-            k = kept[0]
-            choice = f"No silhouette is defined for the k swept; took k={k}."
+    sil, ch, db = _scores(X, labelings, kept, n_distinct, config)
+    knee = _find_knee(kept, sse)
+    method, k, choice = _choose_k(config.select, kept, knee, sil)
     all_notes = ([choice] if choice else []) + notes
     selection = KSelection(
         method=method,
@@ -656,274 +504,14 @@ def select_k(
     >>> select_k(X, k_values=[1, 2, 3, 4], select="silhouette").k
     3
     """
-    arr = _as_float_matrix(X)
-    return _sweep(
-        arr,
+    config = ClusterConfig(
         k_values=k_values,
         select=select,
-        random_state=random_state,
+        random_state=0 if random_state is None else random_state,
         n_init=n_init,
         silhouette_sample=silhouette_sample,
-    ).selection
-
-
-# --------------------------------------------------------------------------------------------
-# the model
-# --------------------------------------------------------------------------------------------
-
-
-def _as_float_matrix(X: Any) -> np.ndarray:
-    """A 2-D float64 array of finite values (InputError otherwise)."""
-    try:
-        arr = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(
-            "The features are not all numeric. Pass numbers for recency, frequency, monetary."
-        ) from None
-    if arr.ndim != 2:
-        raise InputError(
-            f"Expected a 2-D table of features, got an array of shape {arr.shape}. "
-            "Pass one row per customer."
-        )
-    bad = int((~np.isfinite(arr)).sum())
-    if bad:
-        raise InputError(
-            f"The features hold {bad} missing or infinite value(s). Drop or fill them first."
-        )
-    return arr
-
-
-def _features_matrix(
-    X: np.ndarray | pd.DataFrame, features: Sequence[str] | None = None
-) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Features as a float matrix and their names (RFM columns of a DataFrame, or array columns)."""
-    if isinstance(X, pd.DataFrame):
-        want = tuple(features) if features is not None else FEATURES
-        missing = [c for c in want if c not in X.columns]
-        if missing:
-            raise SchemaError(
-                f"Missing feature column(s) {missing}: found {[str(c) for c in X.columns]}. "
-                f"Pass a table with columns {list(want)}."
-            )
-        try:
-            values = X.loc[:, list(want)].to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            raise InputError(
-                f"Feature columns {list(want)} are not all numeric: dtypes "
-                f"{[str(t) for t in X.loc[:, list(want)].dtypes]}. Convert them to numbers."
-            ) from None
-        return _as_float_matrix(values), want
-    arr = _as_float_matrix(X)
-    if features is not None:
-        if arr.shape[1] != len(features):
-            raise InputError(
-                f"Expected {len(features)} feature columns ({', '.join(features)}), got "
-                f"{arr.shape[1]}. Pass the columns in that order."
-            )
-        return arr, tuple(features)
-    names = FEATURES if arr.shape[1] == 3 else tuple(f"x{i}" for i in range(arr.shape[1]))
-    return arr, names
-
-
-def _scale(Xt: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Standardise with a fitted mean and scale (the one formula used at fit and predict)."""
-    return (Xt - mean) / scale
-
-
-@dataclass(frozen=True)
-class ClusterModel:
-    """Everything needed to score new customers the way the fit did.
-
-    Parameters
-    ----------
-    features : tuple of str
-        Feature names, in column order.
-    transform : {"none", "log"}
-        Transform applied before outlier detection and scaling.
-    outlier_rule : OutlierRule
-        Bounds in transformed space.
-    scaler_mean, scaler_scale : tuple of float
-        Standardisation fitted on the non-outliers (transformed space).
-    centers : tuple of tuple of float
-        k cluster centers in scaled space, in canonical order.
-    k : int
-        Number of clusters.
-    random_state : int or None
-        The seed the model was fitted with.
-
-    Examples
-    --------
-    >>> fit = fit_segments(np.array([[1.0, 1, 10], [2, 1, 12], [300, 1, 5]]),
-    ...                    config=ClusterConfig(k=2))
-    >>> labels, outlier = fit.model.predict(np.array([[5.0, 1, 11]]))
-    >>> int(labels[0]), bool(outlier[0])
-    (0, False)
-    """
-
-    features: tuple[str, ...]
-    transform: TransformMethod
-    outlier_rule: OutlierRule
-    scaler_mean: tuple[float, ...]
-    scaler_scale: tuple[float, ...]
-    centers: tuple[tuple[float, ...], ...]
-    k: int
-    random_state: int | None = 0
-
-    def scaled(self, X_raw: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Scaled features and the outlier mask for raw features ``X_raw``."""
-        arr, _ = _features_matrix(X_raw, self.features)
-        Xt = transform_features(arr, transform=self.transform)
-        outlier = self.outlier_rule.flag(Xt)
-        Z = _scale(Xt, np.asarray(self.scaler_mean), np.asarray(self.scaler_scale))
-        return Z, outlier
-
-    def predict(self, X_raw: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster and outlier flag for each row of raw features.
-
-        Parameters
-        ----------
-        X_raw : ndarray of shape (n_samples, n_features) or DataFrame
-            Raw features in ``features`` order, or a DataFrame with those columns.
-
-        Returns
-        -------
-        labels : ndarray of int64
-            Nearest center (canonical cluster id).
-        outlier : ndarray of bool
-            Whether the row is beyond the outlier bounds.
-
-        Raises
-        ------
-        InputError
-            If the features are missing, not numeric or not finite.
-        """
-        Z, outlier = self.scaled(X_raw)
-        return _nearest(Z, np.asarray(self.centers, dtype=np.float64)), outlier
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (lists, str, float, int, None; infinite bounds as null)."""
-        return {
-            "format": MODEL_FORMAT,
-            "version": MODEL_VERSION,
-            "features": list(self.features),
-            "transform": self.transform,
-            "outliers": self.outlier_rule.to_dict(),
-            "scaler_mean": [float(v) for v in self.scaler_mean],
-            "scaler_scale": [float(v) for v in self.scaler_scale],
-            "centers": [[float(v) for v in row] for row in self.centers],
-            "k": int(self.k),
-            "random_state": None if self.random_state is None else int(self.random_state),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Any) -> ClusterModel:
-        """Rebuild a model from :meth:`to_dict` output, validating every field.
-
-        Raises
-        ------
-        ModelFileError
-            On anything that is not a well-formed custseg cluster model (wrong type, shape,
-            non-finite number, unknown key); the message is one line.
-        """
-        return _model_from_dict(d)
-
-
-def _bad(what: str, value: Any) -> ModelFileError:
-    """A one-line ModelFileError about one field."""
-    seen = reprlib.repr(value).replace("\n", " ")
-    return ModelFileError(
-        f"Invalid cluster model: {what}, got {seen}. Re-create the model file with custseg run."
     )
-
-
-def _number(v: Any, *, allow_null_as: float | None = None) -> float:
-    """A finite float from a JSON number (bools rejected); null maps to ``allow_null_as``."""
-    if v is None and allow_null_as is not None:
-        return allow_null_as
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise TypeError
-    f = float(v)
-    if not math.isfinite(f):
-        raise TypeError
-    return f
-
-
-def _numbers(
-    d: Mapping[str, Any], key: str, n: int, *, null_as: float | None = None
-) -> tuple[float, ...]:
-    """A list of exactly n numbers under ``key``."""
-    v = d.get(key)
-    if not isinstance(v, list) or len(v) != n:
-        raise _bad(f"{key!r} must be a list of {n} numbers", v)
-    try:
-        return tuple(_number(x, allow_null_as=null_as) for x in v)
-    except (TypeError, OverflowError):
-        what = "numbers or null" if null_as is not None else "finite numbers"
-        raise _bad(f"{key!r} must hold {what}", v) from None
-
-
-def _model_from_dict(d: Any) -> ClusterModel:
-    """Validate and build (see ClusterModel.from_dict)."""
-    if not isinstance(d, dict):
-        raise _bad("expected a JSON object", type(d).__name__)
-    required = {
-        "format", "version", "features", "transform", "outliers", "scaler_mean",
-        "scaler_scale", "centers", "k", "random_state",
-    }  # fmt: skip
-    missing = sorted(required - set(d))
-    unknown = sorted(str(x) for x in set(d) - required)
-    if missing:
-        raise _bad(f"missing key(s) {missing}", sorted(str(x) for x in d))
-    if unknown:
-        raise _bad("unknown key(s)", unknown)
-    if d["format"] != MODEL_FORMAT:
-        raise _bad(f"'format' must be {MODEL_FORMAT!r}", d["format"])
-    if d["version"] != MODEL_VERSION or isinstance(d["version"], bool):
-        raise _bad(f"'version' must be {MODEL_VERSION}", d["version"])
-    feats = d["features"]
-    if (
-        not isinstance(feats, list)
-        or not feats
-        or not all(isinstance(f, str) and f for f in feats)
-        or len(set(feats)) != len(feats)
-    ):
-        raise _bad("'features' must be a non-empty list of distinct names", feats)
-    n = len(feats)
-    if d["transform"] not in ("none", "log"):
-        raise _bad("'transform' must be 'none' or 'log'", d["transform"])
-    out = d["outliers"]
-    if not isinstance(out, dict) or set(out) != {"method", "lower", "upper"}:
-        raise _bad("'outliers' must be an object with method, lower, upper", out)
-    if out["method"] not in ("zscore", "iqr", "none"):
-        raise _bad("'outliers.method' must be zscore, iqr or none", out["method"])
-    lower = _numbers(out, "lower", n, null_as=-math.inf)
-    upper = _numbers(out, "upper", n, null_as=math.inf)
-    if any(lo > hi for lo, hi in zip(lower, upper, strict=True)):
-        raise _bad("outlier bounds must have lower <= upper", out)
-    mean = _numbers(d, "scaler_mean", n)
-    scale = _numbers(d, "scaler_scale", n)
-    if any(s <= 0 for s in scale):
-        raise _bad("'scaler_scale' must be positive", d["scaler_scale"])
-    k = d["k"]
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise _bad("'k' must be a positive integer", k)
-    raw_centers = d["centers"]
-    if not isinstance(raw_centers, list) or len(raw_centers) != k:
-        raise _bad(f"'centers' must be a list of k={k} rows", raw_centers)
-    centers = tuple(_numbers({"centers": row}, "centers", n) for row in raw_centers)
-    rs = d["random_state"]
-    if rs is not None and (isinstance(rs, bool) or not isinstance(rs, int)):
-        raise _bad("'random_state' must be an integer or null", rs)
-    return ClusterModel(
-        features=tuple(feats),
-        transform=d["transform"],
-        outlier_rule=OutlierRule(out["method"], lower, upper),
-        scaler_mean=mean,
-        scaler_scale=scale,
-        centers=centers,
-        k=k,
-        random_state=rs,
-    )
+    return _sweep(as_float_matrix(X), config).selection
 
 
 # --------------------------------------------------------------------------------------------
@@ -1019,7 +607,7 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
     >>> fit.labels.tolist()
     [0, 0, 1, 1]
     """
-    X_raw, features = _features_matrix(X)
+    X_raw, features = features_matrix(X)
     n = X_raw.shape[0]
     if n == 0:
         raise EmptyDataError(
@@ -1062,26 +650,18 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
     scaler = StandardScaler().fit(Xt[fit_mask])
     mean = np.asarray(scaler.mean_, dtype=np.float64)
     scale = np.asarray(scaler.scale_, dtype=np.float64)
-    Z = _scale(Xt, mean, scale)
+    Z = standardize(Xt, mean, scale)
     Zfit = Z[fit_mask]
     # Rows of Xs are sorted and the transform and scaling are increasing per column, so Zfit's
     # rows are sorted too (equal raw rows stay equal).
     n_distinct_fit = _n_distinct(Zfit, is_sorted=True)
 
-    sweep = _sweep(
-        Zfit,
-        k_values=config.k_values,
-        select=config.select,
-        random_state=config.random_state,
-        n_init=config.n_init,
-        silhouette_sample=config.silhouette_sample,
-        n_distinct=n_distinct_fit,
-    )
+    sweep = _sweep(Zfit, config, n_distinct=n_distinct_fit)
     selection = sweep.selection
     if config.k is not None:
         # The sweep is still reported, but no choice was made from it: drop that sentence.
         swept = " ".join(sweep.sweep_notes) or None
-        selection = replace(selection, method="fixed", k=int(config.k), note=swept)
+        selection = dataclasses.replace(selection, method="fixed", k=int(config.k), note=swept)
     k = selection.k
     if selection.note:
         notes.append(selection.note)
@@ -1092,12 +672,12 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
         centers, _, texts = _kmeans_centers(Zfit, k, n_init=n_eff, random_state=config.random_state)
         notes.extend(f"k={k}: {t}" for t in texts)
 
-    labels_s = _nearest(Z, centers)
+    labels_s = nearest_center(Z, centers)
     perm = _canonical_order(Xs, labels_s, centers)
     centers = centers[perm]
     # Relabel against the reordered centers (not by remapping ids) so that a row exactly
     # between two centers goes where ClusterModel.predict sends it: the lower canonical id.
-    labels_s = _nearest(Z, centers)
+    labels_s = nearest_center(Z, centers)
 
     metrics: dict[str, float | None] = {
         "silhouette": None,

@@ -46,6 +46,7 @@ from .errors import ConfigError, EmptyDataError, InputError, SchemaError
 __all__ = [
     "DEFAULT_RULES",
     "LEVELS",
+    "PROFILE_COLUMNS",
     "NamingRule",
     "SegmentName",
     "name_segments",

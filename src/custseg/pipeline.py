@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import warnings
@@ -21,10 +22,10 @@ from .clean import Ledger, explain_drops, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
 from .errors import CustsegWarning
-from .features import RFM_COLUMNS, compute_rfm_and_ledger
+from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, name_segments, profile_segments, segment_levels
-from .schema import ColumnMap
+from .schema import RFM_COLUMNS, ColumnMap
 
 __all__ = ["STAGES", "SegmentationResult", "run", "segment_rfm"]
 
@@ -63,6 +64,9 @@ class SegmentationResult:
         The settings of the run.
     timings : dict
         Seconds spent per stage (not written to summary.json, which stays reproducible).
+    warnings : tuple of str
+        Every :class:`CustsegWarning` the run gave, in order (kept in run.json, so nothing is
+        lost when a caller silences them).
     """
 
     customers: pd.DataFrame
@@ -76,6 +80,7 @@ class SegmentationResult:
     date_format: str | None
     config: RunConfig
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:
@@ -167,9 +172,50 @@ def run(
     >>> len(result.customers)
     4338
     """
-    config = config or RunConfig()
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CustsegWarning)
+            result = _run(
+                source,
+                config=config or RunConfig(),
+                read_options={
+                    "columns": columns,
+                    "date_format": date_format,
+                    "encoding": encoding,
+                    "delimiter": delimiter,
+                    "sheet": sheet,
+                },
+                progress=progress or (lambda _stage: None),
+                con=con,
+            )
+    finally:
+        given = _reemit(caught)
+    return dataclasses.replace(result, warnings=tuple(given))
+
+
+def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Warn again what a run warned (to the caller's filters); the custseg ones, once each."""
+    given: list[str] = []
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, CustsegWarning):
+            if text in given:
+                continue
+            given.append(text)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return given
+
+
+def _run(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    config: RunConfig,
+    read_options: dict[str, Any],
+    progress: Progress,
+    con: BaseBackend | None,
+) -> SegmentationResult:
     timings: dict[str, float] = {}
-    notify = progress or (lambda _stage: None)
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
@@ -178,25 +224,21 @@ def run(
         timings[stage] = now - clock
         clock = now
 
-    notify(STAGES[0])
+    progress(STAGES[0])
     tx = load_transactions(
         source,
-        columns=columns,
-        date_format=date_format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=sheet,
+        **read_options,
         need_stock_code=bool(config.clean.exclude_codes),
         con=con or engine.connect(),
     )
     lap(STAGES[0])
-    notify(STAGES[1])
+    progress(STAGES[1])
     marked = mark_drops(tx.table, config=config.clean)
     with engine.translate_errors(tx.source.name):
         rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
-    notify(STAGES[2])
+    progress(STAGES[2])
     customers, fit, profiles, names = segment_rfm(rfm, config=config)
     lap(STAGES[2])
     return SegmentationResult(
@@ -212,8 +254,3 @@ def run(
         config=config,
         timings=timings,
     )
-
-
-def describe_columns(result: SegmentationResult) -> dict[str, Any]:
-    """Role -> source column, for messages and summary.json."""
-    return result.columns.used() if result.columns else {}

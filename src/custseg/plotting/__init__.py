@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 from .data import (
-    FEATURES,
     Projection,
     box_stats,
     histogram_data,
@@ -48,7 +47,6 @@ from .draw import (
 )
 
 __all__ = [
-    "FEATURES",
     "FEATURE_LABELS",
     "SEGMENT_PALETTE",
     "Projection",

@@ -16,7 +16,6 @@ import numpy as np
 from matplotlib import cbook
 
 __all__ = [
-    "FEATURES",
     "Projection",
     "box_stats",
     "histogram_data",
@@ -26,9 +25,6 @@ __all__ = [
     "sample_indices",
     "silhouette_values",
 ]
-
-#: The three features, in the order of every figure.
-FEATURES: tuple[str, str, str] = ("recency", "frequency", "monetary")
 
 #: Rows of the distance matrix computed at once by :func:`silhouette_values`: 128 x 5,000
 #: float64 is 5 MB, which measured faster than larger blocks.

@@ -22,12 +22,12 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .data import FEATURES
+from ..schema import RFM_COLUMNS
 
 if TYPE_CHECKING:
     from mpl_toolkits.mplot3d.axes3d import Axes3D
 
-    from ..cluster import KSelection
+    from ..model import KSelection
 
 __all__ = [
     "FEATURE_LABELS",
@@ -459,7 +459,7 @@ def plot_segment_profile(
     ratios: np.ndarray,
     *,
     segment_names: Sequence[str],
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = RFM_COLUMNS,
     ax: Axes | None = None,
 ) -> Axes:
     """Heatmap of each segment's mean relative to the average customer (1.0 = average).
@@ -589,7 +589,7 @@ def plot_scatter_3d(
     *,
     names: Mapping[int, str],
     log: Sequence[bool] = (False, False, False),
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = RFM_COLUMNS,
     colors: Mapping[int, str] | None = None,
     ax: Axes3D | None = None,
 ) -> Axes3D:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ._runfiles import RunFiles, read_run
+from ..runs import read_run, replace_atomically
 from .figures import FIGURES, FigureSpec, ReportData, report_data, uses
 from .page import SECTIONS, PageFigure, render_page
 from .render import render_figure, report_style
@@ -34,8 +34,6 @@ __all__ = [
     "REPORT_FILE",
     "FigureSpec",
     "ReportData",
-    "RunFiles",
-    "read_run",
     "uses",
     "write_report",
 ]
@@ -49,20 +47,6 @@ class _Built:
     page: PageFigure
     png: bytes
     svg: bytes | None
-
-
-def _run_data(run: RunFiles) -> ReportData:
-    """The figures' view of a run (the one place that reads summary.json for them)."""
-    cluster = (run.summary.get("settings") or {}).get("cluster") or {}
-    return report_data(
-        run.customers,
-        model=run.model,
-        selection=run.selection,
-        ledger=run.summary["ledger"],
-        segments=run.segments,
-        seed=run.seed,
-        method=str(cluster.get("method", "kmeans")),
-    )
 
 
 def build_figures(
@@ -96,25 +80,6 @@ def build_figures(
     return built, notes
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Put the folder ``tmp`` at ``target``, replacing what was there."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.is_dir():
-        os.replace(target, backup)
-    else:
-        target.unlink()
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if backup.exists():
-            os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-
-
 def _write(out: Path, page: str, figures: Sequence[_Built]) -> list[Path]:
     """report.html and figures/ into ``out``, each replacing the old one only once complete."""
     try:
@@ -138,7 +103,7 @@ def _write(out: Path, page: str, figures: Sequence[_Built]) -> list[Path]:
                     names.append(name)
         os.chmod(fig_tmp, 0o755)
         os.chmod(html_tmp, 0o644)
-        _replace_dir(fig_tmp, out / FIGURES_DIR)
+        replace_atomically(fig_tmp, out / FIGURES_DIR)
         os.replace(html_tmp, out / REPORT_FILE)
     except OSError as exc:
         raise OutputError(
@@ -184,7 +149,7 @@ def write_report(out_dir: str | Path, *, svg: bool = False) -> list[Path]:
     """
     out = Path(out_dir)
     run = read_run(out)
-    data = _run_data(run)
+    data = report_data(run)
     figures, notes = build_figures(data, svg=svg)
     page = render_page(
         run, [f.page for f in figures], notes, colors=data.colors, n_outliers=data.n_outliers

@@ -12,7 +12,7 @@ Builders create a :class:`~matplotlib.figure.Figure` (no pyplot state) and draw 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..model import KSelection
 from ..plotting import (
-    FEATURES,
     Projection,
     box_stats,
     histogram_data,
@@ -43,8 +43,10 @@ from ..plotting import (
     segment_colors,
     silhouette_values,
 )
+from ..runs import RunFiles
+from ..schema import RFM_COLUMNS
 
-__all__ = ["FIGURES", "SAMPLE_SIZE", "FigureSpec", "ReportData", "uses"]
+__all__ = ["FIGURES", "SAMPLE_SIZE", "FigureSpec", "ReportData", "report_data", "uses"]
 
 #: At most this many customers are drawn in scatter plots and used for the silhouette plot.
 SAMPLE_SIZE = 5_000
@@ -92,7 +94,7 @@ class ReportData:
     outlier: np.ndarray
     scaled: np.ndarray
     centers: np.ndarray
-    selection: Any
+    selection: KSelection
     ledger: dict[str, Any]
     clusters: list[int]
     names: dict[int, str]
@@ -120,12 +122,12 @@ class ReportData:
     @cached_property
     def log(self) -> dict[str, bool]:
         """Which features are skewed enough to be drawn on log axes."""
-        return {f: is_skewed(self.X[:, j]) for j, f in enumerate(FEATURES)}
+        return {f: is_skewed(self.X[:, j]) for j, f in enumerate(RFM_COLUMNS)}
 
     @property
     def log_note(self) -> str:
         """The caption's sentence on log scales (empty when there are none)."""
-        logged = [f.capitalize() for f in FEATURES if self.log[f]]
+        logged = [f.capitalize() for f in RFM_COLUMNS if self.log[f]]
         return f" {', '.join(logged)} on log scales." if logged else ""
 
     @property
@@ -269,7 +271,7 @@ def _boxplots(d: ReportData) -> Figure:
             box_stats(d.X[:, j], f"All ({d.n:,})", seed=d.seed),
             box_stats(d.X[inliers, j], f"Non-outliers ({d.n - d.n_outliers:,})", seed=d.seed),
         ]
-        for j, f in enumerate(FEATURES)
+        for j, f in enumerate(RFM_COLUMNS)
     }
     fig = _figure(10.5, 3.6)
     plot_rfm_boxplots(stats, log=d.log, axes=fig.subplots(1, 3))
@@ -278,7 +280,7 @@ def _boxplots(d: ReportData) -> Figure:
 
 def _histograms(d: ReportData) -> Figure:
     hists = {
-        f: (*histogram_data(d.X[:, j], log=d.log[f]), d.log[f]) for j, f in enumerate(FEATURES)
+        f: (*histogram_data(d.X[:, j], log=d.log[f]), d.log[f]) for j, f in enumerate(RFM_COLUMNS)
     }
     fig = _figure(10.5, 3.2)
     plot_rfm_histograms(hists, axes=fig.subplots(1, 3))
@@ -320,7 +322,7 @@ def _segment_means(d: ReportData) -> Figure:
 
 
 def _segment_profile(d: ReportData) -> Figure:
-    overall = {f: float(d.X[:, j].mean()) for j, f in enumerate(FEATURES)}
+    overall = {f: float(d.X[:, j].mean()) for j, f in enumerate(RFM_COLUMNS)}
     fig = _figure(6.0, 1.6 + 0.5 * len(d.clusters))
     plot_segment_profile(
         profile_ratios(d.means, overall),
@@ -350,7 +352,7 @@ def _scatter_3d(d: ReportData) -> Figure:
         d.X[idx],
         d.labels[idx],
         names=d.names,
-        log=[d.log[f] for f in FEATURES],
+        log=[d.log[f] for f in RFM_COLUMNS],
         colors=d.colors,
         ax=fig.add_subplot(projection="3d"),
     )
@@ -480,37 +482,29 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
-def report_data(
-    customers: Any,
-    *,
-    model: Any,
-    selection: Any,
-    ledger: Mapping[str, Any],
-    segments: Sequence[Mapping[str, Any]],
-    seed: int,
-    method: str = "kmeans",
-) -> ReportData:
-    """:class:`ReportData` from a run's customers table, model, k sweep, ledger and segments."""
-    X = customers[list(FEATURES)].to_numpy(dtype=np.float64)
-    scaled, _ = model.scaled(X)
-    clusters = [int(s["cluster"]) for s in segments]
+def report_data(run: RunFiles) -> ReportData:
+    """The figures' view of a run's files (the one place the figures read summary.json)."""
+    c, ledger, segments = run.customers, run.summary.ledger, run.segments
+    X = c[list(RFM_COLUMNS)].to_numpy(dtype=np.float64)
+    scaled, _ = run.model.scaled(X)
     return ReportData(
         X=X,
-        labels=customers["cluster"].to_numpy(),
-        outlier=customers["outlier"].to_numpy(dtype=bool),
+        labels=c["cluster"].to_numpy(),
+        outlier=c["outlier"].to_numpy(dtype=bool),
         scaled=scaled,
-        centers=np.asarray(model.centers, dtype=np.float64),
-        selection=selection,
+        centers=np.asarray(run.model.centers, dtype=np.float64),
+        selection=run.selection,
         ledger={
-            "rows_read": int(ledger["rows_read"]),
-            "rows_used": int(ledger["rows_used"]),
-            "rows_dropped": {str(k): int(v) for k, v in dict(ledger["rows_dropped"]).items()},
+            "rows_read": ledger.rows_read,
+            "rows_used": ledger.rows_used,
+            "rows_dropped": dict(ledger.rows_dropped),
         },
-        clusters=clusters,
-        names={int(s["cluster"]): str(s["name"]) for s in segments},
-        means={f: [float(s[f"{f}_mean"]) for s in segments] for f in FEATURES},
-        share_customers=[float(s["share_customers"]) for s in segments],
-        share_revenue=[float(s["share_revenue"]) for s in segments],
-        seed=seed,
-        method=method,
+        clusters=[s.cluster for s in segments],
+        names=run.names,
+        means={f: [float(getattr(s, f"{f}_mean")) for s in segments] for f in RFM_COLUMNS},
+        share_customers=[s.share_customers for s in segments],
+        share_revenue=[s.share_revenue for s in segments],
+        seed=run.seed,
+        # Every run is K-Means today; a settings field will name the method of the others.
+        method=str(getattr(run.summary.settings.cluster, "method", "kmeans")),
     )

@@ -23,6 +23,9 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 from rich.filesize import decimal
 
+from ..model import KSelection
+from ..runs import RunFiles
+
 __all__ = ["SECTIONS", "PageFigure", "k_agreement", "render_page"]
 
 #: The page's sections (id, heading), in order.
@@ -71,12 +74,12 @@ class PageFigure:
     wide: bool = True
 
 
-def k_agreement(selection: Any) -> str:
+def k_agreement(selection: KSelection) -> str:
     """One sentence on whether the knee and the quality scores agree on k.
 
     Examples
     --------
-    >>> from custseg.cluster import KSelection
+    >>> from custseg.model import KSelection
     >>> sel = KSelection("knee", [1, 2, 3], [9.0, 4.0, 3.0], [None, 0.5, 0.4],
     ...                  [None, 10.0, 12.0], [None, 0.6, 0.7], knee=2, k=2)
     >>> print(k_agreement(sel))  # doctest: +NORMALIZE_WHITESPACE
@@ -158,19 +161,9 @@ def environment() -> Environment:
 # --- what the page says ----------------------------------------------------------------------
 
 
-def _get(obj: Any, key: str, default: Any = None) -> Any:
-    """``obj[key]`` of a JSON object, or ``obj.key`` of a validated one; ``default`` if absent."""
-    if isinstance(obj, Mapping):
-        return obj.get(key, default)
-    value = getattr(obj, key, default)
-    return default if value is None else value
-
-
 def _span(ledger: Any) -> str:
-    lo, hi = _get(ledger, "purchase_date_min"), _get(ledger, "purchase_date_max")
-    return (
-        f"purchases {str(lo)[:10]} to {str(hi)[:10]}" if lo and hi else "no purchase dates recorded"
-    )
+    lo, hi = ledger.purchase_date_min, ledger.purchase_date_max
+    return f"purchases {lo[:10]} to {hi[:10]}" if lo and hi else "no purchase dates recorded"
 
 
 def _figure_rows(figures: Sequence[PageFigure]) -> list[list[PageFigure]]:
@@ -190,32 +183,29 @@ def _figure_rows(figures: Sequence[PageFigure]) -> list[list[PageFigure]]:
     return rows + ([pending] if pending else [])
 
 
-def _repro(run_doc: Any, summary: Any) -> list[tuple[str, str, bool]]:
+def _repro(run: RunFiles) -> list[tuple[str, str, bool]]:
     """The reproducibility table: (what, value, whether the value is code)."""
-    inp, rin = _get(summary, "input", {}), _get(run_doc, "input", {})
-    cmd = _get(run_doc, "command")
-    versions = _get(run_doc, "versions", {})
-    columns = _get(inp, "columns", {})
+    doc, inp = run.run, run.summary.input
+    cmd = shlex.join(doc.command) if doc.command is not None else "n/a"
     return [
-        ("Command", shlex.join(str(a) for a in cmd) if isinstance(cmd, list) else "n/a", True),
-        ("Seed", str(_get(run_doc, "seed")), False),
-        ("As of", str(_get(run_doc, "as_of", _get(summary, "as_of"))), False),
-        ("Input", str(_get(rin, "name", _get(inp, "name", "?"))), True),
-        ("Input size", _filesize(_get(rin, "size_bytes", _get(inp, "size_bytes"))), False),
-        ("Input SHA-256", str(_get(rin, "sha256", _get(inp, "sha256", "n/a"))), True),
-        ("Columns used", ", ".join(f"{k}: {v}" for k, v in dict(columns).items()), False),
-        ("Versions", ", ".join(f"{k} {v}" for k, v in dict(versions).items()), False),
+        ("Command", cmd, True),
+        ("Seed", str(doc.seed), False),
+        ("As of", str(doc.as_of), False),
+        ("Input", doc.input.name, True),
+        ("Input size", _filesize(doc.input.size_bytes), False),
+        ("Input SHA-256", doc.input.sha256 or "n/a", True),
+        ("Columns used", ", ".join(f"{k}: {v}" for k, v in inp.columns.items()), False),
+        ("Versions", ", ".join(f"{k} {v}" for k, v in doc.versions.items()), False),
     ]
 
 
-def _is_demo_data(run_doc: Any, summary: Any) -> bool:
-    cmd = _get(run_doc, "command") or []
-    name = str(_get(_get(summary, "input", {}), "name", ""))
-    return name == "online_retail.parquet" or (len(cmd) > 1 and cmd[1] == "demo")
+def _is_demo_data(run: RunFiles) -> bool:
+    cmd = run.run.command or []
+    return run.summary.input.name == "online_retail.parquet" or cmd[1:2] == ["demo"]
 
 
 def render_page(
-    run: Any,
+    run: RunFiles,
     figures: Sequence[PageFigure],
     notes: Mapping[str, str],
     *,
@@ -227,7 +217,7 @@ def render_page(
     Parameters
     ----------
     run : RunFiles
-        The run's files (``summary``, ``run``, ``segments``, ``selection``, ``customers``).
+        The run's files.
     figures : sequence of PageFigure
         In page order.
     notes : mapping of section id -> str
@@ -238,42 +228,30 @@ def render_page(
         Customers flagged as outliers.
     """
     summary = run.summary
-    ledger, inp = _get(summary, "ledger"), _get(summary, "input", {})
-    cluster_settings = _get(_get(summary, "settings", {}), "cluster", {})
-    metrics = _get(summary, "metrics", {})
+    metrics = summary.metrics
     rows = {sid: _figure_rows([f for f in figures if f.section == sid]) for sid, _ in SECTIONS}
     return (
         environment()
         .get_template("report.html.j2")
         .render(
-            title=f"Customer segments: {_get(inp, 'name', 'run')}",
+            title=f"Customer segments: {summary.input.name}",
             summary=summary,
-            ledger=ledger,
-            input_name=_get(inp, "name", "?"),
-            span=_span(ledger),
+            ledger=summary.ledger,
+            span=_span(summary.ledger),
             segments=run.segments,
             colors=colors,
-            revenue=sum(float(_get(s, "revenue")) for s in run.segments),
-            customers=_get(ledger, "customers_segmented", len(run.customers)),
+            revenue=sum(s.revenue for s in run.segments),
             n_outliers=n_outliers,
-            metrics=[(label, _get(metrics, key), spec) for key, label, spec in _METRICS],
+            metrics=[(label, getattr(metrics, key), spec) for key, label, spec in _METRICS],
             selection=run.selection,
             k_text=k_agreement(run.selection),
-            transform=_get(cluster_settings, "transform", "none"),
-            outliers=_get(cluster_settings, "outliers", "?"),
             sections=SECTIONS,
             rows=rows,
-            notes=notes,
-            repro=_repro(run.run, summary),
-            settings_json=_settings_text(summary),
-            credit=_DOI if _is_demo_data(run.run, summary) else "",
+            notes={sid: notes.get(sid, "") for sid, _ in SECTIONS},
+            repro=_repro(run),
+            settings_json=json.dumps(
+                json.loads(summary.settings.model_dump_json()), indent=2, ensure_ascii=False
+            ),
+            credit=_DOI if _is_demo_data(run) else "",
         )
     )
-
-
-def _settings_text(summary: Any) -> str:
-    """The run's settings as the page prints them (indented JSON)."""
-    settings = _get(summary, "settings", {})
-    if not isinstance(settings, Mapping):
-        settings = settings.model_dump(mode="json")
-    return json.dumps(settings, indent=2, ensure_ascii=False)
