@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import csv
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -14,11 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from typer.testing import CliRunner
 
 from custseg.cli import app
 from custseg.errors import InputError
-from custseg.report import write_report
+from custseg.report import FIGURES, FigureSpec, ReportData, build_figures, uses, write_report
+from custseg.report.figures import report_data
+from custseg.report.page import SECTIONS as PAGE_SECTIONS
+from custseg.report.render import DPI, fit_layout, report_style
 from custseg.runs import read_run
 
 runner = CliRunner()
@@ -298,3 +305,116 @@ def test_text_from_the_data_is_escaped_everywhere(tmp_path: Path) -> None:
     assert svgs
     for svg in svgs:
         assert "<script" not in svg.read_text(encoding="utf-8")
+
+
+# --- the figure list and the layout ----------------------------------------------------------
+
+
+def _extra_figure(d: ReportData) -> Figure:
+    fig = Figure(figsize=(4.0, 3.0))
+    ax = fig.add_subplot()
+    ax.plot(d.selection.k_values, d.selection.sse)
+    ax.set(title="Merges", xlabel="customers", ylabel="distance")
+    return fig
+
+
+def test_figure_list_names_every_figure_once_in_page_order() -> None:
+    slugs = [f.slug for f in FIGURES]
+    assert tuple(slugs) == FIGURE_SLUGS
+    order = [sid for sid, _ in PAGE_SECTIONS]
+    assert [title for _, title in PAGE_SECTIONS] == list(SECTIONS)
+    assert [order.index(f.section) for f in FIGURES] == sorted(
+        order.index(f.section) for f in FIGURES
+    )
+
+
+def test_a_method_adds_a_figure_with_one_entry(tiny_run: Path) -> None:
+    data = report_data(read_run(tiny_run))
+    assert data.method == "kmeans"
+    specs = (
+        FigureSpec(
+            "k",
+            "bic",
+            "BIC curve",
+            "-",
+            _extra_figure,
+            applies=uses("gmm"),
+            missing="No BIC for {d.method}.",
+        ),
+        *FIGURES,
+        FigureSpec(
+            "k",
+            "dendrogram",
+            "Dendrogram",
+            "{d.n:,} customers.",
+            _extra_figure,
+            applies=uses("kmeans", "ward"),
+            wide=False,
+        ),
+    )
+    built, notes = build_figures(data, specs)
+    slugs = [f.page.slug for f in built]
+    assert "bic" not in slugs and notes["k"] == "No BIC for kmeans."
+    assert slugs.index("dendrogram") == slugs.index("k-metrics") + 1  # into its section
+    assert [f.page.number for f in built] == list(range(1, len(built) + 1))
+    assert built[slugs.index("dendrogram")].page.caption == f"{data.n:,} customers."
+
+
+def _undrawn_tick_labels(fig: Figure) -> set[Text]:
+    """Labels of ticks beyond the axis limits: matplotlib keeps them but does not draw them."""
+    out: set[Text] = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis, getattr(ax, "zaxis", None)):
+            if axis is None:
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            slack = 1e-9 * (hi - lo)
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if not lo - slack <= tick.get_loc() <= hi + slack:
+                    out.update((tick.label1, tick.label2))
+    return out
+
+
+def _texts_inside(fig: Figure) -> list[str]:
+    """Texts drawn (partly) outside the figure: none, if nothing is clipped."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box, undrawn = fig.bbox, _undrawn_tick_labels(fig)
+    out = []
+    for t in fig.findobj(Text):
+        if t in undrawn or not (t.get_visible() and t.get_text().strip()):
+            continue
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
+            out.append(t.get_text())
+    return out
+
+
+def _drawn(spec: FigureSpec, data: ReportData) -> Figure:
+    fig = spec.build(data)
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(DPI)
+    fit_layout(fig)
+    canvas.draw()
+    return fig
+
+
+def test_layout_keeps_every_label_inside_the_figure(demo: Path) -> None:
+    data = report_data(read_run(demo))
+    with report_style():
+        for spec in FIGURES:
+            fig = _drawn(spec, data)
+            assert _texts_inside(fig) == [], spec.slug
+            for ax in fig.axes:  # axes boxes do not overlap (colorbars sit beside theirs)
+                for other in fig.axes:
+                    if ax is not other and ax.name != "3d":
+                        assert not ax.bbox.overlaps(other.bbox) or spec.slug == "scatter-3d"
+
+
+def test_layout_makes_room_for_long_segment_names(tiny_run: Path) -> None:
+    data = report_data(read_run(tiny_run))
+    long = {c: f"Customers who bought {c} things and then some more, {EVIL[0]}" for c in data.names}
+    data = dataclasses.replace(data, names=long)
+    with report_style():
+        for spec in FIGURES:
+            if spec.applies(data):
+                assert _texts_inside(_drawn(spec, data)) == [], spec.slug

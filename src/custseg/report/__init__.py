@@ -34,6 +34,7 @@ __all__ = [
     "REPORT_FILE",
     "FigureSpec",
     "ReportData",
+    "build_figures",
     "uses",
     "write_report",
 ]

@@ -125,9 +125,37 @@ class _Cell:
     col: int
     room: tuple[float, float, float, float]
     bars: list[_Colorbar] = field(default_factory=list)
+    box: Bbox = field(default_factory=Bbox.null)  # where the axes was when measured
 
     def right(self, width: float, height: float) -> float:
         return self.room[1] + sum(b.extra(width, height) for b in self.bars)
+
+    def pin_labels(self) -> None:
+        """Move the axis labels with the axes, and keep them there when drawn.
+
+        Measuring placed them beside the tick labels; with the same ticks, those move with
+        the axes edge, so the labels do too, without the draw measuring every tick label
+        again to place them.
+        """
+        ax, old, new = self.ax, self.box, self.ax.bbox
+        if ax.name == "3d":
+            return
+        shift = {
+            "left": new.x0 - old.x0,
+            "right": new.x1 - old.x1,
+            "bottom": new.y0 - old.y0,
+            "top": new.y1 - old.y1,
+        }
+        to_axes = ax.transAxes.inverted()
+        for axis, across in ((ax.xaxis, 1), (ax.yaxis, 0)):
+            label = axis.label
+            along = label.get_position()[1 - across]  # in axes coordinates already
+            where = label.get_transform().transform(label.get_position())
+            where[across] += shift[axis.get_label_position()]
+            coords = [0.0, 0.0]
+            coords[across] = float(to_axes.transform(where)[across])
+            coords[1 - across] = along
+            axis.set_label_coords(coords[0], coords[1])
 
 
 def _cells(fig: Figure, renderer: Any) -> list[_Cell]:
@@ -144,7 +172,8 @@ def _cells(fig: Figure, renderer: Any) -> list[_Cell]:
                     "fit_layout places colorbars made with location='right', use_gridspec=False"
                 )
             bars.append(_Colorbar(cax, info, _decorations(cax, renderer)))
-        cells.append(_Cell(ax, spec.colspan.start, _decorations(ax, renderer), bars))
+        room = _decorations(ax, renderer)
+        cells.append(_Cell(ax, spec.colspan.start, room, bars, ax.bbox.frozen()))
     return cells
 
 
@@ -192,36 +221,12 @@ def fit_layout(fig: Figure, *, passes: int = 3) -> None:
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     for _ in range(passes):
         before = _ticks(fig)
-        _place(fig, _cells(fig, renderer))
+        cells = _cells(fig, renderer)
+        _place(fig, cells)
         if _ticks(fig) == before:
+            for c in cells:
+                c.pin_labels()
             return
-
-
-def _freeze_positions(fig: Figure) -> None:
-    """Pin titles and axis labels where they are now.
-
-    Each draw otherwise places them again from the extents of every tick label (and the
-    title from the whole y axis), which costs as much as drawing the figure. The positions
-    are kept in axes coordinates, so they hold at any dpi. 3-D axes are left alone (they
-    place their labels themselves), and so are colorbars (they set their ticks only when
-    drawn).
-    """
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    for ax in fig.axes:
-        if ax.name == "3d" or "outline" in ax.spines:
-            continue
-        update_title = getattr(ax, "_update_title_position", None)
-        if update_title is not None and hasattr(ax, "_autotitlepos"):
-            update_title(renderer)
-            ax._autotitlepos = False  # placed: draws keep it there
-        for axis in (ax.xaxis, ax.yaxis):
-            update_label = getattr(axis, "_update_label_position", None)
-            if update_label is None:
-                continue
-            update_label(renderer)
-            label = axis.label
-            where = label.get_transform().transform(label.get_position())
-            axis.set_label_coords(*ax.transAxes.inverted().transform(where))
 
 
 def render_figure(fig: Figure, *, svg: bool = False) -> tuple[bytes, bytes | None]:
@@ -244,8 +249,6 @@ def render_figure(fig: Figure, *, svg: bool = False) -> tuple[bytes, bytes | Non
     canvas = FigureCanvasAgg(fig)
     fig.set_dpi(DPI)
     fit_layout(fig)
-    if svg:  # two draws: place the labels once for both
-        _freeze_positions(fig)
     canvas.draw()
     buf = io.BytesIO()
     rgb = np.asarray(canvas.buffer_rgba())[..., :3]
