@@ -275,7 +275,8 @@ def test_help_lists_choices_and_names_the_argument() -> None:
     assert res.exit_code == 0
     assert "Usage: custseg run [OPTIONS] INPUT" in res.stdout
     assert "{input}" not in res.stdout.lower()
-    assert "zscore|iqr|none" in res.stdout and "knee|silhouette" in res.stdout
+    assert "zscore|iqr|none" in res.stdout and "|silhouette" in res.stdout
+    assert "kmeans|hierarchical|gmm|rfm-scores" in res.stdout
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,12 @@ from custseg.errors import ConfigError
         ({"k": True}, "k must be an integer, got True."),
         ({"outliers": "mad"}, "Unknown outlier method 'mad'. Use one of zscore, iqr, none."),
         ({"transform": "sqrt"}, "Unknown transform 'sqrt'. Use none or log."),
-        ({"select": "gap"}, "Unknown selection 'gap'. Use knee or silhouette."),
+        (
+            {"select": "gap"},
+            "Unknown selection 'gap'. Use one of auto, knee, merge-gap, bic, silhouette.",
+        ),
+        ({"select": "bic"}, "--select bic does not apply to --method kmeans; use auto or knee"),
+        ({"method": "rfm-scores", "k": 3}, "--k does not apply to --method rfm-scores"),
         ({"n_init": 0}, "n_init must be an integer of at least 1, got 0."),
         ({"silhouette_sample": 1}, "silhouette_sample must be an integer of at least 2, got 1."),
         ({"z_threshold": -1.0}, "z_threshold must be positive, got -1. Use e.g. 3."),
@@ -80,7 +85,7 @@ def test_build_run_config_precedence(tmp_path: Path) -> None:
     config = build_run_config(config_file=path, cluster={"k": 3, "select": None})
     assert config.cluster.transform == "log"  # from the file
     assert config.cluster.k == 3  # the flag wins
-    assert config.cluster.select == "knee"  # the default
+    assert config.cluster.select == "auto"  # the default
     assert config.clean.exclude_codes == ("POST",)
 
 

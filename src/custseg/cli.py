@@ -30,6 +30,7 @@ from typer.core import TyperCommand, TyperGroup
 from . import __version__
 from .config import (
     ClusterConfig,
+    ClusterMethod,
     OutlierMethod,
     RunConfig,
     SelectMethod,
@@ -458,6 +459,9 @@ def run_command(
             ),
         ),
     ] = None,
+    method: Annotated[
+        ClusterMethod | None, typer.Option(help="Segmentation method [default: kmeans].")
+    ] = None,
     outliers: Annotated[
         OutlierMethod | None, typer.Option(help="Outlier rule [default: zscore].")
     ] = None,
@@ -469,7 +473,15 @@ def run_command(
         str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")
     ] = None,
     select: Annotated[
-        SelectMethod | None, typer.Option(help="How k is chosen [default: knee].")
+        SelectMethod | None,
+        typer.Option(
+            help="How k is chosen [default: auto, the method's own rule: knee for kmeans, "
+            "merge-gap for hierarchical, bic for gmm]."
+        ),
+    ] = None,
+    score_bins: Annotated[
+        int | None,
+        typer.Option(help="RFM score bins for --method rfm-scores: 5 (quintiles) or 4."),
     ] = None,
     seed: SeedOpt = None,
     report: ReportOpt = True,
@@ -486,6 +498,8 @@ def run_command(
             "strict": strict,
         },
         cluster={
+            "method": method,
+            "score_bins": score_bins,
             "outliers": outliers,
             "transform": transform,
             "k": k,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import itertools
 import json
 import numbers
 import reprlib
@@ -35,11 +36,14 @@ from pydantic_core import PydanticCustomError
 from .errors import ConfigError
 
 __all__ = [
+    "METHOD_RULES",
     "CleanConfig",
     "ClusterConfig",
+    "ClusterMethod",
     "NameOverride",
     "OutlierMethod",
     "RunConfig",
+    "ScoreRule",
     "SelectMethod",
     "Settings",
     "TransformMethod",
@@ -50,7 +54,17 @@ __all__ = [
 
 OutlierMethod = Literal["zscore", "iqr", "none"]
 TransformMethod = Literal["none", "log"]
-SelectMethod = Literal["knee", "silhouette"]
+#: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
+#: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``).
+SelectMethod = Literal["auto", "knee", "merge-gap", "bic", "silhouette"]
+ClusterMethod = Literal["kmeans", "hierarchical", "gmm", "rfm-scores"]
+#: The rules each method can choose k by (besides a fixed ``k``).
+METHOD_RULES: dict[str, tuple[str, ...]] = {
+    "kmeans": ("auto", "knee", "silhouette"),
+    "hierarchical": ("auto", "merge-gap", "knee", "silhouette"),
+    "gmm": ("auto", "bic", "silhouette"),
+    "rfm-scores": ("auto",),
+}
 
 #: Names a value in a message: a CLI flag, a config-file key, a keyword argument.
 Label = Callable[[str], str]
@@ -228,6 +242,61 @@ class CleanConfig(Settings):
         return self
 
 
+ScoreSet = Annotated[tuple[Integer, ...], Field(min_length=1)]
+
+
+class ScoreRule(Settings):
+    """One row of the RFM score rule table: a segment name and the score cells it covers.
+
+    ``r``, ``f`` and ``m`` list the scores (1 = worst, the number of bins = best; R is
+    reversed so that the most recent customers score highest); ``m`` omitted covers every
+    M score.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    r: ScoreSet
+    f: ScoreSet
+    m: ScoreSet | None = None
+
+
+def check_score_rules(rules: tuple[ScoreRule, ...], bins: int) -> None:
+    """Refuse a rule table that leaves a cell uncovered or covers one twice, naming the cells.
+
+    Raises
+    ------
+    ConfigError
+    """
+    owner: dict[tuple[int, int, int], str] = {}
+    overlaps: list[str] = []
+    scores = range(1, bins + 1)
+    for rule in rules:
+        for axis, values in (("r", rule.r), ("f", rule.f), ("m", rule.m or ())):
+            bad = sorted(v for v in values if v not in scores)
+            if bad:
+                raise ConfigError(
+                    f"Score rule {rule.name!r} names {axis} score(s) {bad}; with {bins} bins "
+                    f"scores run from 1 to {bins}."
+                )
+        for cell in itertools.product(rule.r, rule.f, rule.m or scores):
+            if cell in owner:
+                overlaps.append(
+                    f"r={cell[0]} f={cell[1]} m={cell[2]} ({owner[cell]!r} and {rule.name!r})"
+                )
+            owner.setdefault(cell, rule.name)
+    every = itertools.product(scores, scores, scores)
+    gaps = [f"r={r} f={f} m={m}" for r, f, m in every if (r, f, m) not in owner]
+    if overlaps or gaps:
+        parts = []
+        if gaps:
+            parts.append(f"leaves {len(gaps)} cell(s) uncovered: {', '.join(gaps[:6])}")
+        if overlaps:
+            parts.append(f"covers {len(overlaps)} cell(s) twice: {', '.join(overlaps[:6])}")
+        raise ConfigError(
+            "The score rule table " + " and ".join(parts) + ". Give every (r, f, m) score cell "
+            "exactly one segment."
+        )
+
+
 class ClusterConfig(Settings):
     """How customers are clustered.
 
@@ -254,16 +323,39 @@ class ClusterConfig(Settings):
         Largest number of customers the silhouette is computed on (a seeded sample beyond it).
     """
 
+    method: ClusterMethod = Field("kmeans", title="method")
     outliers: OutlierMethod = Field("zscore", title="outlier method")
     z_threshold: Annotated[float, AfterValidator(_positive)] = 3.0
     iqr_factor: Annotated[float, AfterValidator(_positive)] = 3.0
     transform: TransformMethod = Field("none", title="transform")
     k: Annotated[Integer | None, AfterValidator(_at_least(1))] = None
     k_values: Annotated[tuple[Integer, ...], AfterValidator(_k_values)] = tuple(range(1, 11))
-    select: SelectMethod = Field("knee", title="selection")
+    select: SelectMethod = Field("auto", title="selection")
     random_state: Integer | None = 0
     n_init: Annotated[Integer, AfterValidator(_at_least(1, _INTEGER))] = 10
     silhouette_sample: Annotated[Integer, AfterValidator(_at_least(2, _INTEGER))] = 10_000
+    score_bins: Literal[4, 5] = Field(5, title="number of score bins")
+    score_rules: tuple[ScoreRule, ...] | None = None
+
+    @model_validator(mode="after")
+    def _method_options(self) -> Self:
+        allowed = METHOD_RULES[self.method]
+        if self.select not in allowed:
+            raise _fail(
+                f"--select {self.select} does not apply to --method {self.method}; use "
+                + " or ".join(allowed)
+            )
+        if self.method == "rfm-scores" and self.k is not None:
+            raise _fail(
+                "--k does not apply to --method rfm-scores: its segments are the rows of the "
+                "score rule table. Drop --k, or use another method"
+            )
+        if self.score_rules is not None:
+            try:
+                check_score_rules(self.score_rules, self.score_bins)
+            except ConfigError as exc:
+                raise _fail(str(exc).rstrip(".")) from None
+        return self
 
 
 class NameOverride(Settings):

@@ -38,6 +38,7 @@ __all__ = [
     "InputRecord",
     "LedgerRecord",
     "Machine",
+    "MethodRecord",
     "Metrics",
     "ModelFile",
     "RunInput",
@@ -155,12 +156,12 @@ class SegmentRecord(_Part):
     share_customers: float
     revenue: float
     share_revenue: float
-    recency_mean: float
-    recency_median: float
-    frequency_mean: float
-    frequency_median: float
-    monetary_mean: float
-    monetary_median: float
+    recency_mean: float | None
+    recency_median: float | None
+    frequency_mean: float | None
+    frequency_median: float | None
+    monetary_mean: float | None
+    monetary_median: float | None
     levels: dict[str, Level]
 
 
@@ -183,6 +184,18 @@ class Metrics(_Part):
     silhouette: float | None
     calinski_harabasz: float | None
     davies_bouldin: float | None
+
+
+class MethodRecord(_Part):
+    """The segmentation method: its name, parameters and own figures per k of the sweep."""
+
+    name: str
+    params: dict[str, Any]
+    #: Per k of k_selection.k_values: ``merge_height`` and ``merge_gap`` (Ward), ``bic`` and
+    #: ``aic`` (mixtures); empty for K-Means (its SSE is in k_selection) and RFM scores.
+    figures: dict[str, list[float | None]]
+    #: Customers the k sweep ran on when it ran on a seeded sample (None: all of them).
+    sweep_sample: int | None
 
 
 class CustomerStats(_Part):
@@ -221,6 +234,7 @@ class Summary(Document):
     k: int
     k_selection: KSelection
     metrics: Metrics
+    method: MethodRecord
     segments: list[SegmentRecord]
     ledger: LedgerRecord
     customers: CustomerStats

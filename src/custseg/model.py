@@ -9,6 +9,7 @@ a file, and :meth:`ClusterModel.from_dict` turns any malformed document into one
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import reprlib
 from collections.abc import Sequence
@@ -21,11 +22,15 @@ from pydantic.dataclasses import dataclass
 
 from .config import OutlierMethod, TransformMethod
 from .errors import ConfigError, InputError, ModelFileError, SchemaError
+from .methods.base import CentroidState, MethodName, nearest_center
+from .methods.gmm import GaussianState
+from .methods.scores import ScoreState
 from .schema import RFM_COLUMNS
 
 __all__ = [
     "MODEL_FORMAT",
     "MODEL_VERSION",
+    "Assignment",
     "ClusterModel",
     "KSelection",
     "OutlierRule",
@@ -80,21 +85,6 @@ def transform_features(X: np.ndarray, *, transform: TransformMethod) -> np.ndarr
             )
         return np.log1p(arr)
     raise ConfigError(f"Unknown transform {transform!r}. Use none or log.")
-
-
-def nearest_center(Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
-    """Index of the nearest center per row by squared Euclidean distance (ties: lower index).
-
-    One column of distances per center, summed feature by feature in order, so a row exactly
-    between two centers always goes to the same one, at fit and at predict.
-    """
-    n = Z.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    d2 = np.empty((n, centers.shape[0]))
-    for j, c in enumerate(centers):
-        d2[:, j] = ((Z - c) ** 2).sum(axis=1)
-    return np.asarray(np.argmin(d2, axis=1), dtype=np.int64)
 
 
 def as_float_matrix(X: Any) -> np.ndarray:
@@ -211,8 +201,11 @@ class KSelection:
 
     Parameters
     ----------
-    method : {"knee", "silhouette", "fixed"}
-        How ``k`` was chosen (``"fixed"``: given by the user; the sweep is still reported).
+    method : {"knee", "silhouette", "fixed", "merge-gap", "bic", "rules", "backtest"}
+        How ``k`` was chosen: the knee of the SSE (or merge-height) curve, the best silhouette,
+        given by the user (``"fixed"``; the sweep is still reported), the largest merge-height
+        gap (Ward), the lowest BIC (mixtures), the rule table (RFM scores; no sweep), or the
+        best holdout figure.
     k_values : list of int
         The k actually swept.
     sse : list of float
@@ -227,7 +220,7 @@ class KSelection:
         A sentence for humans when something was not as asked (no knee, k dropped, ...).
     """
 
-    method: Literal["knee", "silhouette", "fixed"]
+    method: Literal["knee", "silhouette", "fixed", "merge-gap", "bic", "rules", "backtest"]
     k_values: list[int]
     sse: list[float]
     silhouette: list[float | None]
@@ -259,7 +252,40 @@ def standardize(Xt: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarr
     return (Xt - mean) / scale
 
 
-@dataclass(frozen=True, config=ConfigDict(extra="forbid"), kw_only=True)
+State = CentroidState | GaussianState | ScoreState
+#: The state class each method keeps in model.json.
+STATES: dict[str, type] = {
+    "kmeans": CentroidState,
+    "hierarchical": CentroidState,
+    "gmm": GaussianState,
+    "rfm-scores": ScoreState,
+}
+Center = tuple[Finite, ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    """Segments of customers scored with a model.
+
+    Attributes
+    ----------
+    labels : ndarray of int64
+        Segment id of each row.
+    outlier : ndarray of bool
+        Whether each row is beyond the model's outlier bounds.
+    probability : ndarray of float, or None
+        Posterior probability of the segment (Gaussian mixtures only).
+    scores : ndarray of int64 of shape (n, 3), or None
+        R, F, M scores (RFM score segments only).
+    """
+
+    labels: np.ndarray
+    outlier: np.ndarray
+    probability: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"), kw_only=True, repr=False)
 class ClusterModel:
     """Everything needed to score new customers the way the fit did.
 
@@ -273,12 +299,19 @@ class ClusterModel:
         Bounds in transformed space.
     scaler_mean, scaler_scale : tuple of float
         Standardisation fitted on the non-outliers (transformed space).
-    centers : tuple of tuple of float
-        k cluster centers in scaled space, in canonical order.
+    centers : tuple of (tuple of float or None)
+        Each segment's centre in scaled space, in segment order (a mixture's means; None for
+        a rule segment no training customer fell in).
     k : int
-        Number of clusters.
+        Number of segments.
     random_state : int or None
         The seed the model was fitted with.
+    method : {"kmeans", "hierarchical", "gmm", "rfm-scores"}
+        The clustering method (see :mod:`custseg.methods`).
+    params : dict
+        The method's parameters.
+    state : CentroidState, GaussianState or ScoreState
+        What the method needs beyond the centres to predict.
 
     Examples
     --------
@@ -289,6 +322,9 @@ class ClusterModel:
     >>> labels, outlier = fit.model.predict(np.array([[5.0, 1, 11]]))
     >>> int(labels[0]), bool(outlier[0])
     (0, False)
+    >>> fit.model
+    ClusterModel(method='kmeans', k=2, features=('recency', 'frequency', 'monetary'), \
+transform='none', outliers='zscore')
     """
 
     features: tuple[str, ...]
@@ -296,9 +332,12 @@ class ClusterModel:
     outlier_rule: OutlierRule
     scaler_mean: tuple[Finite, ...]
     scaler_scale: tuple[Finite, ...]
-    centers: tuple[tuple[Finite, ...], ...]
+    centers: tuple[Center, ...]
     k: StrictInt
     random_state: StrictInt | None = 0
+    method: MethodName = "kmeans"
+    params: dict[str, Any] = Field(default_factory=dict)
+    state: State = Field(default_factory=CentroidState)
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterModel:
@@ -316,9 +355,25 @@ class ClusterModel:
             raise ValueError("'k' must be a positive integer")
         if len(self.centers) != self.k:
             raise ValueError(f"'centers' must be a list of k={self.k} rows")
-        if any(len(row) != n for row in self.centers):
+        if any(row is not None and len(row) != n for row in self.centers):
             raise ValueError(f"'centers' must be a list of {n} numbers")
+        if not isinstance(self.state, STATES[self.method]):
+            raise ValueError(f"'state' is not the state of a {self.method} model")
+        if self.method != "rfm-scores" and any(row is None for row in self.centers):
+            raise ValueError("'centers' must hold finite numbers")
+        _check_state(self)
         return self
+
+    def __repr__(self) -> str:
+        return (
+            f"ClusterModel(method={self.method!r}, k={self.k}, features={self.features!r}, "
+            f"transform={self.transform!r}, outliers={self.outlier_rule.method!r})"
+        )
+
+    def center_array(self) -> np.ndarray:
+        """The centres as a (k, n_features) array, NaN rows for empty rule segments."""
+        nan = [math.nan] * len(self.features)
+        return np.asarray([nan if c is None else c for c in self.centers], dtype=np.float64)
 
     def scaled(self, X_raw: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Scaled features and the outlier mask for raw features ``X_raw``."""
@@ -328,8 +383,26 @@ class ClusterModel:
         Z = standardize(Xt, np.asarray(self.scaler_mean), np.asarray(self.scaler_scale))
         return Z, outlier
 
+    def assign(self, X_raw: np.ndarray | pd.DataFrame) -> Assignment:
+        """Segment, outlier flag and, where the method has them, probability and R/F/M scores.
+
+        Raises
+        ------
+        InputError
+            If the features are missing, not numeric or not finite.
+        """
+        arr, _ = features_matrix(X_raw, self.features)
+        Z, outlier = self.scaled(arr)
+        centers = self.center_array()
+        labels = self.state.predict(arr, Z, centers)
+        probability = (
+            self.state.probability(Z, centers) if isinstance(self.state, GaussianState) else None
+        )
+        scores = self.state.scores(arr) if isinstance(self.state, ScoreState) else None
+        return Assignment(labels, outlier, probability, scores)
+
     def predict(self, X_raw: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Cluster and outlier flag for each row of raw features.
+        """Segment and outlier flag for each row of raw features (see :meth:`assign`).
 
         Parameters
         ----------
@@ -339,7 +412,8 @@ class ClusterModel:
         Returns
         -------
         labels : ndarray of int64
-            Nearest center (canonical cluster id).
+            Segment id (the nearest centre for K-Means and Ward, the most likely component
+            for mixtures, the score cell's rule for RFM scores).
         outlier : ndarray of bool
             Whether the row is beyond the outlier bounds.
 
@@ -348,8 +422,8 @@ class ClusterModel:
         InputError
             If the features are missing, not numeric or not finite.
         """
-        Z, outlier = self.scaled(X_raw)
-        return nearest_center(Z, np.asarray(self.centers, dtype=np.float64)), outlier
+        found = self.assign(X_raw)
+        return found.labels, found.outlier
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (lists, str, float, int, None; infinite bounds as null)."""
@@ -361,9 +435,12 @@ class ClusterModel:
             "outliers": self.outlier_rule.to_dict(),
             "scaler_mean": [float(v) for v in self.scaler_mean],
             "scaler_scale": [float(v) for v in self.scaler_scale],
-            "centers": [[float(v) for v in row] for row in self.centers],
+            "centers": [None if row is None else [float(v) for v in row] for row in self.centers],
             "k": int(self.k),
             "random_state": None if self.random_state is None else int(self.random_state),
+            "method": self.method,
+            "params": dict(self.params),
+            "state": self.state.to_dict(),
         }
 
     @classmethod
@@ -379,6 +456,7 @@ class ClusterModel:
         try:
             doc = _MODEL_DOC.validate_python(d)
             rule = doc.outliers
+            state: State = TypeAdapter(STATES[doc.method]).validate_python(doc.state)
             return cls(
                 features=doc.features,
                 transform=doc.transform,
@@ -392,9 +470,30 @@ class ClusterModel:
                 centers=doc.centers,
                 k=doc.k,
                 random_state=doc.random_state,
+                method=doc.method,
+                params=doc.params,
+                state=state,
             )
         except ValidationError as exc:
             raise _invalid(exc, d) from None
+
+
+def _check_state(model: ClusterModel) -> None:
+    """The state's shapes agree with k and the features."""
+    n, k = len(model.features), model.k
+    state = model.state
+    if isinstance(state, GaussianState):
+        if len(state.weights) != k or len(state.covariances) != k:
+            raise ValueError(f"a mixture's 'weights' and 'covariances' must have k={k} entries")
+        if any(len(c) != n or any(len(row) != n for row in c) for c in state.covariances):
+            raise ValueError(f"each covariance must be a {n} x {n} matrix")
+        if any(w <= 0 for w in state.weights):
+            raise ValueError("mixture 'weights' must be positive")
+    if isinstance(state, ScoreState):
+        if len(state.rules) != k:
+            raise ValueError(f"the score rule table must have k={k} rows")
+        if n != 3:
+            raise ValueError("RFM scores need exactly the recency, frequency, monetary features")
 
 
 @dataclass(frozen=True, config=_FROZEN)
@@ -415,9 +514,12 @@ class _ModelDoc:
     outliers: _RuleDoc
     scaler_mean: tuple[Finite, ...]
     scaler_scale: tuple[Finite, ...]
-    centers: tuple[tuple[Finite, ...], ...]
+    centers: tuple[Center, ...]
     k: StrictInt
     random_state: StrictInt | None
+    method: MethodName
+    params: dict[str, Any]
+    state: dict[str, Any]
 
 
 _MODEL_DOC: TypeAdapter[_ModelDoc] = TypeAdapter(_ModelDoc)

@@ -24,6 +24,7 @@ from .formats import (
     InputRecord,
     LedgerRecord,
     Machine,
+    MethodRecord,
     Metrics,
     ModelFile,
     RunInput,
@@ -37,6 +38,7 @@ from .pipeline import SegmentationResult
 from .runs import SEGMENTS_FILE, atomic_output_dir
 
 __all__ = [
+    "EXTRA_COLUMNS",
     "OUTPUT_FILES",
     "SEGMENT_COLUMNS",
     "build_model",
@@ -60,6 +62,8 @@ _PACKAGES = (
     "matplotlib",
     "pydantic",
 )
+#: Columns some methods add after SEGMENT_COLUMNS, in this order.
+EXTRA_COLUMNS = ("segment_probability", "r_score", "f_score", "m_score", "rfm_cell")
 #: The columns of segments.csv, in order (docs/REFERENCE.md section 4).
 SEGMENT_COLUMNS = (
     "customer_id",
@@ -214,8 +218,15 @@ def _write_segments(result: SegmentationResult, path: Path) -> None:
         list(map(str, c["cluster"].to_numpy(dtype=np.int64).tolist())),
         [names[s] for s in c["segment"].tolist()],
     ]
+    extra = [col for col in EXTRA_COLUMNS if col in c.columns]
+    for col in extra:
+        values = c[col].to_numpy()
+        if col == "segment_probability":
+            columns.append([repr(round(p, 6)) for p in values.astype(np.float64).tolist()])
+        else:
+            columns.append(list(map(str, values.tolist())))
     with path.open("w", newline="", encoding="utf-8") as fh:
-        fh.write(",".join(SEGMENT_COLUMNS) + "\n")
+        fh.write(",".join((*SEGMENT_COLUMNS, *extra)) + "\n")
         step = 200_000
         for start in range(0, len(c), step):
             rows = zip(*(col[start : start + step] for col in columns), strict=True)
@@ -259,6 +270,14 @@ def build_summary(result: SegmentationResult) -> Summary:
         k=result.k,
         k_selection=result.fit.selection,
         metrics=Metrics(**result.fit.metrics),
+        method=MethodRecord(
+            name=result.fit.model.method,
+            params=result.fit.model.params,
+            figures=result.fit.figures
+            if result.fit.model.method in ("hierarchical", "gmm")
+            else {},
+            sweep_sample=result.fit.sweep_sample,
+        ),
         segments=[_segment_record(result, s) for s in result.segments],
         ledger=LedgerRecord(**result.ledger.to_dict()),
         customers=CustomerStats(

@@ -24,7 +24,7 @@ from .config import RunConfig
 from .errors import CustsegWarning
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
-from .naming import SegmentName, name_segments, profile_segments, segment_levels
+from .naming import SegmentName, describe_segments
 from .schema import RFM_COLUMNS, ColumnMap
 
 __all__ = ["STAGES", "SegmentationResult", "run", "segment_rfm"]
@@ -109,21 +109,27 @@ def segment_rfm(
 ) -> tuple[pd.DataFrame, ClusterFit, pd.DataFrame, list[SegmentName]]:
     """Cluster and name an RFM table (index customer id; recency, frequency, monetary).
 
-    Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added, the fit,
-    the profiles and the segment names.
+    Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added (and
+    ``segment_probability`` for mixtures, ``r_score``, ``f_score``, ``m_score``, ``rfm_cell``
+    for RFM scores), the fit, the profiles and the segment names.
     """
     config = config or RunConfig()
     fit = fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster)
     for note in fit.notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
-    profiles = profile_segments(rfm, fit.labels)
-    levels = segment_levels(profiles, rfm)
-    names = name_segments(profiles, levels, overrides=config.names or None)
+    profiles, names = describe_segments(rfm, fit.labels, fit.model, overrides=config.names or None)
     by_cluster = {s.cluster: s.name for s in names}
     customers = rfm[list(RFM_COLUMNS)].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
     customers["cluster"] = np.asarray(fit.labels, dtype=np.int64)
     customers["segment"] = [by_cluster[c] for c in customers["cluster"]]
+    if fit.probability is not None:
+        customers["segment_probability"] = fit.probability
+    if fit.scores is not None:
+        for j, name in enumerate(("r_score", "f_score", "m_score")):
+            customers[name] = fit.scores[:, j]
+        cells = fit.scores.astype(str)
+        customers["rfm_cell"] = np.char.add(np.char.add(cells[:, 0], cells[:, 1]), cells[:, 2])
     return customers, fit, profiles, names
 
 
