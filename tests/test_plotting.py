@@ -16,8 +16,10 @@ from custseg.plotting import (
     histogram_data,
     plain_text,
     plot_elbow,
+    plot_information_criteria,
     plot_k_metrics,
     plot_ledger,
+    plot_merge_heights,
     plot_pca,
     plot_rfm_boxplots,
     plot_rfm_histograms,
@@ -235,6 +237,35 @@ def test_plot_without_axes_creates_a_figure() -> None:
 def test_multi_panel_plot_rejects_wrong_number_of_axes() -> None:
     with pytest.raises(ValueError, match="3 Axes"):
         plot_k_metrics(SEL, axes=_axes(2))
+
+
+def test_plot_merge_heights_marks_the_k_used() -> None:
+    ax = plot_merge_heights([1, 2, 3, 4], [None, 90.0, 40.0, 35.0], k=2, ax=_ax())
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [2, 3, 4]  # k = 1 has no merge
+    assert [ln.get_label() for ln in ax.lines][-1] == "largest gap (k = 2)"
+    assert ax.get_title() == "Ward merge heights"
+
+
+def test_plot_information_criteria_stars_the_lowest_bic() -> None:
+    bic, aic = [30.0, 12.0, 15.0], [29.0, 10.0, 11.0]
+    ax = plot_information_criteria([1, 2, 3], bic, aic, k=2, ax=_ax())
+    star = next(ln for ln in ax.lines if ln.get_label().startswith("lowest BIC"))
+    assert list(star.get_xdata()) == [2] and star.get_label() == "lowest BIC (k = 2)"
+    assert [ln.get_label() for ln in ax.lines][:2] == ["BIC", "AIC"]
+
+
+def test_segment_plots_leave_empty_segments_blank() -> None:
+    means = {"recency": [20.0, float("nan")], "monetary": [100.0, float("nan")]}
+    axes = plot_segment_means(means, clusters=[0, 1], names=NAMES, axes=_axes(2))
+    assert [t.get_text() for t in axes[0].texts] == ["20.0", ""]
+    ax = plot_segment_profile(
+        np.array([[0.5, 2.0], [np.nan, np.nan]]),
+        segment_names=["A", "B"],
+        features=["recency", "monetary"],
+        ax=_ax(),
+    )
+    assert [t.get_text() for t in ax.texts] == ["0.50×", "2.00×"]
 
 
 # --- figure data ---------------------------------------------------------------------------

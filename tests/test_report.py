@@ -320,7 +320,9 @@ def _extra_figure(d: ReportData) -> Figure:
 
 def test_figure_list_names_every_figure_once_in_page_order() -> None:
     slugs = [f.slug for f in FIGURES]
-    assert tuple(slugs) == FIGURE_SLUGS
+    assert len(set(slugs)) == len(slugs)
+    others = ("merge-heights", "information-criteria")  # Ward's and the mixtures' own
+    assert tuple(s for s in slugs if s not in others) == FIGURE_SLUGS  # a K-Means report's
     order = [sid for sid, _ in PAGE_SECTIONS]
     assert [title for _, title in PAGE_SECTIONS] == list(SECTIONS)
     assert [order.index(f.section) for f in FIGURES] == sorted(
@@ -401,7 +403,7 @@ def _drawn(spec: FigureSpec, data: ReportData) -> Figure:
 def test_layout_keeps_every_label_inside_the_figure(demo: Path) -> None:
     data = report_data(read_run(demo))
     with report_style():
-        for spec in FIGURES:
+        for spec in filter(lambda spec: spec.applies(data), FIGURES):
             fig = _drawn(spec, data)
             assert _texts_inside(fig) == [], spec.slug
             for ax in fig.axes:  # axes boxes do not overlap (colorbars sit beside theirs)
@@ -414,6 +416,39 @@ def test_layout_makes_room_for_long_segment_names(tiny_run: Path) -> None:
     data = report_data(read_run(tiny_run))
     long = {c: f"Customers who bought {c} things and then some more, {EVIL[0]}" for c in data.names}
     data = dataclasses.replace(data, names=long)
+    with report_style():
+        for spec in FIGURES:
+            if spec.applies(data):
+                assert _texts_inside(_drawn(spec, data)) == [], spec.slug
+
+
+@pytest.mark.parametrize(
+    ("method", "own", "model_text"),
+    [
+        ("hierarchical", ["merge-heights", "k-metrics"], "Ward hierarchical clustering"),
+        ("gmm", ["information-criteria", "k-metrics"], "A mixture of k = "),
+        ("rfm-scores", [], "R, F and M scores from 1 to 5"),
+    ],
+)
+def test_each_method_gets_its_own_figures(
+    tmp_path: Path, method: str, own: list[str], model_text: str
+) -> None:
+    from custseg.generate import generate_transactions
+
+    src = generate_transactions(tmp_path / "tx.csv", rows=4_000, customers=150, seed=1)
+    out = tmp_path / "out"
+    args = ["run", str(src), "--out", str(out), "--method", method, "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    stems = [p.stem.split("-", 1)[1] for p in sorted((out / "figures").glob("*.png"))]
+    k_figures = [
+        s for s in stems if s in ("elbow", "merge-heights", "information-criteria", "k-metrics")
+    ]
+    assert k_figures == own  # the elbow is K-Means' own
+    assert model_text in page and "K-Means" not in page
+    _check_figures(out, page)
+    data = report_data(read_run(out))
     with report_style():
         for spec in FIGURES:
             if spec.applies(data):

@@ -12,8 +12,9 @@ Builders create a :class:`~matplotlib.figure.Figure` (no pyplot state) and draw 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -27,8 +28,10 @@ from ..plotting import (
     histogram_data,
     is_skewed,
     plot_elbow,
+    plot_information_criteria,
     plot_k_metrics,
     plot_ledger,
+    plot_merge_heights,
     plot_pca,
     plot_rfm_boxplots,
     plot_rfm_histograms,
@@ -86,7 +89,10 @@ class ReportData:
     seed : int
         Seed of the report's samples.
     method : str
-        The clustering method (``"kmeans"``).
+        The segmentation method (``"kmeans"``, ``"hierarchical"``, ``"gmm"``, ``"rfm-scores"``).
+    method_figures : dict of str -> list
+        The method's own numbers per k of the sweep (``merge_height`` for Ward, ``bic`` and
+        ``aic`` for mixtures; None where undefined).
     """
 
     X: np.ndarray
@@ -103,6 +109,7 @@ class ReportData:
     share_revenue: list[float]
     seed: int = 0
     method: str = "kmeans"
+    method_figures: dict[str, list[float | None]] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -293,6 +300,22 @@ def _elbow(d: ReportData) -> Figure:
     return fig
 
 
+def _merge_heights(d: ReportData) -> Figure:
+    fig = _figure(6.4, 3.6)
+    sel = d.selection
+    plot_merge_heights(
+        sel.k_values, d.method_figures["merge_height"], k=sel.k, ax=fig.add_subplot()
+    )
+    return fig
+
+
+def _information_criteria(d: ReportData) -> Figure:
+    fig = _figure(6.4, 3.6)
+    sel, f = d.selection, d.method_figures
+    plot_information_criteria(sel.k_values, f["bic"], f["aic"], k=sel.k, ax=fig.add_subplot())
+    return fig
+
+
 def _k_metrics(d: ReportData) -> Figure:
     fig = _figure(10.5, 3.2)
     plot_k_metrics(d.selection, axes=fig.subplots(1, 3))
@@ -413,11 +436,34 @@ FIGURES: tuple[FigureSpec, ...] = (
     ),
     FigureSpec(
         "k",
+        "merge-heights",
+        "Merge heights",
+        "Each point is what merging k segments into k - 1 costs (the Ward distance of the "
+        "merge); the dashed line marks the k with the largest jump to the next merge: there, "
+        "one merge more would join segments far apart.",
+        _merge_heights,
+        applies=uses("hierarchical"),
+        wide=False,
+    ),
+    FigureSpec(
+        "k",
+        "information-criteria",
+        "BIC and AIC by k",
+        "How well a mixture of k Gaussians fits, penalised for its number of parameters "
+        "(lower is better; BIC penalises more than AIC); the star marks the lowest BIC, the "
+        "dotted line the k used.",
+        _information_criteria,
+        applies=uses("gmm"),
+        wide=False,
+    ),
+    FigureSpec(
+        "k",
         "k-metrics",
         "Quality scores by k",
         "Each score rates how well separated the segments are at each k; the star marks the "
         "best k for that score, the dotted line the k used.",
         _k_metrics,
+        applies=lambda d: len(d.selection.k_values) > 1,  # not for a fixed rule table
     ),
     FigureSpec(
         "model",
@@ -482,6 +528,10 @@ FIGURES: tuple[FigureSpec, ...] = (
 )
 
 
+def _number(v: float | None) -> float:
+    return math.nan if v is None else float(v)  # None: a segment no customer falls in
+
+
 def report_data(run: RunFiles) -> ReportData:
     """The figures' view of a run's files (the one place the figures read summary.json)."""
     c, ledger, segments = run.customers, run.summary.ledger, run.segments
@@ -492,7 +542,7 @@ def report_data(run: RunFiles) -> ReportData:
         labels=c["cluster"].to_numpy(),
         outlier=c["outlier"].to_numpy(dtype=bool),
         scaled=scaled,
-        centers=np.asarray(run.model.centers, dtype=np.float64),
+        centers=run.model.center_array(),  # NaN rows: segments without a centre
         selection=run.selection,
         ledger={
             "rows_read": ledger.rows_read,
@@ -501,10 +551,10 @@ def report_data(run: RunFiles) -> ReportData:
         },
         clusters=[s.cluster for s in segments],
         names=run.names,
-        means={f: [float(getattr(s, f"{f}_mean")) for s in segments] for f in RFM_COLUMNS},
+        means={f: [_number(getattr(s, f"{f}_mean")) for s in segments] for f in RFM_COLUMNS},
         share_customers=[s.share_customers for s in segments],
         share_revenue=[s.share_revenue for s in segments],
         seed=run.seed,
-        # Every run is K-Means today; a settings field will name the method of the others.
-        method=str(getattr(run.summary.settings.cluster, "method", "kmeans")),
+        method=run.summary.method.name,
+        method_figures=dict(run.summary.method.figures),
     )

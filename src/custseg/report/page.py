@@ -87,6 +87,10 @@ def k_agreement(selection: KSelection) -> str:
     Davies-Bouldin 2; the run used k = 2 (knee).
     """
     ks = list(selection.k_values)
+    if len(ks) == 1:  # a rule table, not a sweep
+        return (
+            f"Only k = {ks[0]} was considered; the run used k = {selection.k} ({selection.method})."
+        )
 
     def best(values: Sequence[float | None], pick: Any) -> int | None:
         arr = np.array([np.nan if v is None else v for v in values], dtype=float)
