@@ -18,8 +18,9 @@ Sections (``--only`` picks some; all by default):
   against full K-Means (SSE per k);
 - ``anchors``: pandas groupby, lifetimes and pymc-marketing on the 10M Parquet file;
 - ``report``: ``write_report`` in a fresh process (import, then the build: PNG only, and with
-  SVG) and ``custseg report`` as a user runs it, on the demo run and on a run of the 10M-row
-  file with 1M customers (run folders made once with ``--no-report`` into ``bench/data/``).
+  SVG) and ``custseg report`` as a user runs it, on the demo run and on a run of the largest
+  size (about 1M customers at 100M rows); run folders are made once with ``--no-report`` into
+  ``bench/data/``, and the section runs at least 5 times (it is quick, and noisy).
 
 Missing data files are generated into ``bench/data/`` with :mod:`custseg.generate` (seeded, so
 every machine benchmarks the same rows). Each measurement is one subprocess; its peak RSS is the
@@ -287,9 +288,11 @@ def worker_cmd(kind: str, *args: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--worker", kind, *args]
 
 
-def _env() -> dict[str, str]:
+def _env(src: Path = SRC) -> dict[str, str]:
+    """The environment of a child that runs the package of ``src`` (this tree's by default)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    env["CUSTSEG_SRC"] = str(src)  # for workers: they put it first on sys.path
     return env
 
 
@@ -436,43 +439,58 @@ def section_anchors(n: int, timeout: float) -> dict[str, Any]:
     return repeat(fns, n, "anchors 10m")
 
 
-def run_folder(name: str, args: list[str], timeout: float) -> Path:
-    """A finished run without its report, made once per data and source tree."""
+def run_folder(name: str, args: list[str], timeout: float, src: Path = SRC) -> Path:
+    """A finished run without its report, made once per data and source tree (by that tree:
+    run folders of one version need not be readable by another)."""
     import hashlib
 
-    tree = hashlib.sha256(str(SRC.resolve()).encode()).hexdigest()[:8]
+    tree = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]
     out = DATA / f"run_{name}_{tree}"
     if not (out / "summary.json").exists():
         print(f"making the run folder {out.name} ...", file=sys.stderr, flush=True)
         cmd = [sys.executable, "-m", "custseg", *args, "--out", str(out), "--force"]
-        r = measure([*cmd, "--no-report", "--quiet"], timeout=timeout, env=_env())
+        r = measure([*cmd, "--no-report", "--quiet"], timeout=timeout, env=_env(src))
         if "error" in r:
             raise SystemExit(f"cannot make {out}: {r['error']}")
     return out
 
 
-def section_report(n: int, timeout: float) -> list[dict[str, Any]]:
-    """The report on the demo run and at 1M customers: in-process build and the CLI."""
-    runs = {
-        "demo": run_folder("demo", ["demo"], timeout),
-        "1m customers": run_folder(
-            "c1m", ["run", str(data_file(10_000_000, customers=1_000_000))], timeout
-        ),
-    }
-    rows = []
-    for name, out in runs.items():
-        cli = [sys.executable, "-m", "custseg", "report", str(out), "--quiet"]
-        res = repeat(
-            {
-                "png": lambda o=out: measure(worker_cmd("report", str(o)), timeout=timeout),
-                "svg": lambda o=out: measure(worker_cmd("report", str(o), "svg"), timeout=timeout),
-                "cli": lambda c=cli: measure(c, timeout=timeout, env=_env()),
-            },
-            n,
-            f"report {name}",
+def _report_runs(
+    name: str, args: list[str], n: int, timeout: float, baseline: Path | None
+) -> tuple[dict[str, dict[str, Any]], Path]:
+    """The report measurements of one run: this tree, and the baseline's side by side."""
+    trees = {"": SRC, **({" (baseline)": baseline} if baseline else {})}
+    fns: dict[str, Any] = {}
+    for tag, src in trees.items():
+        out, env = str(run_folder(name.split()[0], args, timeout, src)), _env(src)
+        cli = [sys.executable, "-m", "custseg", "report", out, "--quiet"]
+        fns[f"png{tag}"] = lambda o=out, e=env: measure(
+            worker_cmd("report", o), timeout=timeout, env=e
         )
+        if not tag:  # trees before write_report(svg=) always wrote SVG: "png" measures both
+            fns["svg"] = lambda o=out, e=env: measure(
+                worker_cmd("report", o, "svg"), timeout=timeout, env=e
+            )
+        fns[f"cli{tag}"] = lambda c=cli, e=env: measure(c, timeout=timeout, env=e)
+    return repeat(fns, n, f"report {name}"), run_folder(name.split()[0], args, timeout)
+
+
+def section_report(
+    size: int, n: int, timeout: float, baseline: Path | None = None
+) -> list[dict[str, Any]]:
+    """The report of the demo run and of a run of ``size`` rows (about 1M customers at 100M).
+
+    In a fresh process each time: ``write_report`` (its import timed apart), with and without
+    SVG, and ``custseg report`` as a user runs it; the same for a ``baseline`` tree, if given,
+    interleaved run by run.
+    """
+    runs = {"demo": ["demo"], f"{label(size)} rows": ["run", str(data_file(size))]}
+    rows = []
+    for name, args in runs.items():
+        res, out = _report_runs(name, args, n, timeout, baseline)
         summary = json.loads((out / "summary.json").read_text())
-        rows.append({"run": name, "customers": summary["ledger"]["customers_segmented"], **res})
+        customers = summary["ledger"]["customers_segmented"]
+        rows.append({"run": name, "customers": customers, "repeat": n, **res})
     return rows
 
 
@@ -611,22 +629,32 @@ def _render_report(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "report: write_report in a fresh process (import, build PNG only, build with SVG), "
-        "and `custseg report` (wall incl. start-up)",
-        f"{'run':<14} {'customers':>10} {'import s':>8} {'build s':>8} {'cpu s':>6} "
-        f"{'+svg s':>7} {'cli s':>6} {'peak MiB':>8}",
+        f"report: write_report in a fresh process (import, build PNG only, build with SVG), "
+        f"and `custseg report` (wall incl. start-up); medians of {rows[0].get('repeat', '?')} "
+        "interleaved runs",
+        f"{'run':<20} {'customers':>10} {'import s':>8} {'build s':>8} {'cpu s':>6} "
+        f"{'with svg':>8} {'cli s':>6} {'peak MiB':>8}",
     ]
     for row in rows:
-        png, svg, cli = row["png"], row["svg"], row["cli"]
-        if any("error" in r for r in (png, svg, cli)):
-            err = next(r["error"] for r in (png, svg, cli) if "error" in r)
-            lines.append(f"{row['run']:<14} error: {err}")
-            continue
-        lines.append(
-            f"{row['run']:<14} {int(row['customers']):>10,} {png['import_seconds']:>8.2f} "
-            f"{png['seconds']:>8.2f} {png['cpu_seconds']:>6.2f} {svg['seconds']:>7.2f} "
-            f"{cli['wall']:>6.2f} {png['peak_mib']:>8.0f}"
-        )
+        for tag in ("", " (baseline)"):
+            png, svg, cli = (
+                row.get(f"png{tag}"),
+                row.get("svg" if not tag else "-"),
+                row.get(f"cli{tag}"),
+            )
+            if png is None or cli is None:
+                continue
+            what = row["run"] + tag
+            err = next((r["error"] for r in (png, svg or {}, cli) if "error" in r), None)
+            if err:
+                lines.append(f"{what:<20} error: {err}")
+                continue
+            svg_s = f"{svg['seconds']:>8.2f}" if svg else f"{'(always)':>8}"
+            lines.append(
+                f"{what:<20} {int(row['customers']):>10,} {png['import_seconds']:>8.2f} "
+                f"{png['seconds']:>8.2f} {png['cpu_seconds']:>6.2f} {svg_s} "
+                f"{cli['wall']:>6.2f} {png['peak_mib']:>8.0f}"
+            )
     return lines
 
 
@@ -640,6 +668,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--json", dest="json_out", default=str(HERE / "results.json"))
+    parser.add_argument(
+        "--baseline",
+        help="another checkout's src/ folder, measured side by side (report section)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.worker:
@@ -685,7 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         results["customers"] = section_customers(n, args.timeout)
         save()
     if "report" in only:
-        results["report"] = section_report(max(n, 5), args.timeout)
+        baseline = Path(args.baseline).resolve() if args.baseline else None
+        results["report"] = section_report(max(sizes), max(n, 5), args.timeout, baseline)
         save()
     save()
     print(render(results))

@@ -2,12 +2,14 @@
 
 :data:`FIGURES` is the whole list, in page order. Each :class:`FigureSpec` names its section,
 file slug, title and caption, the small function that builds it from :class:`ReportData`, and
-whether it applies to a run; a clustering method brings its figures by adding entries::
+whether it applies to a run; a segmentation method brings its figures by adding entries, as
+Ward's merge heights do::
 
-    FigureSpec("k", "dendrogram", "Dendrogram", "...", _dendrogram, applies=uses("ward"))
+    FigureSpec("k", "merge-heights", "Merge heights", "...", _merge_heights,
+               applies=uses("hierarchical"), wide=False)
 
 Builders create a :class:`~matplotlib.figure.Figure` (no pyplot state) and draw on it with
-:mod:`custseg.plotting`; :mod:`custseg.report.render` lays it out, saves and closes it.
+:mod:`custseg.plotting`; :mod:`custseg.report.render` lays it out and renders it.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ __all__ = ["FIGURES", "SAMPLE_SIZE", "FigureSpec", "ReportData", "report_data", 
 SAMPLE_SIZE = 5_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: identity, not element-wise equality
 class ReportData:
     """What the figures and captions of a report show, from a run's files.
 
