@@ -29,7 +29,7 @@ from custseg.errors import ConfigError
         ({"transform": "sqrt"}, "Unknown transform 'sqrt'. Use none or log."),
         (
             {"select": "gap"},
-            "Unknown selection 'gap'. Use one of auto, knee, merge-gap, bic, silhouette.",
+            "Unknown selection 'gap'. Use one of auto, knee, merge-gap, bic, silhouette, backtest.",
         ),
         ({"select": "bic"}, "--select bic does not apply to --method kmeans; use auto or knee"),
         ({"method": "rfm-scores", "k": 3}, "--k does not apply to --method rfm-scores"),

@@ -394,11 +394,13 @@ transform='none', outliers='zscore')
         arr, _ = features_matrix(X_raw, self.features)
         Z, outlier = self.scaled(arr)
         centers = self.center_array()
-        labels = self.state.predict(arr, Z, centers)
-        probability = (
-            self.state.probability(Z, centers) if isinstance(self.state, GaussianState) else None
-        )
-        scores = self.state.scores(arr) if isinstance(self.state, ScoreState) else None
+        probability = scores = None
+        if isinstance(self.state, GaussianState):
+            labels, probability = self.state.posterior(Z, centers)
+        else:
+            labels = self.state.predict(arr, Z, centers)
+        if isinstance(self.state, ScoreState):
+            scores = self.state.scores(arr)
         return Assignment(labels, outlier, probability, scores)
 
     def predict(self, X_raw: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -93,6 +93,8 @@ class Method(ABC):
     rules: ClassVar[tuple[str, ...]]
     #: Above this many rows the sweep runs on a seeded sample of this size (None: never).
     sweep_limit: ClassVar[int | None] = None
+    #: Above this many rows the final fit runs on a seeded sample of this size (None: never).
+    fit_limit: ClassVar[int | None] = None
 
     def __init__(self, config: ClusterConfig) -> None:
         self.config = config
