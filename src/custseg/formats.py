@@ -33,9 +33,13 @@ from .model import ClusterModel, KSelection
 
 __all__ = [
     "LEVELS",
+    "BacktestEvidence",
+    "BacktestFile",
+    "BacktestSegment",
     "CustomerStats",
     "Document",
     "InputRecord",
+    "Interval",
     "LedgerRecord",
     "Machine",
     "MethodRecord",
@@ -163,6 +167,10 @@ class SegmentRecord(_Part):
     monetary_mean: float | None
     monetary_median: float | None
     levels: dict[str, Level]
+    #: The levels the name asserts (features the segment is mixed on are left out).
+    asserted: dict[str, Level]
+    #: Share of members whose own third contradicts an asserted level by two steps.
+    contradiction_share: float
 
 
 class LedgerRecord(_Part):
@@ -312,3 +320,64 @@ class RunRecord(Document):
     timings_seconds: dict[str, float]
     machine: Machine
     warnings: list[str] = Field(default_factory=list)
+
+
+# --- backtest.json ---------------------------------------------------------------------------
+
+
+class BacktestSegment(_Part):
+    """What one training segment's customers did in the holdout."""
+
+    cluster: int
+    name: str
+    customers: int
+    share_buying_again: float
+    orders_per_customer: float
+    revenue_per_customer: float
+    share_of_holdout_revenue: float
+    #: The segment's value: its members' mean training monetary value.
+    value: float
+
+
+class Interval(_Part):
+    """A difference segments - baseline, with its bootstrap 95% interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+class BacktestEvidence(_Part):
+    """Spearman (holdout revenue) and AUC (buys again) of every ranking, and the differences."""
+
+    spearman: dict[str, float]
+    auc: dict[str, float]
+    differences: dict[str, dict[str, Interval]]
+    bootstrap: int
+    bootstrap_customers: int
+    seed: int | None
+
+
+class BacktestFile(Document):
+    """backtest.json: what segments fitted before a cutoff predicted about the holdout."""
+
+    FILE: ClassVar[str] = "backtest.json"
+
+    format: Literal["custseg-backtest"] = "custseg-backtest"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    holdout_days: int
+    cutoff: dt.date
+    end: dt.date
+    train_as_of: dt.date
+    customers: int
+    buying_again: int
+    holdout_revenue: float
+    new_customers: int
+    new_revenue: float
+    k: int
+    k_selection: KSelection
+    segments: list[BacktestSegment]
+    evidence: BacktestEvidence
+    input: InputRecord
+    settings: RunConfig

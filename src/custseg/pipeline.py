@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis.expr.types as ir
 import numpy as np
@@ -21,13 +21,16 @@ from . import engine
 from .clean import Ledger, explain_drops, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
-from .errors import CustsegWarning
+from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments
+
+if TYPE_CHECKING:
+    from .backtest import Evidence, Outcomes
 from .schema import RFM_COLUMNS, ColumnMap
 
-__all__ = ["STAGES", "SegmentationResult", "run", "segment_rfm"]
+__all__ = ["STAGES", "BacktestResult", "SegmentationResult", "backtest", "run", "segment_rfm"]
 
 #: The stages a run goes through, in order, as reported to a progress callback.
 STAGES: tuple[str, ...] = ("load", "clean and aggregate", "cluster and name")
@@ -200,6 +203,65 @@ def run(
     return dataclasses.replace(result, warnings=tuple(given))
 
 
+def _span(ledger: Ledger) -> tuple[dt.date, dt.date] | None:
+    if ledger.date_min is None or ledger.date_max is None:
+        return None
+    return ledger.date_min.date(), ledger.date_max.date()
+
+
+@dataclass(frozen=True)
+class _BacktestChoice:
+    """k chosen by what the segments predicted on a holdout, and the figures per k."""
+
+    k: int | None
+    figures: dict[str, list[float | None]]
+    note: str
+
+    def apply(self, fit: ClusterFit) -> ClusterFit:
+        """The final fit, with its selection saying how k was chosen."""
+        if self.k is None:  # fell back to the method's own rule
+            notes = (self.note, *fit.notes) if self.note else fit.notes
+            return dataclasses.replace(fit, notes=notes)
+        selection = dataclasses.replace(fit.selection, method="backtest", note=self.note)
+        figures = {**fit.figures, **self.figures}
+        return dataclasses.replace(fit, selection=selection, figures=figures)
+
+
+def _k_by_backtest(
+    tx: Any, span: tuple[dt.date, dt.date] | None, config: RunConfig
+) -> tuple[RunConfig, _BacktestChoice]:
+    """Choose k by the holdout Spearman of the segments' value with revenue (1-SE rule).
+
+    Every k of the sweep is fitted on the data before the cutoff; the smallest k whose
+    Spearman is within one bootstrap standard error of the best is taken, then the final
+    model is fitted on all the data with that k. ``span`` is the first and last purchase
+    date the holdout may use (inside a backtest: up to its own cutoff, never beyond).
+    """
+    from .backtest import choose_k_by_holdout, holdout_outcomes
+
+    cluster = config.cluster
+    plain = config.model_copy(update={"cluster": cluster.replace(select="auto")})
+    if cluster.method == "rfm-scores":  # the rule table fixes k: nothing to choose
+        return plain, _BacktestChoice(None, {}, "")
+    if span is None:
+        return plain, _BacktestChoice(None, {}, "No purchase dates: k chosen by the method's rule.")
+    try:
+        outcomes = holdout_outcomes(
+            tx.table,
+            clean=config.clean,
+            holdout_days=cluster.holdout_days,
+            first=span[0],
+            last=span[1],
+        )
+    except InputError as exc:
+        short = str(exc).split(". Pass")[0]
+        why = f"--select backtest: {short}; k was chosen by the method's own rule instead."
+        return plain, _BacktestChoice(None, {}, why)
+    k, figures, note = choose_k_by_holdout(outcomes, cluster, seed=cluster.random_state)
+    fixed = config.model_copy(update={"cluster": cluster.replace(select="auto", k=k)})
+    return fixed, _BacktestChoice(k, figures, note)
+
+
 def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
     """Warn again what a run warned (to the caller's filters); the custseg ones, once each."""
     given: list[str] = []
@@ -213,23 +275,25 @@ def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
     return given
 
 
-def _run(
-    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+@dataclass(frozen=True)
+class _Aggregated:
+    """The input loaded, cleaned and aggregated: what every command starts from."""
+
+    tx: Any
+    rfm: pd.DataFrame
+    ledger: Ledger
+    as_of: dt.date
+
+
+def _aggregate(
+    source: Any,
     *,
     config: RunConfig,
     read_options: dict[str, Any],
     progress: Progress,
+    lap: Callable[[str], None],
     con: BaseBackend | None,
-) -> SegmentationResult:
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
+) -> _Aggregated:
     progress(STAGES[0])
     tx = load_transactions(
         source,
@@ -244,19 +308,199 @@ def _run(
         rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
+    return _Aggregated(tx, rfm, ledger, as_of)
+
+
+def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = now - clock[0]
+        clock[0] = now
+
+    return timings, lap
+
+
+def _run(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    config: RunConfig,
+    read_options: dict[str, Any],
+    progress: Progress,
+    con: BaseBackend | None,
+) -> SegmentationResult:
+    timings, lap = _stopwatch()
+    agg = _aggregate(
+        source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
+    )
     progress(STAGES[2])
-    customers, fit, profiles, names = segment_rfm(rfm, config=config)
+    chosen = None
+    if config.cluster.select == "backtest":
+        fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
+    customers, fit, profiles, names = segment_rfm(agg.rfm, config=fitted if chosen else config)
+    if chosen is not None:
+        fit = chosen.apply(fit)
     lap(STAGES[2])
     return SegmentationResult(
         customers=customers,
-        as_of=as_of,
-        ledger=ledger,
+        as_of=agg.as_of,
+        ledger=agg.ledger,
         fit=fit,
         profiles=profiles,
         segments=names,
-        columns=tx.columns,
-        source=tx.source,
-        date_format=tx.date_format,
+        columns=agg.tx.columns,
+        source=agg.tx.source,
+        date_format=agg.tx.date_format,
         config=config,
         timings=timings,
     )
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """What the segments fitted before a cutoff predicted about the holdout after it.
+
+    Attributes
+    ----------
+    outcomes : Outcomes
+        The cutoff, the holdout and every training customer's outcome.
+    training : SegmentationResult
+        The segmentation of the data before the cutoff (every run option applies).
+    segments : DataFrame
+        Per segment: customers, share buying again, orders and revenue per customer, share of
+        holdout revenue, value (see :func:`custseg.backtest.segment_outcomes`).
+    evidence : Evidence
+        Spearman and AUC of the segments and the baselines, bootstrap differences.
+    ledger : Ledger
+        The ledger of the whole input.
+    """
+
+    outcomes: Outcomes
+    training: SegmentationResult
+    segments: pd.DataFrame
+    evidence: Evidence
+    ledger: Ledger
+    warnings: tuple[str, ...] = ()
+
+
+def backtest(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    config: RunConfig | None = None,
+    bootstrap: int = 1000,
+    columns: ColumnMap | Mapping[str, str | None] | None = None,
+    date_format: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    progress: Progress | None = None,
+    con: BaseBackend | None = None,
+) -> BacktestResult:
+    """Segment the data before a cutoff and measure what the segments predict after it.
+
+    The holdout is ``config.cluster.holdout_days`` long (see :mod:`custseg.backtest` for every
+    definition). Every run option applies to the training segmentation.
+
+    Raises
+    ------
+    InputError
+        If the data spans too little time for the holdout, or cannot be read.
+
+    Examples
+    --------
+    >>> from custseg.datasets import online_retail_path
+    >>> bt = backtest(online_retail_path(), bootstrap=100)
+    >>> str(bt.outcomes.cutoff), len(bt.outcomes.train)
+    ('2011-09-10', 3370)
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CustsegWarning)
+            result = _backtest(
+                source,
+                config=config or RunConfig(),
+                bootstrap=bootstrap,
+                read_options={
+                    "columns": columns,
+                    "date_format": date_format,
+                    "encoding": encoding,
+                    "delimiter": delimiter,
+                    "sheet": sheet,
+                },
+                progress=progress or (lambda _stage: None),
+                con=con,
+            )
+    finally:
+        given = _reemit(caught)
+    return dataclasses.replace(result, warnings=tuple(given))
+
+
+def _backtest(
+    source: Any,
+    *,
+    config: RunConfig,
+    bootstrap: int,
+    read_options: dict[str, Any],
+    progress: Progress,
+    con: BaseBackend | None,
+) -> BacktestResult:
+    from .backtest import (
+        baseline_scores,
+        evidence,
+        holdout_outcomes,
+        segment_outcomes,
+        segment_values,
+    )
+
+    timings, lap = _stopwatch()
+    agg = _aggregate(
+        source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
+    )
+    progress("backtest")
+    led = agg.ledger
+    assert led.date_min is not None and led.date_max is not None  # there are purchase lines
+    outcomes = holdout_outcomes(
+        agg.tx.table,
+        clean=config.clean,
+        holdout_days=config.cluster.holdout_days,
+        first=led.date_min.date(),
+        last=led.date_max.date(),
+    )
+    train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})
+    chosen = None
+    if config.cluster.select == "backtest":
+        # The k is chosen inside the training span only: the holdout stays unseen.
+        inner = (led.date_min.date(), outcomes.cutoff)
+        train_config, chosen = _k_by_backtest(agg.tx, inner, train_config)
+    customers, fit, profiles, names = segment_rfm(outcomes.train, config=train_config)
+    if chosen is not None:
+        fit = chosen.apply(fit)
+    labels = customers["cluster"].to_numpy()
+    values = segment_values(labels, outcomes.train["monetary"].to_numpy(dtype=np.float64))
+    scores = {"segments": values, **baseline_scores(outcomes.train)}
+    ev = evidence(
+        scores,
+        outcomes.revenue,
+        outcomes.buys,
+        bootstrap=bootstrap,
+        seed=config.cluster.random_state,
+    )
+    lap("backtest")
+    training = SegmentationResult(
+        customers=customers,
+        as_of=outcomes.as_of,
+        ledger=led,
+        fit=fit,
+        profiles=profiles,
+        segments=names,
+        columns=agg.tx.columns,
+        source=agg.tx.source,
+        date_format=agg.tx.date_format,
+        config=train_config,
+        timings=timings,
+    )
+    table = segment_outcomes(labels, {s.cluster: s.name for s in names}, outcomes)
+    return BacktestResult(outcomes, training, table, ev, led)
