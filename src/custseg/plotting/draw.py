@@ -529,10 +529,10 @@ def plot_segment_means(
     feats = list(means)
     out = _axes_list(axes, len(feats))
     colors = colors or segment_colors(clusters)
-    # Up to 3 segments: level, wrapped names; up to 6: slanted; more (a rule table's 11):
-    # steeply slanted names on fewer lines, so that neighbours do not overlap.
-    many = len(clusters) > 6
-    rotation = 0 if len(clusters) <= 3 else 45 if many else 20
+    # Up to 3 segments: level names, wrapped; more: slanted names on fewer lines, so that
+    # neighbours do not overlap.
+    many = len(clusters) > 3
+    rotation = 45 if many else 0
     labels = [_wrap(names.get(c, f"cluster {c}"), 24 if many else 14) for c in clusters]
     x = np.arange(len(clusters))
     for ax, feat in zip(out, feats, strict=True):
