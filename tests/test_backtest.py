@@ -166,6 +166,7 @@ def test_select_backtest_chooses_k_inside_the_training_span(retail_parquet: Path
     assert figures["holdout_spearman"][result.fit.selection.k_values.index(k)] <= best
 
 
+@pytest.mark.filterwarnings("ignore::custseg.errors.CustsegWarning")
 def test_select_backtest_falls_back_when_the_data_is_short(small) -> None:  # type: ignore[no-untyped-def]
     path, _ = small
     with pytest.warns(

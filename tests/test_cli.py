@@ -297,7 +297,7 @@ def test_usage_errors_are_one_line_exit_1(args: list[str], message: str) -> None
 
 def test_shell_completion_is_offered() -> None:
     res = runner.invoke(app, ["--show-completion", "bash"])
-    assert res.exit_code == 0
+    assert res.exit_code == 0, (res.output, repr(res.exception))
     assert "_CUSTSEG_COMPLETE" in res.stdout and "complete" in res.stdout
 
 

@@ -423,12 +423,13 @@ def _execute(
     read_options: dict[str, Any],
     report: bool = True,
     svg: bool = False,
+    reference: Path | None = None,
 ) -> None:
     from .output import build_summary, write_run
     from .pipeline import run
 
     with _progress(quiet) as progress, _input_path(source) as path:
-        result = run(path, config=config, progress=progress, **read_options)
+        result = run(path, config=config, progress=progress, reference=reference, **read_options)
         written = write_run(
             result,
             out,
@@ -696,6 +697,13 @@ def run_command(
     json_out: JsonOpt = False,
     report: ReportOpt = True,
     svg: SvgOpt = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="model.json of an earlier run: segments that are the same groups keep its "
+            "names and ids."
+        ),
+    ] = None,
     *,
     options: dict[str, Any],
 ) -> None:
@@ -711,6 +719,7 @@ def run_command(
         read_options=read_options,
         report=report,
         svg=svg,
+        reference=reference,
     )
 
 

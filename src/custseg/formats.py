@@ -42,14 +42,17 @@ __all__ = [
     "Interval",
     "LedgerRecord",
     "Machine",
+    "MatchRecord",
     "MethodRecord",
     "Metrics",
     "ModelFile",
+    "ReferenceRecord",
     "RunInput",
     "RunRecord",
     "ScoredWith",
     "SegmentRecord",
     "SegmentRef",
+    "StabilityRecord",
     "Summary",
 ]
 
@@ -207,6 +210,17 @@ class MethodRecord(_Part):
     sweep_sample: int | None
 
 
+class StabilityRecord(_Part):
+    """Adjusted Rand indices of refits against the run's segments (see custseg.stability)."""
+
+    seeds: list[float]
+    resamples: list[float]
+    seed_mean: float
+    resample_mean: float
+    sample: int | None
+    deterministic: bool
+
+
 class CustomerStats(_Part):
     """Counts and means over all customers."""
 
@@ -239,6 +253,26 @@ class ScoredWith(_Part):
     model_file: str
 
 
+class MatchRecord(_Part):
+    """How one segment matched the reference run's (see custseg.reference)."""
+
+    cluster: int
+    name: str
+    old_cluster: int | None
+    old_name: str | None
+    distance: float | None
+    radius: float | None
+
+
+class ReferenceRecord(_Part):
+    """The reference model a run's names were matched to, and each segment's match."""
+
+    model_sha256: str
+    model_as_of: dt.date
+    model_file: str
+    matches: list[MatchRecord]
+
+
 class Summary(Document):
     """summary.json: everything a run found, reproducible byte for byte."""
 
@@ -252,6 +286,7 @@ class Summary(Document):
     k_selection: KSelection
     metrics: Metrics
     method: MethodRecord
+    stability: StabilityRecord | None
     segments: list[SegmentRecord]
     ledger: LedgerRecord
     customers: CustomerStats
@@ -259,6 +294,8 @@ class Summary(Document):
     settings: RunConfig
     #: When the segments were scored with a saved model rather than fitted: which one.
     scored_with: ScoredWith | None = None
+    #: When names were matched to a reference run (--reference): the matching.
+    reference: ReferenceRecord | None = None
 
 
 # --- model.json ------------------------------------------------------------------------------

@@ -28,13 +28,16 @@ from .formats import (
     Interval,
     LedgerRecord,
     Machine,
+    MatchRecord,
     MethodRecord,
     Metrics,
     ModelFile,
+    ReferenceRecord,
     RunInput,
     RunRecord,
     SegmentRecord,
     SegmentRef,
+    StabilityRecord,
     Summary,
 )
 from .naming import PROFILE_COLUMNS, SegmentName
@@ -292,6 +295,16 @@ def build_summary(result: SegmentationResult) -> Summary:
             },
             sweep_sample=result.fit.sweep_sample,
         ),
+        stability=None
+        if result.stability is None
+        else StabilityRecord(
+            seeds=result.stability.seeds,
+            resamples=result.stability.resamples,
+            seed_mean=result.stability.seed_mean,
+            resample_mean=result.stability.resample_mean,
+            sample=result.stability.sample,
+            deterministic=result.stability.deterministic,
+        ),
         segments=[_segment_record(result, s) for s in result.segments],
         ledger=LedgerRecord(**result.ledger.to_dict()),
         customers=CustomerStats(
@@ -304,6 +317,30 @@ def build_summary(result: SegmentationResult) -> Summary:
         input=_input_record(result),
         settings=result.config,
         scored_with=result.scored_with,
+        reference=_reference_record(result),
+    )
+
+
+def _reference_record(result: SegmentationResult) -> ReferenceRecord | None:
+    ref = result.reference
+    if ref is None:
+        return None
+    names = {s.cluster: s.name for s in result.segments}
+    return ReferenceRecord(
+        model_sha256=ref.sha256,
+        model_as_of=ref.doc.as_of,
+        model_file=ref.file,
+        matches=[
+            MatchRecord(
+                cluster=m.cluster,
+                name=names[m.cluster],
+                old_cluster=m.old_cluster,
+                old_name=m.old_name,
+                distance=m.distance,
+                radius=m.radius,
+            )
+            for m in result.fit.matches
+        ],
     )
 
 

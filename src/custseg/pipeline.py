@@ -25,10 +25,12 @@ from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments, place_outliers
+from .reference import Reference, load_reference, match_reference, reference_config
 
 if TYPE_CHECKING:
     from .backtest import Evidence, Outcomes
     from .formats import ScoredWith
+    from .stability import Stability
 from .schema import RFM_COLUMNS, ColumnMap
 
 __all__ = [
@@ -82,6 +84,11 @@ class SegmentationResult:
         lost when a caller silences them).
     scored_with : ScoredWith or None
         The saved model that scored the customers (``custseg score``), else None.
+    stability : Stability or None
+        How much the segments depend on the seed and on the sample (see
+        :mod:`custseg.stability`); None for scored runs.
+    reference : Reference or None
+        The reference model whose names the segments kept (``--reference``).
     """
 
     customers: pd.DataFrame
@@ -97,6 +104,8 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     scored_with: ScoredWith | None = None
+    stability: Stability | None = None
+    reference: Reference | None = None
 
     @property
     def k(self) -> int:
@@ -121,16 +130,26 @@ class SegmentationResult:
 
 
 def segment_rfm(
-    rfm: pd.DataFrame, *, config: RunConfig | None = None
+    rfm: pd.DataFrame, *, config: RunConfig | None = None, reference: Reference | None = None
 ) -> tuple[pd.DataFrame, ClusterFit, pd.DataFrame, list[SegmentName]]:
     """Cluster and name an RFM table (index customer id; recency, frequency, monetary).
 
     Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added (and
     ``segment_probability`` for mixtures, ``r_score``, ``f_score``, ``m_score``, ``rfm_cell``
-    for RFM scores), the fit, the profiles and the segment names.
+    for RFM scores), the fit, the profiles and the segment names. With a ``reference`` model,
+    segments that are the same groups keep its names and ids (see :mod:`custseg.reference`).
     """
     config = config or RunConfig()
-    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster))
+    cluster = config.cluster if reference is None else reference_config(config.cluster, reference)
+    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=cluster))
+    keep: dict[int, tuple[str, str]] = {}
+    avoid: set[str] = set()
+    if reference is not None:
+        fit, matches = match_reference(rfm, fit, reference)
+        actions = {s.cluster: (s.name, s.action) for s in reference.doc.segments}
+        keep = {m.cluster: actions[m.old_cluster] for m in matches if m.old_cluster in actions}
+        avoid = {s.name for s in reference.doc.segments}
+        fit = dataclasses.replace(fit, matches=tuple(matches))
     for note in fit.notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
     if fit.model.k == 1:
@@ -141,7 +160,9 @@ def segment_rfm(
             CustsegWarning,
             stacklevel=2,
         )
-    profiles, names = describe_segments(rfm, fit.labels, fit.model, overrides=config.names or None)
+    profiles, names = describe_segments(
+        rfm, fit.labels, fit.model, overrides=config.names or None, keep=keep, avoid=avoid
+    )
     return customer_table(rfm, fit, names), fit, profiles, names
 
 
@@ -175,6 +196,7 @@ def run(
     sheet: str | int | None = None,
     progress: Progress | None = None,
     con: BaseBackend | None = None,
+    reference: str | Path | Reference | None = None,
 ) -> SegmentationResult:
     """Segment the customers of a transaction file or table.
 
@@ -192,6 +214,9 @@ def run(
         Called with each stage's name as it starts.
     con : backend, optional
         Engine connection (a fresh DuckDB by default).
+    reference : path or Reference, optional
+        The model.json of an earlier run: segments that are the same groups keep its names
+        and ids (see :mod:`custseg.reference`).
 
     Returns
     -------
@@ -213,9 +238,11 @@ def run(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CustsegWarning)
+            ref = load_reference(reference) if isinstance(reference, str | Path) else reference
             result = _run(
                 source,
-                config=config or RunConfig(),
+                config=_with_reference(config or RunConfig(), ref),
+                reference=ref,
                 read_options={
                     "columns": columns,
                     "date_format": date_format,
@@ -356,6 +383,13 @@ def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
     return timings, lap
 
 
+def _with_reference(config: RunConfig, ref: Reference | None) -> RunConfig:
+    """The settings a run with ``ref`` needs (a score model's bins and rules)."""
+    if ref is None:
+        return config
+    return config.model_copy(update={"cluster": reference_config(config.cluster, ref)})
+
+
 def _run(
     source: str | Path | pd.DataFrame | pa.Table | ir.Table,
     *,
@@ -363,6 +397,7 @@ def _run(
     read_options: dict[str, Any],
     progress: Progress,
     con: BaseBackend | None,
+    reference: Reference | None = None,
 ) -> SegmentationResult:
     timings, lap = _stopwatch()
     agg = _aggregate(
@@ -372,9 +407,11 @@ def _run(
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
-    customers, fit, profiles, names = segment_rfm(agg.rfm, config=fitted if chosen else config)
+    used = fitted if chosen else config
+    customers, fit, profiles, names = segment_rfm(agg.rfm, config=used, reference=reference)
     if chosen is not None:
         fit = chosen.apply(fit)
+    stab = _stability(agg.rfm, fit, used)
     lap(STAGES[2])
     return SegmentationResult(
         customers=customers,
@@ -388,7 +425,23 @@ def _run(
         date_format=agg.tx.date_format,
         config=config,
         timings=timings,
+        stability=stab,
+        reference=reference,
     )
+
+
+def _stability(rfm: pd.DataFrame, fit: ClusterFit, config: RunConfig) -> Stability | None:
+    from .stability import stability
+
+    measured = stability(rfm, fit.labels, config=config.cluster, k=fit.model.k)
+    if measured is not None and measured.low:
+        warnings.warn(
+            measured.note() + " That is low: the segments are partly an accident of the seed "
+            "or of which customers are in the data; try another --method or a smaller --k.",
+            CustsegWarning,
+            stacklevel=3,
+        )
+    return measured
 
 
 @dataclass(frozen=True)
