@@ -43,7 +43,7 @@ from .config import (
 from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
-    from .compare import Comparison
+    from .comparison import Comparison
     from .pipeline import BacktestResult, SegmentationResult
 
 __all__ = ["app", "main", "parse_k_range"]
@@ -856,7 +856,7 @@ def compare_command(
     ] = True,
 ) -> None:
     """Show who moved from which segment to which between two runs, with their revenue."""
-    from .compare import compare
+    from .comparison import compare
     from .output import build_compare, write_compare
 
     comparison = compare(old_run, new_run)

@@ -449,7 +449,7 @@ class OldSegmentFate(_Part):
     stayed: int
     moved: int
     lost: int
-    moved_to: dict[str, int]
+    went_to: dict[str, int]
 
 
 class NewSegmentSource(_Part):

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .compare import Comparison
+from .comparison import Comparison
 from .errors import InputError
 from .formats import (
     BacktestEvidence,
@@ -433,54 +433,61 @@ def _compare_run(r: RunFiles, revenue: float) -> CompareRun:
 def build_compare(comparison: Comparison) -> CompareFile:
     """The compare.json document (reproducible: no timings, no paths beyond folder names)."""
     c, t = comparison, comparison.totals()
-    cells = c.flows.astype(object).where(c.flows.notna(), None).to_dict("records")
-    matrix = [
-        Flow(
-            **{"from": f["from_segment"]},
-            from_cluster=f["from_cluster"],
-            to=f["to_segment"],
-            to_cluster=f["to_cluster"],
-            customers=f["customers"],
-            revenue_old=round(f["revenue_old"], 6),
-            revenue_new=round(f["revenue_new"], 6),
-        )
-        for f in cells
+    cells: list[dict[str, Any]] = [
+        {str(k): None if v is pd.NA else _plain(v) for k, v in row.items()}
+        for row in c.flows.to_dict("records")
     ]
 
     def spread(cluster: int, side: str, other: str) -> dict[str, int]:
-        mine = [f for f in cells if f[f"{side}_cluster"] == cluster and f[f"{other}_cluster"]]
+        """Customers of one segment by the segment on the other side (new and lost apart)."""
+        mine = [
+            f
+            for f in cells
+            if f[f"{side}_cluster"] == cluster and f[f"{other}_cluster"] is not None
+        ]
         return {str(f[f"{other}_segment"]): int(f["customers"]) for f in mine}
 
-    old_segments = [
-        OldSegmentFate(
-            cluster=int(k), name=row.pop("segment"), moved_to=spread(k, "from", "to"), **row
-        )
-        for k, row in _records(c.old_segments(), "revenue_old")
-    ]
-    new_segments = [
-        NewSegmentSource(
-            cluster=int(k), name=row.pop("segment"), came_from=spread(k, "to", "from"), **row
-        )
-        for k, row in _records(c.new_segments(), "revenue_new")
-    ]
-    totals = {k: round(v, 6) if isinstance(v, float) else v for k, v in t.items()}
     return CompareFile(
         custseg_version=__version__,
-        old=_compare_run(c.old, t["revenue_old"]),
-        new=_compare_run(c.new, t["revenue_new"]),
-        totals=CompareTotals(**totals),  # type: ignore[arg-type]
-        matrix=matrix,
-        old_segments=old_segments,
-        new_segments=new_segments,
+        old=_compare_run(c.old, float(t["revenue_old"])),
+        new=_compare_run(c.new, float(t["revenue_new"])),
+        totals=CompareTotals(
+            **{k: round(v, 6) if isinstance(v, float) else v for k, v in t.items()}
+        ),
+        matrix=[
+            Flow(
+                **{"from": f["from_segment"]},
+                from_cluster=f["from_cluster"],
+                to=f["to_segment"],
+                to_cluster=f["to_cluster"],
+                customers=f["customers"],
+                revenue_old=round(f["revenue_old"], 6),
+                revenue_new=round(f["revenue_new"], 6),
+            )
+            for f in cells
+        ],
+        old_segments=[
+            OldSegmentFate(**row, went_to=spread(row["cluster"], "from", "to"))
+            for row in _records(c.old_segments())
+        ],
+        new_segments=[
+            NewSegmentSource(**row, came_from=spread(row["cluster"], "to", "from"))
+            for row in _records(c.new_segments())
+        ],
     )
 
 
-def _records(table: pd.DataFrame, revenue: str) -> list[tuple[int, dict[str, Any]]]:
-    rows = table.to_dict("index")
-    for row in rows.values():
-        row[revenue] = round(float(row[revenue]), 6)
-        row.update({k: _plain(v) for k, v in row.items()})
-    return [(int(k), row) for k, row in rows.items()]
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a per-segment table as plain values, the index as ``cluster``, revenue rounded."""
+    out = []
+    for cluster, row in zip(table.index, table.to_dict("records"), strict=True):
+        plain: dict[str, Any] = {str(k): _plain(v) for k, v in row.items()}
+        plain["name"] = plain.pop("segment")
+        for key in ("revenue_old", "revenue_new"):
+            if key in plain:
+                plain[key] = round(float(plain[key]), 6)
+        out.append({"cluster": int(cluster), **plain})
+    return out
 
 
 def write_compare(
@@ -520,7 +527,7 @@ def write_compare(
         written.append(
             _with_previous(
                 comparison.new.out_dir / SEGMENTS_FILE,
-                comparison.previous_segment,
+                comparison.previous_segment.tolist(),
                 tmp / SEGMENTS_FILE,
             )
         )

@@ -15,6 +15,9 @@ Definitions (the same in the Python API, compare.json and the page):
 Every customer of either run is counted exactly once: the cells of the matrix add up to the
 customers of the two runs together, its rows (lost included) to the old run's customers and
 revenue, its columns (new included) to the new run's. :func:`compare` checks it.
+
+The module is ``comparison``, not ``compare``: a submodule of that name would be the package
+attribute ``custseg.compare`` once imported, hiding the function.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from .runs import SEGMENTS_FILE, RunFiles, read_run
 __all__ = ["ABSENT", "LOST", "NEW", "STATUSES", "Comparison", "compare"]
 
 #: Row label of the customers only in the new run, column label of those only in the old one
-#: (a segment with the same name pushes the label into more brackets: see
+#: (a segment of either run with that name puts the label in more brackets: see
 #: :attr:`Comparison.new_label`).
 NEW = "(new customers)"
 LOST = "(lost customers)"
@@ -200,11 +203,11 @@ def compare(old_run: str | Path, new_run: str | Path) -> Comparison:
     >>> from custseg import RunConfig, run, write_run
     >>> from custseg.datasets import online_retail_path
     >>> folder = Path(tempfile.mkdtemp())
-    >>> for name, as_of in (("sep", "2011-09-01"), ("dec", None)):
+    >>> for name, until in (("aug", "2011-08-31"), ("all", None)):
     ...     config = RunConfig.model_validate(
-    ...         {"clean": {"as_of": as_of}, "cluster": {"method": "rfm-scores"}})
+    ...         {"clean": {"until": until}, "cluster": {"k": 4, "select": "auto"}})
     ...     _ = write_run(run(online_retail_path(), config=config), folder / name, report=False)
-    >>> c = compare(folder / "sep", folder / "dec")
+    >>> c = compare(folder / "aug", folder / "all")
     >>> t = c.totals()
     >>> t["customers_old"], t["customers_new"], t["new"], t["lost"]
     (3317, 4338, 1021, 0)
@@ -229,8 +232,8 @@ def compare(old_run: str | Path, new_run: str | Path) -> Comparison:
             stacklevel=2,
         )
     customers, previous = _match_customers(old, new)
-    new_label = _free_label(NEW, old.names.values())
-    lost_label = _free_label(LOST, new.names.values())
+    taken = {*old.names.values(), *new.names.values()}
+    new_label, lost_label = _free_label(NEW, taken), _free_label(LOST, taken)
     flows = _flows(customers, old, new)
     _check_conserved(customers, flows, old, new)
     return Comparison(old, new, _named(customers, old, new), flows, previous, new_label, lost_label)
@@ -270,9 +273,8 @@ def _check_run(r: RunFiles) -> None:
         )
 
 
-def _free_label(label: str, names: object) -> str:
-    """``label`` in as many brackets as it takes not to be a segment name."""
-    taken = set(names)  # type: ignore[call-overload]
+def _free_label(label: str, taken: set[str]) -> str:
+    """``label`` in as many brackets as it takes not to be a segment name of either run."""
     while label in taken:
         label = f"({label})"
     return label
