@@ -614,7 +614,7 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
             "No customers to segment: the feature table has 0 rows. Check the input and filters."
         )
     notes_first: list[str] = []
-    if config.select == "backtest" and config.method != "rfm-scores":
+    if config.select == "backtest" and config.method != "rfm-scores" and config.k is None:
         notes_first.append(
             "select='backtest' needs the transactions (an RFM table has no holdout to cut): "
             "k was chosen by the method's own rule. Use custseg.run or the CLI to backtest."

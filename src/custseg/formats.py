@@ -53,6 +53,7 @@ __all__ = [
     "OldSegmentFate",
     "RunInput",
     "RunRecord",
+    "ScoredWith",
     "SegmentRecord",
     "SegmentRef",
     "Summary",
@@ -236,6 +237,14 @@ class InputRecord(_Part):
     date_format: str | None
 
 
+class ScoredWith(_Part):
+    """The saved model that scored a run's customers."""
+
+    model_sha256: str
+    model_as_of: dt.date
+    model_file: str
+
+
 class Summary(Document):
     """summary.json: everything a run found, reproducible byte for byte."""
 
@@ -254,6 +263,8 @@ class Summary(Document):
     customers: CustomerStats
     input: InputRecord
     settings: RunConfig
+    #: When the segments were scored with a saved model rather than fitted: which one.
+    scored_with: ScoredWith | None = None
 
 
 # --- model.json ------------------------------------------------------------------------------
@@ -291,6 +302,9 @@ class ModelFile(Document):
     model: ModelField
     segments: list[SegmentRef]
     settings: RunConfig
+    #: The source columns of each role in the run (scoring reuses them where they exist;
+    #: dates are read as a run reads them, whatever the format).
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 # --- run.json --------------------------------------------------------------------------------

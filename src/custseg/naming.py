@@ -243,7 +243,9 @@ def level_cuts(rfm: pd.DataFrame) -> tuple[tuple[float, float], ...]:
         share = (below + upto) / 2 / len(values)
         lo = distinct[share >= 1 / 3]
         hi = distinct[share > 2 / 3]
-        out.append((float(lo[0]) if lo.size else np.inf, float(hi[0]) if hi.size else np.inf))
+        # With no value in a third, only values beyond every customer's would be in it.
+        beyond = float(np.nextafter(distinct[-1], np.inf))
+        out.append((float(lo[0]) if lo.size else beyond, float(hi[0]) if hi.size else beyond))
     return tuple(out)
 
 

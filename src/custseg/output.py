@@ -312,6 +312,7 @@ def build_summary(result: SegmentationResult) -> Summary:
         ),
         input=_input_record(result),
         settings=result.config,
+        scored_with=result.scored_with,
     )
 
 
@@ -341,6 +342,7 @@ def build_model(result: SegmentationResult) -> ModelFile:
             for s in result.segments
         ],
         settings=result.config,
+        columns=result.columns.used() if result.columns else {},
     )
 
 

@@ -24,13 +24,23 @@ from .config import RunConfig
 from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
-from .naming import SegmentName, describe_segments
+from .naming import SegmentName, describe_segments, place_outliers
 
 if TYPE_CHECKING:
     from .backtest import Evidence, Outcomes
+    from .formats import ScoredWith
 from .schema import RFM_COLUMNS, ColumnMap
 
-__all__ = ["STAGES", "BacktestResult", "SegmentationResult", "backtest", "run", "segment_rfm"]
+__all__ = [
+    "STAGES",
+    "BacktestResult",
+    "SegmentationResult",
+    "backtest",
+    "customer_table",
+    "reemit_warnings",
+    "run",
+    "segment_rfm",
+]
 
 #: The stages a run goes through, in order, as reported to a progress callback.
 STAGES: tuple[str, ...] = ("load", "clean and aggregate", "cluster and name")
@@ -70,6 +80,8 @@ class SegmentationResult:
     warnings : tuple of str
         Every :class:`CustsegWarning` the run gave, in order (kept in run.json, so nothing is
         lost when a caller silences them).
+    scored_with : ScoredWith or None
+        The saved model that scored the customers (``custseg score``), else None.
     """
 
     customers: pd.DataFrame
@@ -84,6 +96,7 @@ class SegmentationResult:
     config: RunConfig
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    scored_with: ScoredWith | None = None
 
     @property
     def k(self) -> int:
@@ -117,10 +130,25 @@ def segment_rfm(
     for RFM scores), the fit, the profiles and the segment names.
     """
     config = config or RunConfig()
-    fit = fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster)
+    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster))
     for note in fit.notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
+    if fit.model.k == 1:
+        warnings.warn(
+            "k = 1 puts every customer in one segment: segments help only when they split "
+            "customers who should be treated differently. Let k be chosen, or pass --k 2 "
+            "or more.",
+            CustsegWarning,
+            stacklevel=2,
+        )
     profiles, names = describe_segments(rfm, fit.labels, fit.model, overrides=config.names or None)
+    return customer_table(rfm, fit, names), fit, profiles, names
+
+
+def customer_table(rfm: pd.DataFrame, fit: ClusterFit, names: list[SegmentName]) -> pd.DataFrame:
+    """One row per customer: R, F, M, outlier, cluster, segment, and the method's extras
+    (``segment_probability`` for mixtures; ``r_score``, ``f_score``, ``m_score`` and
+    ``rfm_cell`` for RFM scores)."""
     by_cluster = {s.cluster: s.name for s in names}
     customers = rfm[list(RFM_COLUMNS)].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
@@ -133,7 +161,7 @@ def segment_rfm(
             customers[name] = fit.scores[:, j]
         cells = fit.scores.astype(str)
         customers["rfm_cell"] = np.char.add(np.char.add(cells[:, 0], cells[:, 1]), cells[:, 2])
-    return customers, fit, profiles, names
+    return customers
 
 
 def run(
@@ -199,7 +227,7 @@ def run(
                 con=con,
             )
     finally:
-        given = _reemit(caught)
+        given = reemit_warnings(caught)
     return dataclasses.replace(result, warnings=tuple(given))
 
 
@@ -218,10 +246,12 @@ class _BacktestChoice:
     note: str
 
     def apply(self, fit: ClusterFit) -> ClusterFit:
-        """The final fit, with its selection saying how k was chosen."""
+        """The final fit, with its selection saying how k was chosen (a fallback is warned)."""
         if self.k is None:  # fell back to the method's own rule
-            notes = (self.note, *fit.notes) if self.note else fit.notes
-            return dataclasses.replace(fit, notes=notes)
+            if not self.note:
+                return fit
+            warnings.warn(self.note, CustsegWarning, stacklevel=3)
+            return dataclasses.replace(fit, notes=(self.note, *fit.notes))
         selection = dataclasses.replace(fit.selection, method="backtest", note=self.note)
         figures = {**fit.figures, **self.figures}
         return dataclasses.replace(fit, selection=selection, figures=figures)
@@ -262,8 +292,11 @@ def _k_by_backtest(
     return fixed, _BacktestChoice(k, figures, note)
 
 
-def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
-    """Warn again what a run warned (to the caller's filters); the custseg ones, once each."""
+def reemit_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Warn again what a run warned (to the caller's filters); the custseg ones, once each.
+
+    Returns the custseg warnings' texts, for run.json.
+    """
     given: list[str] = []
     for w in caught:
         text = str(w.message)
@@ -337,7 +370,7 @@ def _run(
     )
     progress(STAGES[2])
     chosen = None
-    if config.cluster.select == "backtest":
+    if config.cluster.select == "backtest" and config.cluster.k is None:
         fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
     customers, fit, profiles, names = segment_rfm(agg.rfm, config=fitted if chosen else config)
     if chosen is not None:
@@ -434,7 +467,7 @@ def backtest(
                 con=con,
             )
     finally:
-        given = _reemit(caught)
+        given = reemit_warnings(caught)
     return dataclasses.replace(result, warnings=tuple(given))
 
 
@@ -471,7 +504,7 @@ def _backtest(
     )
     train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})
     chosen = None
-    if config.cluster.select == "backtest":
+    if config.cluster.select == "backtest" and config.cluster.k is None:
         # The k is chosen inside the training span only: the holdout stays unseen.
         inner = (led.date_min.date(), outcomes.cutoff)
         train_config, chosen = _k_by_backtest(agg.tx, inner, train_config)
