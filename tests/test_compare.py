@@ -199,12 +199,12 @@ def test_write_compare_folder(
 def test_write_compare_leaves_nothing_on_failure(
     comparison: Comparison, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import custseg.compare_page
+    import custseg.report.compare
 
     def boom(*_a: object) -> Path:
         raise RuntimeError("drawing failed")
 
-    monkeypatch.setattr(custseg.compare_page, "write_compare_page", boom)
+    monkeypatch.setattr(custseg.report.compare, "write_compare_page", boom)
     with pytest.raises(RuntimeError, match="drawing failed"):
         write_compare(comparison, tmp_path / "cmp")
     assert list(tmp_path.iterdir()) == []
@@ -241,8 +241,8 @@ def test_compare_page_is_self_contained_and_escaped(runs: dict[str, Path], tmp_p
     assert res.exit_code == 0, res.output
     page = (out / "compare.html").read_text(encoding="utf-8")
     assert "<script" not in page  # the name is text, and the page has no script of its own
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
-    assert "=SUM(1), $$ &amp; &#39;co&#39;" in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page
+    assert "=SUM(1), $$ &amp; &#x27;co&#x27;" in page
     assert "default-src 'none'" in page  # the browser may fetch nothing
     sources = re.findall(r'(?:src|href)="([^"]*)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)

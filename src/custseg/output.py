@@ -534,7 +534,7 @@ def write_compare(
             )
         )
         if report:
-            from .compare_page import write_compare_page
+            from .report.compare import write_compare_page
 
             written.append(write_compare_page(comparison, tmp))
     return [target / p.name for p in written]

@@ -1,8 +1,9 @@
 """Figures of a comparison of two runs: the migration heatmap and the flow (alluvial) chart.
 
-As in :mod:`custseg.plotting`, each ``plot_*`` draws computed data (a migration matrix from
-:meth:`custseg.comparison.Comparison.matrix`) on the axes it is given and returns them; it never
-saves or shows. Segment names go through :func:`custseg.plotting.plain_text`.
+As in :mod:`custseg.plotting.draw`, each ``plot_*`` draws computed data (a migration matrix
+from :meth:`custseg.comparison.Comparison.matrix`) on the axes it is given and returns them;
+it never saves or shows. :func:`flow_layout` computes where the flow chart's nodes and bands
+go, :func:`name_colors` the colours; segment names go through :func:`.draw.plain_text`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 
-from .plotting import SEGMENT_PALETTE, plain_text
+from .draw import SEGMENT_PALETTE, plain_text
 
 __all__ = [
     "flow_layout",
@@ -102,7 +103,10 @@ def plot_migration_heatmap(
     ax.grid(False)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.figure.colorbar(im, ax=ax, label="share of the row's customers", shrink=0.8)
+    # Beside the axes, not in its grid cell, so that a layout can place it (see draw.py).
+    ax.figure.colorbar(
+        im, ax=ax, label="share of the row's customers", shrink=0.8, use_gridspec=False
+    )
     ax.set(
         xlabel="segment in the new run",
         ylabel="segment in the old run",
