@@ -328,6 +328,15 @@ def _broken(runs: dict[str, Path], case: str) -> tuple[list[str], str]:
     if case == "summary-format":
         (scratch / "summary.json").write_text('{"format": "custseg-model"}')
         return [str(scratch), new], r"error: OLD_RUN: .*summary\.json is not a custseg-summary file"
+    if case == "model-json":
+        (scratch / "model.json").write_text('{"format": "custseg-model", "format_version": 2}')
+        return [
+            old,
+            str(scratch),
+        ], r"error: NEW_RUN: .*model\.json: key 'custseg_version' is missing"
+    if case == "run-json-missing":
+        (scratch / "run.json").unlink()
+        return [str(scratch), new], r"error: OLD_RUN: .* has no run\.json: run `custseg run"
     if case == "segments-csv":
         (scratch / "segments.csv").write_text("customer_id,cluster\n1,0\n")
         return [
@@ -358,6 +367,8 @@ BAD = [
     "not-a-run",
     "summary-json",
     "summary-format",
+    "model-json",
+    "run-json-missing",
     "segments-csv",
     "same",
     "disjoint",
