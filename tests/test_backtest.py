@@ -99,7 +99,7 @@ def test_holdout_outcomes_match_an_independent_computation(small) -> None:  # ty
 
 
 def test_evidence_matches_scipy_and_scikit_learn(small) -> None:  # type: ignore[no-untyped-def]
-    path, df = small
+    path, _ = small
     config = RunConfig(cluster=ClusterConfig(k=3, holdout_days=60, select="auto", outliers="none"))
     bt = backtest(path, config=config, bootstrap=50)
     o = bt.outcomes

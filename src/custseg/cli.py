@@ -304,9 +304,9 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         ("segment", "left"),
         ("customers", "right"),
         ("revenue share", "right"),
-        ("recency", "right"),
-        ("frequency", "right"),
-        ("monetary", "right"),
+        ("mean recency (days)", "right"),
+        ("mean frequency", "right"),
+        ("mean monetary", "right"),
     ):
         table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
     for row in result.segment_table().to_dict(orient="records"):
@@ -423,6 +423,7 @@ def _execute(
     config: RunConfig,
     read_options: dict[str, Any],
     report: bool = True,
+    svg: bool = False,
 ) -> None:
     from .output import build_summary, write_run
     from .pipeline import run
@@ -434,6 +435,7 @@ def _execute(
             out,
             force=force,
             report=report,
+            svg=svg,
             command=["custseg", *sys.argv[1:]],
             progress=progress,
         )
@@ -458,6 +460,9 @@ JsonOpt = Annotated[
 ReportOpt = Annotated[
     bool,
     typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report]."),
+]
+SvgOpt = Annotated[
+    bool, typer.Option("--svg", help="Also write an SVG of each figure (for print and slides).")
 ]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")
@@ -691,6 +696,7 @@ def run_command(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     report: ReportOpt = True,
+    svg: SvgOpt = False,
     *,
     options: dict[str, Any],
 ) -> None:
@@ -705,6 +711,7 @@ def run_command(
         config=config,
         read_options=read_options,
         report=report,
+        svg=svg,
     )
 
 
@@ -742,6 +749,79 @@ def backtest_command(
         _print_backtest(result, out, [p.name for p in written])
 
 
+@app.command("score", cls=_Command)
+@_handles_errors
+def score_command(
+    input: InputArg,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="model.json of a finished `custseg run`.")
+    ],
+    out: OutOpt = Path("custseg-scored"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    report: ReportOpt = True,
+    svg: SvgOpt = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase]."),
+    ] = None,
+    customer_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["customer"])] = None,
+    invoice_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["invoice"])] = None,
+    date_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["date"])] = None,
+    quantity_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["quantity"])] = None,
+    price_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["price"])] = None,
+    amount_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["amount"])] = None,
+    stock_code_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["stock_code"])] = None,
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
+) -> None:
+    """Score new transactions with a saved model: its rules, segments and names, unchanged."""
+    from .config import CleanConfig
+    from .output import build_summary, write_run
+    from .scoring import score
+
+    day = CleanConfig.build({"as_of": as_of}, label=_flag).as_of
+    columns = {
+        "customer": customer_col,
+        "invoice": invoice_col,
+        "date": date_col,
+        "quantity": quantity_col,
+        "price": price_col,
+        "amount": amount_col,
+        "stock_code": stock_code_col,
+    }
+    with _progress(quiet) as progress, _input_path(input) as path:
+        result = score(
+            model,
+            path,
+            as_of=day,
+            columns=columns,
+            date_format=date_format,
+            encoding=encoding,
+            delimiter=delimiter,
+            sheet=sheet,
+            progress=progress,
+        )
+        written = write_run(
+            result,
+            out,
+            force=force,
+            report=report,
+            svg=svg,
+            command=["custseg", *sys.argv[1:]],
+            progress=progress,
+        )
+    if json_out:
+        sys.stdout.write(build_summary(result).dumps())
+    elif not quiet:
+        _print_account(result, out, [p.name for p in written])
+
+
 @app.command("demo", cls=_Command)
 @_handles_errors
 def demo_command(
@@ -751,6 +831,7 @@ def demo_command(
     json_out: JsonOpt = False,
     seed: SeedOpt = None,
     report: ReportOpt = True,
+    svg: SvgOpt = False,
 ) -> None:
     """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
     from .datasets import CITATION, online_retail_path
@@ -767,6 +848,7 @@ def demo_command(
         config=config,
         read_options={},
         report=report,
+        svg=svg,
     )
 
 
@@ -777,11 +859,12 @@ def report_command(
         Path, typer.Argument(metavar="RUN", help="Output folder of a finished `custseg run`.")
     ],
     quiet: QuietOpt = False,
+    svg: SvgOpt = False,
 ) -> None:
     """Rebuild report.html and figures/ from a finished run's files, without re-running it."""
     from .report import write_report
 
-    paths = write_report(out_dir)
+    paths = write_report(out_dir, svg=svg)
     if not quiet:
         figures = paths[0].parent / "figures"
         typer.echo(f"Wrote {paths[0]} and {len(paths) - 1} figure files in {figures}")

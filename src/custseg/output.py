@@ -146,6 +146,7 @@ def write_run(
     *,
     force: bool = False,
     report: bool = True,
+    svg: bool = False,
     command: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
@@ -163,7 +164,9 @@ def write_run(
     force : bool
         Replace ``out`` if it exists and is not empty.
     report : bool
-        Also write report.html and figures/.
+        Also write report.html and figures/ (PNG).
+    svg : bool
+        Also write an SVG of each figure.
     command : list of str, optional
         The command line, for run.json.
     progress : callable, optional
@@ -197,7 +200,7 @@ def write_run(
             notify("write report")
             from .report import write_report  # matplotlib loads only when a report is written
 
-            written += write_report(tmp)[:1]
+            written += write_report(tmp, svg=svg)[:1]
     return [target / p.name for p in written]
 
 
@@ -403,7 +406,7 @@ def write_backtest(
     with atomic_output_dir(target, force=force) as tmp:
         written = [build_backtest(result).write(tmp / BacktestFile.FILE)]
         if report:
-            from .report import write_backtest_page  # type: ignore[attr-defined]
+            from .report import write_backtest_page
 
             written.append(write_backtest_page(tmp))
     return [target / p.name for p in written]
