@@ -24,6 +24,7 @@ from custseg.comparison import LOST, NEW, STATUSES, Comparison, compare
 from custseg.errors import CustsegWarning, InputError, OutputError
 from custseg.formats import CompareFile
 from custseg.output import build_compare, write_compare
+from custseg.report.compare import write_compare_page
 
 runner = CliRunner()
 FAST = ["--k-range", "3-4", "--no-report", "-q"]
@@ -248,6 +249,11 @@ def test_compare_page_is_self_contained_and_escaped(runs: dict[str, Path], tmp_p
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"https?://", page)
     assert page.count("<img") == 2  # the heatmap and the flow chart
+    # The page is built from compare.json alone: rebuilt elsewhere, it is the same page.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "compare.json", alone)
+    assert write_compare_page(alone).read_text(encoding="utf-8") == page
     # The copy of segments.csv keeps hostile names in cells a spreadsheet will not run.
     with (out / "segments.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,7 +36,7 @@ import pandas as pd
 from .errors import CustsegWarning, InputError
 from .runs import SEGMENTS_FILE, RunFiles, read_run
 
-__all__ = ["ABSENT", "LOST", "NEW", "STATUSES", "Comparison", "compare"]
+__all__ = ["ABSENT", "LOST", "NEW", "STATUSES", "Comparison", "compare", "matrix_labels"]
 
 #: Row label of the customers only in the new run, column label of those only in the old one
 #: (a segment of either run with that name puts the label in more brackets: see
@@ -232,8 +233,7 @@ def compare(old_run: str | Path, new_run: str | Path) -> Comparison:
             stacklevel=2,
         )
     customers, previous = _match_customers(old, new)
-    taken = {*old.names.values(), *new.names.values()}
-    new_label, lost_label = _free_label(NEW, taken), _free_label(LOST, taken)
+    new_label, lost_label = matrix_labels(old.names.values(), new.names.values())
     flows = _flows(customers, old, new)
     _check_conserved(customers, flows, old, new)
     return Comparison(old, new, _named(customers, old, new), flows, previous, new_label, lost_label)
@@ -273,11 +273,22 @@ def _check_run(r: RunFiles) -> None:
         )
 
 
-def _free_label(label: str, taken: set[str]) -> str:
-    """``label`` in as many brackets as it takes not to be a segment name of either run."""
-    while label in taken:
-        label = f"({label})"
-    return label
+def matrix_labels(old_names: Iterable[str], new_names: Iterable[str]) -> tuple[str, str]:
+    """The matrix's labels of the new and the lost customers: :data:`NEW` and :data:`LOST`,
+    in as many more brackets as it takes not to be a segment name of either run.
+
+    Examples
+    --------
+    >>> matrix_labels(["Champions", "(new customers)"], ["Lost"])
+    ('((new customers))', '(lost customers)')
+    """
+    taken = {*old_names, *new_names}
+    out = []
+    for label in (NEW, LOST):
+        while label in taken:
+            label = f"({label})"
+        out.append(label)
+    return out[0], out[1]
 
 
 def _match_customers(old: RunFiles, new: RunFiles) -> tuple[pd.DataFrame, np.ndarray]:

@@ -539,7 +539,7 @@ def write_compare(
         if report:
             from .report.compare import write_compare_page
 
-            written.append(write_compare_page(comparison, tmp))
+            written.append(write_compare_page(tmp))
     return [target / p.name for p in written]
 
 

@@ -1,35 +1,40 @@
-"""compare.html: one self-contained page of a comparison of two runs.
+"""compare.html: one self-contained page of a comparison of two runs, built from compare.json.
 
+As the run report is built from a run folder's files, this page is built from the folder's
+compare.json alone (:func:`write_compare_page`), so it can be rebuilt without the two runs.
 The markup is ``templates/compare.html.j2``, rendered by the report's Jinja2 environment
 (:func:`custseg.report.page.environment`: autoescaping on, the report's macros and styles), so
 every value from the runs (segment names from config overrides, folder and file names) is
-escaped wherever the template puts it. This module computes what the page says and draws its
-two figures with :mod:`custseg.plotting.compare`, in the report's style and layout
-(:mod:`custseg.report.render`), inlined as base64 PNG. The page's Content-Security-Policy
-forbids every fetch: it works offline and runs no script.
+escaped wherever the template puts it. The two figures are drawn by
+:mod:`custseg.plotting.compare` in the report's style and layout (:mod:`.render`) and inlined
+as base64 PNG; the page's Content-Security-Policy forbids every fetch and every script.
 """
 
 from __future__ import annotations
 
 import base64
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ..comparison import Comparison
+from ..comparison import matrix_labels
+from ..errors import OutputError
+from ..formats import CompareFile
 from ..plotting.compare import name_colors, plot_migration_flows, plot_migration_heatmap
-from ..runs import RunFiles
 from .page import environment
 from .render import render_figure, report_style
 
-__all__ = ["COMPARE_FILE", "render_compare_page", "write_compare_page"]
+__all__ = ["COMPARE_PAGE", "compare_matrix", "render_compare_page", "write_compare_page"]
 
-COMPARE_FILE = "compare.html"
+COMPARE_PAGE = "compare.html"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,22 @@ class _Figure:
     height: int
 
 
+def compare_matrix(
+    doc: CompareFile, value: Literal["customers", "revenue_old", "revenue_new"] = "customers"
+) -> pd.DataFrame:
+    """The migration matrix of a compare.json, labelled as
+    :meth:`custseg.comparison.Comparison.matrix` labels it (the corner cell NaN)."""
+    old = [s.name for s in doc.old.segments]
+    new = [s.name for s in doc.new.segments]
+    new_label, lost_label = matrix_labels(old, new)
+    out = pd.DataFrame(0.0, index=[*old, new_label], columns=[*new, lost_label])
+    for f in doc.matrix:
+        out.loc[f.from_ or new_label, f.to or lost_label] = getattr(f, value)
+    out.loc[new_label, lost_label] = np.nan  # new customers cannot be lost
+    out.index.name, out.columns.name = "old segment", "new segment"
+    return out
+
+
 def _draw(draw: Callable[[Axes], object], width: float, height: float) -> tuple[str, int, int]:
     """A one-axes figure drawn by ``draw``: base64 PNG and display size (96 px per inch)."""
     with report_style():
@@ -54,10 +75,9 @@ def _draw(draw: Callable[[Axes], object], width: float, height: float) -> tuple[
     return base64.b64encode(png).decode("ascii"), round(width * 96), round(height * 96)
 
 
-def _figures(c: Comparison) -> list[_Figure]:
-    matrix = c.matrix().astype(float)
-    matrix.loc[c.new_label, c.lost_label] = np.nan  # new customers cannot be lost
-    colors = name_colors(list(c.old.names.values()), list(c.new.names.values()))
+def _figures(doc: CompareFile) -> list[_Figure]:
+    matrix = compare_matrix(doc)
+    colors = name_colors([s.name for s in doc.old.segments], [s.name for s in doc.new.segments])
     rows, cols = matrix.shape
     specs: list[tuple[str, str, str, Callable[[Axes], object], float, float]] = [
         (
@@ -87,59 +107,60 @@ def _figures(c: Comparison) -> list[_Figure]:
     return out
 
 
-def _side(r: RunFiles) -> dict[str, Any]:
-    s = r.summary
-    return {
-        "folder": r.out_dir.name,
-        "as_of": s.as_of,
-        "input": s.input.name,
-        "sha256": s.input.sha256 or r.run.input.sha256 or "n/a",
-        "method": s.method.name,
-        "k": s.k,
-        "customers": len(r.customers),
-        "revenue": float(r.customers["monetary"].sum()),
-    }
-
-
-def _matrices(c: Comparison) -> list[tuple[str, str, list[str], list[tuple[str, list[Any]]]]]:
-    """(caption, number format, columns, rows of (name, cells)) of each matrix the page shows."""
+def _tables(doc: CompareFile) -> list[tuple[str, list[str], list[tuple[str, list[float]]]]]:
+    """(caption, columns, rows of (name, cells)) of each matrix the page shows."""
     out = []
-    for key, caption, spec in (
-        ("customers", "Customers", ",.0f"),
-        ("revenue_new", "Revenue in the new run", ",.0f"),
-        ("revenue_old", "Revenue in the old run", ",.0f"),
+    for key, caption in (
+        ("customers", "Customers"),
+        ("revenue_new", "Revenue in the new run"),
+        ("revenue_old", "Revenue in the old run"),
     ):
-        m = c.matrix(key)  # type: ignore[arg-type]
+        m = compare_matrix(doc, key).fillna(0.0)  # type: ignore[arg-type]
         rows = [(str(name), row.tolist()) for name, row in m.iterrows()]
-        out.append((caption, spec, [str(col) for col in m.columns], rows))
+        out.append((caption, [str(c) for c in m.columns], rows))
     return out
 
 
-def render_compare_page(comparison: Comparison) -> str:
+def render_compare_page(doc: CompareFile) -> str:
     """The HTML of compare.html: the two runs, the totals, the figures, the matrices and the
     segment tables."""
-    c = comparison
-    t = c.totals()
-    common = t["customers_common"]
+    t = doc.totals
     return (
         environment()
         .get_template("compare.html.j2")
         .render(
-            title=f"Segment migration: {c.old.out_dir.name} to {c.new.out_dir.name}",
-            old=_side(c.old),
-            new=_side(c.new),
+            title=f"Segment migration: {doc.old.folder} to {doc.new.folder}",
+            doc=doc,
             totals=t,
-            moved_share=f"{t['moved'] / common:.1%}" if common else "n/a",
-            figures=_figures(c),
-            matrices=_matrices(c),
-            old_segments=c.old_segments().to_dict("records"),
-            new_segments=c.new_segments().to_dict("records"),
+            moved_share=f"{t.moved / t.customers_common:.1%}" if t.customers_common else "n/a",
+            figures=_figures(doc),
+            matrices=_tables(doc),
         )
     )
 
 
-def write_compare_page(comparison: Comparison, out_dir: str | Path) -> Path:
-    """Write compare.html into ``out_dir`` (an existing folder) and return its path."""
-    path = Path(out_dir) / COMPARE_FILE
-    path.write_text(render_compare_page(comparison), encoding="utf-8")
-    return path
+def write_compare_page(out_dir: str | Path) -> Path:
+    """Write compare.html from the folder's compare.json; returns its path.
+
+    Raises
+    ------
+    InputError
+        If compare.json is missing or malformed.
+    OutputError
+        If the page cannot be written.
+    """
+    out = Path(out_dir)
+    doc = CompareFile.read(out / CompareFile.FILE)
+    page = render_compare_page(doc)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{COMPARE_PAGE}.tmp-", dir=out)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(page)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out / COMPARE_PAGE)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"Cannot write {out / COMPARE_PAGE}: {exc}. Check the folder.") from None
+    return out / COMPARE_PAGE
