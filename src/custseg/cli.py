@@ -43,6 +43,7 @@ from .config import (
 from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
+    from .comparison import Comparison
     from .pipeline import BacktestResult, SegmentationResult
 
 __all__ = ["app", "main", "parse_k_range"]
@@ -926,6 +927,72 @@ def generate_command(
             )
     if not quiet:
         typer.echo(f"Wrote {rows:,} rows to {path}")
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+@app.command("compare", cls=_Command)
+@_handles_errors
+def compare_command(
+    old_run: Annotated[Path, typer.Argument(metavar="OLD_RUN", help="The earlier run's folder.")],
+    new_run: Annotated[Path, typer.Argument(metavar="NEW_RUN", help="The later run's folder.")],
+    out: OutOpt = Path("custseg-compare"),
+    force: ForceOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print compare.json on stdout instead of the account.")
+    ] = False,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write compare.html.")
+    ] = True,
+) -> None:
+    """Show who moved from which segment to which between two runs, with their revenue."""
+    from .comparison import compare
+    from .output import build_compare, write_compare
+
+    comparison = compare(old_run, new_run)
+    written = write_compare(comparison, out, force=force, report=report)
+    if json_out:
+        sys.stdout.write(build_compare(comparison).dumps())
+    elif not quiet:
+        _print_compare(comparison, out, [p.name for p in written])
+
+
+def _print_compare(comparison: Comparison, out: Path, files: list[str]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _stdout()
+    c, t = comparison, comparison.totals()
+    for side, r in (("Old", c.old), ("New", c.new)):
+        s = r.summary
+        console.print(
+            f"{side}: {r.out_dir}, as of {s.as_of}, {s.method.name} k = {s.k}, "
+            f"{len(r.customers):,} customers."
+        )
+    console.print(
+        f"{t['customers_common']:,} customers in both runs: {t['stayed']:,} in a segment of "
+        f"the same name, {t['moved']:,} in another; {t['new']:,} new, {t['lost']:,} lost."
+    )
+    console.print(
+        f"Revenue: {t['revenue_old']:,.0f} in the old run, {t['revenue_new']:,.0f} in the new "
+        f"({t['revenue_new_of_new']:,.0f} from new customers)."
+    )
+    plain = not console.is_terminal
+    table = Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+    matrix = c.matrix()
+    table.add_column(Text("old \\ new"), no_wrap=True)
+    for col in [*matrix.columns, "total"]:
+        table.add_column(Text(str(col)), justify="right")
+    for name, row in matrix.iterrows():
+        table.add_row(Text(str(name)), *(f"{int(v):,}" for v in [*row, row.sum()]))
+    table.add_row(Text("total"), *(f"{int(v):,}" for v in [*matrix.sum(), matrix.to_numpy().sum()]))
+    console.print(table)
+    console.print(f"Wrote {', '.join(files)} to {out}")
 
 
 def _terminate(signum: int, _frame: Any) -> None:

@@ -36,8 +36,12 @@ __all__ = [
     "BacktestEvidence",
     "BacktestFile",
     "BacktestSegment",
+    "CompareFile",
+    "CompareRun",
+    "CompareTotals",
     "CustomerStats",
     "Document",
+    "Flow",
     "InputRecord",
     "Interval",
     "LedgerRecord",
@@ -46,6 +50,8 @@ __all__ = [
     "MethodRecord",
     "Metrics",
     "ModelFile",
+    "NewSegmentSource",
+    "OldSegmentFate",
     "ReferenceRecord",
     "RunInput",
     "RunRecord",
@@ -432,3 +438,105 @@ class BacktestFile(Document):
     evidence: BacktestEvidence
     input: InputRecord
     settings: RunConfig
+
+
+# --- compare.json ----------------------------------------------------------------------------
+
+
+class CompareRun(_Part):
+    """One side of a comparison: which run it is (as_of, input, method, k) and its segments."""
+
+    folder: str
+    as_of: dt.date
+    input: RunInput
+    method: str
+    k: int
+    customers: int
+    revenue: float
+    segments: list[SegmentRef]
+
+
+class Flow(_Part):
+    """One cell of the migration matrix: customers of segment ``from`` who are in ``to`` now.
+
+    ``from`` is None for new customers (only in the new run), ``to`` for lost ones.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str | None = Field(alias="from")
+    from_cluster: int | None
+    to: str | None
+    to_cluster: int | None
+    customers: int
+    revenue_old: float
+    revenue_new: float
+
+
+class CompareTotals(_Part):
+    """Customers of each run, in common and by what became of them; revenue of each run."""
+
+    customers_old: int
+    customers_new: int
+    customers_common: int
+    customers_total: int
+    stayed: int
+    moved: int
+    new: int
+    lost: int
+    revenue_old: float
+    revenue_new: float
+    revenue_new_of_new: float
+    revenue_old_of_lost: float
+
+
+class OldSegmentFate(_Part):
+    """What became of an old segment's customers: stayed (same name), moved, lost."""
+
+    cluster: int
+    name: str
+    customers: int
+    revenue_old: float
+    stayed: int
+    moved: int
+    lost: int
+    went_to: dict[str, int]
+
+
+class NewSegmentSource(_Part):
+    """Where a new segment's customers came from: stayed (same name), moved in, new."""
+
+    cluster: int
+    name: str
+    customers: int
+    revenue_new: float
+    stayed: int
+    moved_in: int
+    new: int
+    came_from: dict[str, int]
+
+
+class CompareFile(Document):
+    """compare.json: the migration of customers and revenue from one run's segments to another's.
+
+    The cells of ``matrix`` count every customer of either run once; revenue is each
+    customer's monetary value in the old run (``revenue_old``) and in the new (``revenue_new``).
+    """
+
+    FILE: ClassVar[str] = "compare.json"
+    FIX: ClassVar[str] = "re-create it with `custseg compare OLD_RUN NEW_RUN --out DIR`"
+
+    format: Literal["custseg-compare"] = "custseg-compare"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    old: CompareRun
+    new: CompareRun
+    totals: CompareTotals
+    matrix: list[Flow]
+    old_segments: list[OldSegmentFate]
+    new_segments: list[NewSegmentSource]
+
+    def to_json(self) -> dict[str, Any]:
+        """The plain-JSON form, with each cell's ``from`` key under its own name."""
+        out: dict[str, Any] = json.loads(self.model_dump_json(by_alias=True))
+        return out
