@@ -831,6 +831,75 @@ def score_command(
         _print_account(result, out, [p.name for p in written])
 
 
+@app.command("compare-methods", cls=_Command)
+@_handles_errors
+@_with_run_options
+def compare_methods_command(
+    input: InputArg,
+    out: OutOpt = Path("custseg-methods"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of each method's backtest.")
+    ] = 200,
+    *,
+    options: dict[str, Any],
+) -> None:
+    """Every segmentation method on one input, side by side: which fits these data?"""
+    from .method_comparison import compare_methods
+    from .output import write_methods
+
+    config, read_options = _settings(options)
+    with _progress(quiet) as progress, _input_path(input) as path:
+        result = compare_methods(
+            path, config=config, bootstrap=bootstrap, read_options=read_options, progress=progress
+        )
+        written = write_methods(result, config, out, force=force)
+    if json_out:
+        sys.stdout.write(written[0].read_text(encoding="utf-8"))
+    elif not quiet:
+        _print_methods(result, out, [p.name for p in written])
+
+
+def _print_methods(result: Any, out: Path, files: list[str]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    console = _stdout()
+    plain = not console.is_terminal
+    table = Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+    heads = ("method", "k", "k by", "silhouette", "Calinski-H.", "Davies-B.", "largest",
+             "stable: seeds", "resamples", "Spearman", "AUC")  # fmt: skip
+    for col in heads:
+        table.add_column(col, justify="left" if col in ("method", "k by") else "right")
+
+    def f(v: float | None, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    for r in result.rows:
+        table.add_row(
+            r.method, str(r.k), r.k_rule, f(r.silhouette, ".3f"), f(r.calinski_harabasz, ",.0f"),
+            f(r.davies_bouldin, ".3f"), f"{r.largest_share:.0%}", f(r.stability_seeds, ".3f"),
+            f(r.stability_resamples, ".3f"), f(r.holdout_spearman, ".3f"), f(r.holdout_auc, ".3f"),
+        )  # fmt: skip
+    for name, v in result.baselines.items():
+        label = _BASELINE_WORDS.get(name, name)
+        table.add_row(f"baseline: {label}", *[""] * 8, f(v["spearman"], ".3f"), f(v["auc"], ".3f"))
+    console.print(table)
+    if result.holdout_days:
+        console.print(
+            f"Spearman and AUC: segments fitted up to {result.cutoff}, measured over the next "
+            f"{result.holdout_days} days (custseg backtest); stable: adjusted Rand index of "
+            "refits."
+        )
+    if result.note:
+        console.print(result.note)
+    console.print(f"Wrote {', '.join(files)} to {out}")
+
+
 @app.command("demo", cls=_Command)
 @_handles_errors
 def demo_command(

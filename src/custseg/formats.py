@@ -48,6 +48,8 @@ __all__ = [
     "Machine",
     "MatchRecord",
     "MethodRecord",
+    "MethodRowRecord",
+    "MethodsFile",
     "Metrics",
     "ModelFile",
     "NewSegmentSource",
@@ -540,3 +542,41 @@ class CompareFile(Document):
         """The plain-JSON form, with each cell's ``from`` key under its own name."""
         out: dict[str, Any] = json.loads(self.model_dump_json(by_alias=True))
         return out
+
+
+# --- methods.json ----------------------------------------------------------------------------
+
+
+class MethodRowRecord(_Part):
+    """One method on the data (see custseg.method_comparison.MethodRow)."""
+
+    method: str
+    k: int
+    k_rule: str
+    silhouette: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+    largest_share: float
+    stability_seeds: float | None
+    stability_resamples: float | None
+    holdout_spearman: float | None
+    holdout_auc: float | None
+    segments: list[str]
+
+
+class MethodsFile(Document):
+    """methods.json: every method on one input, side by side (custseg compare-methods)."""
+
+    FILE: ClassVar[str] = "methods.json"
+
+    format: Literal["custseg-methods"] = "custseg-methods"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    input: str
+    holdout_days: int | None
+    cutoff: dt.date | None
+    methods: list[MethodRowRecord]
+    #: The baselines' holdout Spearman and AUC (the same holdout for every method).
+    baselines: dict[str, dict[str, float]]
+    note: str | None
+    settings: RunConfig

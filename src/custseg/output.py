@@ -22,6 +22,7 @@ import pandas as pd
 
 from . import __version__
 from .comparison import Comparison
+from .config import RunConfig
 from .errors import InputError
 from .formats import (
     BacktestEvidence,
@@ -38,6 +39,8 @@ from .formats import (
     Machine,
     MatchRecord,
     MethodRecord,
+    MethodRowRecord,
+    MethodsFile,
     Metrics,
     ModelFile,
     NewSegmentSource,
@@ -50,6 +53,7 @@ from .formats import (
     StabilityRecord,
     Summary,
 )
+from .method_comparison import MethodsResult, rows_as_dicts
 from .naming import PROFILE_COLUMNS, SegmentName
 from .pipeline import BacktestResult, SegmentationResult
 from .runs import SEGMENTS_FILE, RunFiles, atomic_output_dir
@@ -66,6 +70,7 @@ __all__ = [
     "neutralize_cell",
     "write_backtest",
     "write_compare",
+    "write_methods",
     "write_outputs",
     "write_run",
 ]
@@ -605,3 +610,23 @@ def _csv_line(row: list[str]) -> str:
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerow(row)
     return buf.getvalue()[:-1]
+
+
+def write_methods(
+    result: MethodsResult, config: RunConfig, out: str | Path, *, force: bool = False
+) -> list[Path]:
+    """Write methods.json into a folder, whole or not at all."""
+    doc = MethodsFile(
+        custseg_version=__version__,
+        input=result.input_name,
+        holdout_days=result.holdout_days,
+        cutoff=result.cutoff,
+        methods=[MethodRowRecord(**row) for row in rows_as_dicts(result)],
+        baselines=result.baselines,
+        note=result.note,
+        settings=config,
+    )
+    target = Path(out)
+    with atomic_output_dir(target, force=force) as tmp:
+        written = [doc.write(tmp / MethodsFile.FILE)]
+    return [target / p.name for p in written]

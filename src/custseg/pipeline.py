@@ -35,12 +35,17 @@ from .schema import RFM_COLUMNS, ColumnMap
 
 __all__ = [
     "STAGES",
+    "Aggregated",
     "BacktestResult",
     "SegmentationResult",
+    "aggregate",
     "backtest",
+    "backtest_aggregated",
     "customer_table",
+    "holdout_of",
     "reemit_warnings",
     "run",
+    "segment_aggregated",
     "segment_rfm",
 ]
 
@@ -336,7 +341,7 @@ def reemit_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Aggregated:
+class Aggregated:
     """The input loaded, cleaned and aggregated: what every command starts from."""
 
     tx: Any
@@ -345,15 +350,22 @@ class _Aggregated:
     as_of: dt.date
 
 
-def _aggregate(
+def aggregate(
     source: Any,
     *,
     config: RunConfig,
-    read_options: dict[str, Any],
-    progress: Progress,
-    lap: Callable[[str], None],
-    con: BaseBackend | None,
-) -> _Aggregated:
+    read_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    lap: Callable[[str], None] | None = None,
+    con: BaseBackend | None = None,
+) -> Aggregated:
+    """Load, clean and aggregate transactions: the engine's part of every command.
+
+    ``progress`` is told each stage as it starts, ``lap`` as it ends (both optional).
+    """
+    read_options = read_options or {}
+    progress = progress or (lambda _stage: None)
+    lap = lap or (lambda _stage: None)
     progress(STAGES[0])
     tx = load_transactions(
         source,
@@ -368,7 +380,7 @@ def _aggregate(
         rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
-    return _Aggregated(tx, rfm, ledger, as_of)
+    return Aggregated(tx, rfm, ledger, as_of)
 
 
 def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
@@ -400,10 +412,20 @@ def _run(
     reference: Reference | None = None,
 ) -> SegmentationResult:
     timings, lap = _stopwatch()
-    agg = _aggregate(
+    agg = aggregate(
         source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
     )
     progress(STAGES[2])
+    result = segment_aggregated(agg, config=config, reference=reference)
+    lap(STAGES[2])
+    return dataclasses.replace(result, timings=timings)
+
+
+def segment_aggregated(
+    agg: Aggregated, *, config: RunConfig, reference: Reference | None = None
+) -> SegmentationResult:
+    """Segment aggregated transactions: k chosen (by backtest, by default), fitted, named,
+    its stability measured (the body of :func:`run` after the engine's work)."""
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
@@ -411,8 +433,6 @@ def _run(
     customers, fit, profiles, names = segment_rfm(agg.rfm, config=used, reference=reference)
     if chosen is not None:
         fit = chosen.apply(fit)
-    stab = _stability(agg.rfm, fit, used)
-    lap(STAGES[2])
     return SegmentationResult(
         customers=customers,
         as_of=agg.as_of,
@@ -424,8 +444,7 @@ def _run(
         source=agg.tx.source,
         date_format=agg.tx.date_format,
         config=config,
-        timings=timings,
-        stability=stab,
+        stability=_stability(agg.rfm, fit, used),
         reference=reference,
     )
 
@@ -533,32 +552,46 @@ def _backtest(
     progress: Progress,
     con: BaseBackend | None,
 ) -> BacktestResult:
-    from .backtest import (
-        baseline_scores,
-        evidence,
-        holdout_outcomes,
-        segment_outcomes,
-        segment_values,
-    )
-
     timings, lap = _stopwatch()
-    agg = _aggregate(
+    agg = aggregate(
         source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
     )
     progress("backtest")
+    result = backtest_aggregated(agg, config=config, bootstrap=bootstrap)
+    lap("backtest")
+    training = dataclasses.replace(result.training, timings=timings)
+    return dataclasses.replace(result, training=training)
+
+
+def holdout_of(agg: Aggregated, *, config: RunConfig) -> Outcomes:
+    """The holdout outcomes of aggregated transactions (see :mod:`custseg.backtest`)."""
+    from .backtest import holdout_outcomes
+
     led = agg.ledger
     assert led.date_min is not None and led.date_max is not None  # there are purchase lines
-    outcomes = holdout_outcomes(
+    return holdout_outcomes(
         agg.tx.table,
         clean=config.clean,
         holdout_days=config.cluster.holdout_days,
         first=led.date_min.date(),
         last=led.date_max.date(),
     )
+
+
+def backtest_aggregated(
+    agg: Aggregated, *, config: RunConfig, bootstrap: int, outcomes: Outcomes | None = None
+) -> BacktestResult:
+    """The backtest of aggregated transactions (the body of :func:`backtest`); ``outcomes``
+    may be given when several segmentations are measured on one holdout."""
+    from .backtest import baseline_scores, evidence, segment_outcomes, segment_values
+
+    led = agg.ledger
+    outcomes = outcomes or holdout_of(agg, config=config)
     train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         # The k is chosen inside the training span only: the holdout stays unseen.
+        assert led.date_min is not None
         inner = (led.date_min.date(), outcomes.cutoff)
         train_config, chosen = _k_by_backtest(agg.tx, inner, train_config)
     customers, fit, profiles, names = segment_rfm(outcomes.train, config=train_config)
@@ -574,7 +607,6 @@ def _backtest(
         bootstrap=bootstrap,
         seed=config.cluster.random_state,
     )
-    lap("backtest")
     training = SegmentationResult(
         customers=customers,
         as_of=outcomes.as_of,
@@ -586,7 +618,6 @@ def _backtest(
         source=agg.tx.source,
         date_format=agg.tx.date_format,
         config=train_config,
-        timings=timings,
     )
     table = segment_outcomes(labels, {s.cluster: s.name for s in names}, outcomes)
     return BacktestResult(outcomes, training, table, ev, led)
