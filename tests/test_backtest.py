@@ -13,7 +13,7 @@ from scipy.stats import rankdata, spearmanr
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
-from custseg.backtest import _codes, _resampled_ranks, auc, evidence, spearman
+from custseg.backtest import _codes, _resampled_ranks, auc, evidence, segment_values, spearman
 from custseg.cli import app
 from custseg.config import ClusterConfig, RunConfig
 from custseg.errors import InputError
@@ -120,6 +120,21 @@ def test_evidence_matches_scipy_and_scikit_learn(small) -> None:  # type: ignore
         members = labels == cluster
         assert row["share_buying_again"] == pytest.approx(o.buys[members].mean())
         assert row["revenue_per_customer"] == pytest.approx(o.revenue[members].mean())
+
+
+def test_the_worked_example_of_the_docs() -> None:
+    """docs/backtest.md: six customers in three segments, by hand."""
+    labels = np.array([0, 0, 1, 1, 1, 2])
+    monetary = np.array([900.0, 700, 300, 200, 100, 50])
+    revenue = np.array([400.0, 0, 120, 0, 60, 0])
+    values = segment_values(labels, monetary)
+    assert values.tolist() == [800, 800, 200, 200, 200, 50]
+    # AUC by hand: buyers (800, 200, 200) against non-buyers (800, 200, 50): of the 9 pairs
+    # the buyer ranks higher in 4 and ties in 3, so (4 + 3 / 2) / 9.
+    assert auc(values, revenue > 0) == pytest.approx(5.5 / 9)
+    assert spearman(values, revenue) == pytest.approx(0.361, abs=5e-4)
+    assert spearman(monetary, revenue) == pytest.approx(0.516, abs=5e-4)
+    assert auc(monetary, revenue > 0) == pytest.approx(6 / 9)
 
 
 def test_rank_helpers_agree_with_scipy() -> None:

@@ -377,9 +377,10 @@ def choose_k_by_holdout(
     se = float(np.std(ev.samples["segments"])) if ev.samples else 0.0
     pick = next(i for i, s in enumerate(sp) if s >= sp[best] - se)
     note = (
-        f"k = {ks[pick]} by backtest: segments fitted before {outcomes.cutoff} ranked the next "
-        f"{outcomes.holdout_days} days' revenue with Spearman {sp[pick]:.3f} (AUC for buying "
-        f"again {au[pick]:.3f}); the best k, {ks[best]}, reached {sp[best]:.3f}, and k = "
-        f"{ks[pick]} is the smallest within one bootstrap standard error ({se:.3f})."
+        f"k = {ks[pick]} by backtest: segments fitted on purchases up to {outcomes.cutoff} "
+        f"ranked the next {outcomes.holdout_days} days' revenue with Spearman {sp[pick]:.3f} "
+        f"(AUC for buying again {au[pick]:.3f}); the best k, {ks[best]}, reached "
+        f"{sp[best]:.3f}, and k = {ks[pick]} is the smallest within one "
+        f"bootstrap standard error ({se:.3f})."
     )
     return ks[pick], {"holdout_spearman": list(sp), "holdout_auc": list(au)}, note

@@ -291,7 +291,8 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         f"({led.customers_without_purchase:,} seen without a purchase; "
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
-    console.print(f"k = {result.k} ({sel.method}); silhouette {sil_text}.")
+    how = "the saved model's, nothing refitted" if result.scored_with else sel.method
+    console.print(f"k = {result.k} ({how}); silhouette {sil_text}.")
     # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
     plain = not console.is_terminal
     table = Table(
@@ -460,7 +461,7 @@ JsonOpt = Annotated[
 ]
 ReportOpt = Annotated[
     bool,
-    typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report]."),
+    typer.Option("--report/--no-report", help="Write report.html and figures/."),
 ]
 SvgOpt = Annotated[
     bool, typer.Option("--svg", help="Also write an SVG of each figure (for print and slides).")

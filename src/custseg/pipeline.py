@@ -454,9 +454,14 @@ def _stability(rfm: pd.DataFrame, fit: ClusterFit, config: RunConfig) -> Stabili
 
     measured = stability(rfm, fit.labels, config=config.cluster, k=fit.model.k)
     if measured is not None and measured.low:
+        cause = (
+            "which customers are in the data"
+            if measured.deterministic
+            else "the seed or of which customers are in the data"
+        )
         warnings.warn(
-            measured.note() + " That is low: the segments are partly an accident of the seed "
-            "or of which customers are in the data; try another --method or a smaller --k.",
+            f"{measured.note()} That is low: the segments are partly an accident of {cause}; "
+            "try another --method or a smaller --k.",
             CustsegWarning,
             stacklevel=3,
         )
