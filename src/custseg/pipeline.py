@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import warnings
@@ -16,10 +17,11 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-from . import engine
 from .clean import Ledger, explain_drops, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
+from .engine import Engine, EngineSpec
+from .engine import connect as connect_engine
 from .errors import CustsegWarning
 from .features import RFM_COLUMNS, compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
@@ -132,6 +134,7 @@ def run(
     delimiter: str | None = None,
     sheet: str | int | None = None,
     progress: Progress | None = None,
+    engine: EngineSpec = None,
     con: BaseBackend | None = None,
 ) -> SegmentationResult:
     """Segment the customers of a transaction file or table.
@@ -148,8 +151,12 @@ def run(
         Reading options, detected when omitted.
     progress : callable, optional
         Called with each stage's name as it starts.
+    engine : Engine, str, Ibis backend or SparkSession, optional
+        Where the rows are read, cleaned and aggregated: ``"duckdb"`` (default), ``"spark"``,
+        a database URL, or an open engine (see :func:`custseg.engine.connect`). An engine
+        opened here is closed before returning; one passed in stays open.
     con : backend, optional
-        Engine connection (a fresh DuckDB by default).
+        The same as ``engine`` (kept for callers that pass a connection).
 
     Returns
     -------
@@ -179,22 +186,28 @@ def run(
         clock = now
 
     notify(STAGES[0])
-    tx = load_transactions(
-        source,
-        columns=columns,
-        date_format=date_format,
-        encoding=encoding,
-        delimiter=delimiter,
-        sheet=sheet,
-        need_stock_code=bool(config.clean.exclude_codes),
-        con=con or engine.connect(),
-    )
-    lap(STAGES[0])
-    notify(STAGES[1])
-    marked = mark_drops(tx.table, config=config.clean)
-    with engine.translate_errors(tx.source.name):
-        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
-        explain_drops(marked, ledger, tx.columns, config=config.clean)
+    spec = engine if engine is not None else con
+    eng = connect_engine(spec)
+    with contextlib.ExitStack() as stack:
+        if not isinstance(spec, Engine):
+            stack.callback(eng.close)  # opened here: closed here (the RFM table is in pandas)
+        with eng.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
+            tx = load_transactions(
+                source,
+                columns=columns,
+                date_format=date_format,
+                encoding=encoding,
+                delimiter=delimiter,
+                sheet=sheet,
+                need_stock_code=bool(config.clean.exclude_codes),
+                engine=eng,
+            )
+        lap(STAGES[0])
+        notify(STAGES[1])
+        marked = mark_drops(tx.table, config=config.clean)
+        with eng.translate_errors(tx.source.name):
+            rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+            explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
     notify(STAGES[2])
     customers, fit, profiles, names = segment_rfm(rfm, config=config)
