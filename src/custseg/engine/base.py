@@ -224,7 +224,9 @@ class Engine:
 
     @classmethod
     def _make_timestamp(cls, *parts: Any) -> ir.TimestampValue:
-        return ibis.timestamp(*parts)
+        *ymdhms, micros = parts
+        ts: Any = ibis.timestamp(*ymdhms)
+        return ts if micros is None else ts + micros.as_interval("us")
 
     @classmethod
     def _regex_group(cls, text: ir.StringValue, regex: str, index: int) -> ir.StringValue:

@@ -108,7 +108,7 @@ ISO_PATTERN = DatePattern(
     ("year", "month", "day", "hour", "minute", "second", "fraction"),
 )
 
-MakeTimestamp = Callable[[Any, Any, Any, Any, Any, Any], ir.TimestampValue]
+MakeTimestamp = Callable[[Any, Any, Any, Any, Any, Any, Any], ir.TimestampValue]
 
 
 def build_timestamp(
@@ -119,8 +119,8 @@ def build_timestamp(
 ) -> ir.TimestampValue:
     """The timestamp ``text`` spells under ``pattern``, NULL where it does not or is no date.
 
-    ``make(year, month, day, hour, minute, second)`` is the engine's timestamp constructor;
-    ``second`` may carry a fraction. ``extract(text, regex, group)`` returns a captured group
+    ``make(year, month, day, hour, minute, second, microsecond)`` is the engine's timestamp
+    constructor (integer arguments; ``microsecond`` is None without a fraction in the pattern). ``extract(text, regex, group)`` returns a captured group
     (default: Ibis ``re_extract``).
     """
     get = extract or (lambda t, rx, i: t.re_extract(rx, i))
@@ -161,8 +161,5 @@ def build_timestamp(
         & (minute <= 59)
         & (second <= 59)
     )
-    seconds: Any = second
-    if "fraction" in parts:
-        seconds = second.cast("float64") + parts["fraction"].cast("float64") / 1_000_000
-    made = make(year, month, day, hour, minute, seconds)
+    made = make(year, month, day, hour, minute, second, parts.get("fraction"))
     return ibis.ifelse(valid, made, ibis.null("timestamp"))

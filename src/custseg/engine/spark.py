@@ -228,7 +228,7 @@ class SparkEngine(Engine):
                 header=True,
                 inferSchema=False,
                 sep=sep,
-                encoding=encoding,
+                encoding=_java_charset(encoding),
                 quote='"',
                 escape='"',
                 multiLine=True,
@@ -311,8 +311,11 @@ class SparkEngine(Engine):
 
     @classmethod
     def _make_timestamp(cls, *parts: Any) -> ir.TimestampValue:
-        *ymdhm, second = parts
-        return _make_timestamp(*ymdhm, second.cast(idt.Decimal(8, 6)))
+        *ymdhm, second, micros = parts
+        seconds = second.cast(idt.Decimal(8, 6))
+        if micros is not None:
+            seconds = (second * 1_000_000 + micros).cast(idt.Decimal(14, 0)) / 1_000_000
+        return _make_timestamp(*ymdhm, seconds.cast(idt.Decimal(8, 6)))
 
     # --- errors ----------------------------------------------------------------------------
 
@@ -348,6 +351,33 @@ def _spark_reason(exc: BaseException) -> str:
             text = ln.split("Exception: ", 1)[-1]
             return text[:300] + ("" if text.endswith(".") else ".")
     return (lines[0][:300] if lines else type(exc).__name__) + " Check the input and the cluster."
+
+
+_JAVA_CHARSETS = {
+    "utf-8": "UTF-8",
+    "iso8859-1": "ISO-8859-1",
+    "ascii": "US-ASCII",
+    "utf-16": "UTF-16",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+    "utf-32": "UTF-32",
+}
+
+
+def _java_charset(encoding: str) -> str:
+    """Spark's name for a Python encoding (Spark 4 reads CSV in these only)."""
+    import codecs
+
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise InputError(f"Unknown encoding {encoding!r}. Pass --encoding utf-8 or latin-1.") from None
+    if name not in _JAVA_CHARSETS:
+        raise InputError(
+            f"Spark reads CSV only as {', '.join(sorted(set(_JAVA_CHARSETS.values())))}, not "
+            f"{encoding!r}. Convert the file to UTF-8, or run with --engine duckdb."
+        )
+    return _JAVA_CHARSETS[name]
 
 
 @ibis.udf.scalar.builtin(name="make_timestamp")
