@@ -27,8 +27,11 @@ from rich.text import Text
 
 from . import __version__
 from .config import RunConfig, load_config_file
+from .engine import Engine, is_url
+from .engine import connect as connect_engine
 from .errors import ConfigError, CustsegError, CustsegWarning
-from .output import atomic_output_dir, write_outputs
+from .load import CatalogTable
+from .output import SEGMENT_COLUMNS, atomic_output_dir, write_outputs
 from .pipeline import SegmentationResult, describe_columns, run
 
 __all__ = ["app", "main"]
@@ -185,7 +188,7 @@ def _show_progress(quiet: bool) -> bool:
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+def _progress(quiet: bool, eng: Engine | None = None) -> Iterator[Callable[[str], None]]:
     """A spinner per stage with elapsed time, on a terminal only.
 
     While a stage runs, a thread polls the engine's query progress, so a long read and
@@ -194,7 +197,6 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
     if not _show_progress(quiet):
         yield lambda _stage: None
         return
-    from . import engine
 
     with Progress(
         SpinnerColumn(),
@@ -214,7 +216,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
         def poll() -> None:
             while not stop.wait(0.25):
-                pct = engine.query_progress()
+                pct = eng.query_progress() if eng is not None else None
                 if current and pct is not None:
                     bar.update(current[-1], completed=pct, total=100)
 
@@ -227,6 +229,11 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
             watcher.join()
         if current:
             bar.update(current[-1], completed=1, total=1)
+
+
+def segments_frame(result: SegmentationResult) -> Any:
+    """The segments.csv columns as a DataFrame, for --out-table."""
+    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
 
 
 def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
@@ -282,9 +289,21 @@ def _execute(
     config: RunConfig,
     read_options: dict[str, Any],
     report: bool = True,
+    engine: str | None = None,
+    spark_master: str | None = None,
+    out_table: str | None = None,
 ) -> SegmentationResult:
-    with _progress(quiet) as progress, atomic_output_dir(out, force=force) as tmp:
-        result = run(source, config=config, progress=progress, **read_options)
+    if engine is None and out_table:
+        raise ConfigError("--out-table needs a database or Spark engine (--engine or a URL input).")
+    with contextlib.ExitStack() as stack:
+        eng = None
+        if engine is not None or spark_master is not None:
+            eng = stack.enter_context(connect_engine(engine or "spark", spark_master=spark_master))
+            if out_table:
+                eng.check_out_table(out_table, force=force)  # fail before the work, not after
+        progress = stack.enter_context(_progress(quiet, eng))
+        tmp = stack.enter_context(atomic_output_dir(out, force=force))
+        result = run(source, config=config, progress=progress, engine=eng, **read_options)
         progress("write outputs")
         written = write_outputs(result, tmp, command=["custseg", *sys.argv[1:]])
         if report:
@@ -292,6 +311,9 @@ def _execute(
             from .report import write_report  # matplotlib loads only when a report is written
 
             written += write_report(tmp)[:1]
+        if eng is not None and out_table:
+            progress("write table")
+            eng.write_table(out_table, segments_frame(result), force=force)
     if not quiet:
         _print_account(result, out, [p.name for p in written])
     return result
@@ -385,8 +407,22 @@ def run_command(
     select: Annotated[str | None, typer.Option(help="knee | silhouette [default: knee].")] = None,
     seed: SeedOpt = None,
     report: ReportOpt = True,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="duckdb | spark | a database URL: where rows are read and aggregated."),
+    ] = None,
+    spark_master: Annotated[
+        str | None, typer.Option(help="Spark master: local[N] or spark://host:port [local[2]].")
+    ] = None,
+    table: Annotated[
+        str | None, typer.Option(help="Input table, with a database URL as INPUT.")
+    ] = None,
+    out_table: Annotated[
+        str | None,
+        typer.Option(help="Also write the segments to this table (replaced only with --force)."),
+    ] = None,
 ) -> None:
-    """Segment the customers of a transaction file."""
+    """Segment the customers of a transaction file or table."""
     config = build_config(
         config_file=config_file,
         as_of=as_of,
@@ -418,15 +454,38 @@ def run_command(
         "delimiter": delimiter,
         "sheet": sheet,
     }
+    source, engine = _input_and_engine(input, engine=engine, table=table)
     _execute(
-        input,
+        source,
         out=out,
         force=force,
         quiet=quiet,
         config=config,
         read_options=read_options,
         report=report,
+        engine=engine,
+        spark_master=spark_master,
+        out_table=out_table,
     )
+
+
+def _input_and_engine(
+    input: str, *, engine: str | None, table: str | None
+) -> tuple[Any, str | None]:
+    """A database URL as INPUT is the engine, and --table names the input table."""
+    if is_url(input):
+        if engine is not None:
+            raise ConfigError(f"INPUT {input.split('@')[-1]!r} is a database: drop --engine.")
+        if not table:
+            raise ConfigError(
+                "A database input needs --table: custseg run postgresql://user@host/db --table sales."
+            )
+        return CatalogTable(table), input
+    if table:
+        raise ConfigError(
+            "--table goes with a database URL as INPUT (custseg run postgresql://... --table NAME)."
+        )
+    return input, engine
 
 
 @app.command("demo")

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-from ..errors import InputError
+from ..errors import ConfigError, InputError
 from .base import Engine, arrow_table
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "MAX_LINE_BYTES", "DuckDBEngine", "connect_duckdb"]
@@ -90,6 +90,13 @@ class DuckDBEngine(Engine):
             with contextlib.suppress(Exception):
                 self.con.disconnect()
         self._closed = True
+
+    def check_out_table(self, name: str, *, force: bool) -> None:
+        """An in-memory DuckDB table would vanish with the run: refuse --out-table."""
+        raise ConfigError(
+            f"--out-table {name} needs a database engine (a postgresql:// INPUT or --engine URL); "
+            "DuckDB runs in memory here and the table would vanish. segments.csv has the same rows."
+        )
 
     def cancel(self) -> None:
         """Interrupt the running query."""

@@ -140,6 +140,18 @@ def connect_spark(
     custseg registered and leaves the session running.
     """
     _require_pyspark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession() if session is None else None
+    if active is not None:
+        # Spark allows one context per process: use it, and leave it running on close.
+        running = active.sparkContext.master
+        if master and master != running:
+            raise ConfigError(
+                f"A SparkSession on {running} is already running in this process; Spark "
+                f"cannot start another on {master}. Pass that session, or stop it first."
+            )
+        session = active
     owned = session is None
     tmp: Path | None = None
     if session is None:
