@@ -136,9 +136,9 @@ class StandaloneCluster:
 def spark_engine(mode: str) -> Iterator[Any]:
     """A SparkEngine on ``local[2]`` or on a standalone cluster started here."""
     need_spark()
-    from custseg.engine.spark import SparkEngine, spark_session
-
     import ibis
+
+    from custseg.engine.spark import SparkEngine, spark_session
 
     tmp = Path(tempfile.mkdtemp(prefix=f"custseg-test-spark-{mode}-"))
     cluster = None
@@ -171,9 +171,7 @@ def postgres_engine() -> Iterator[Any]:
     """A PostgresEngine on the database CUSTSEG_TEST_POSTGRES_URL names."""
     url = os.environ.get(POSTGRES_URL_VAR)
     if not url:
-        unavailable(
-            f"{POSTGRES_URL_VAR} is unset (start a server: .ci/pg-test-server start DIR)"
-        )
+        unavailable(f"{POSTGRES_URL_VAR} is unset (start a server: .ci/pg-test-server start DIR)")
     try:
         import psycopg  # noqa: F401
     except ImportError:

@@ -124,9 +124,7 @@ def _reasons(marked: Any) -> Counter[tuple[Any, ...]]:
 
 
 def _compute(df: pd.DataFrame, lay: Any, config: CleanConfig, eng: Any) -> tuple[Any, ...]:
-    tx = load_transactions(
-        df, date_format=TEXT_DATE_FORMAT if lay.text_dates else None, engine=eng
-    )
+    tx = load_transactions(df, date_format=TEXT_DATE_FORMAT if lay.text_dates else None, engine=eng)
     marked = mark_drops(tx.table, config=config)
     try:
         rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.as_of)
@@ -178,7 +176,9 @@ def test_engine_matches_duckdb_on_dirty_rows(other: Any, duck: Any, data: st.Dat
     ],
     ids=["us", "iso-format", "two-digit-year", "compact", "compact-time", "dotted", "iso"],
 )  # fmt: skip
-def test_engine_parses_dates_as_duckdb(other: Any, duck: Any, fmt: str | None, values: list[str]) -> None:
+def test_engine_parses_dates_as_duckdb(
+    other: Any, duck: Any, fmt: str | None, values: list[str]
+) -> None:
     df = pd.DataFrame({"v": values})
 
     def parsed(eng: Any) -> list[Any]:
@@ -192,14 +192,18 @@ def test_engine_parses_dates_as_duckdb(other: Any, duck: Any, fmt: str | None, v
 
 
 def test_unsupported_date_directive_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match=r"uses %b, which this engine cannot parse.*--engine duckdb"):
+    with pytest.raises(
+        ConfigError, match=r"uses %b, which this engine cannot parse.*--engine duckdb"
+    ):
         dates.compile_strptime("%d %b %Y")
 
 
 # --- Spark input forms -------------------------------------------------------------------------
 
 
-def test_spark_reads_folders_globs_and_its_own_tables(other: Any, duck: Any, tmp_path: Path) -> None:
+def test_spark_reads_folders_globs_and_its_own_tables(
+    other: Any, duck: Any, tmp_path: Path
+) -> None:
     if other.kind != "spark":
         pytest.skip("Spark input forms: a Spark test (this is the PostgreSQL run)")
     lines = TINY_CSV.splitlines()
@@ -233,9 +237,9 @@ def test_spark_reads_folders_globs_and_its_own_tables(other: Any, duck: Any, tmp
 def test_spark_views_are_dropped_on_close(other: Any, tiny_csv: Path) -> None:
     if other.kind != "spark":
         pytest.skip("temporary views: a Spark test (this is the PostgreSQL run)")
-    from custseg.engine.spark import SparkEngine
-
     import ibis
+
+    from custseg.engine.spark import SparkEngine
 
     before = {t.name for t in other.session.catalog.listTables()}
     with SparkEngine(ibis.pyspark.connect(other.session), owned=False) as eng:
@@ -256,7 +260,11 @@ def test_spark_cli_local_leaves_nothing_behind(duck: Any, tiny_csv: Path, tmp_pa
     args = ["run", str(tiny_csv), "--engine", "spark", "--out", str(out), "--k", "2",
             "--no-report", "-q"]  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "custseg", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "custseg", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     assert list(cwd.iterdir()) == []  # no spark-warehouse/, metastore_db/, derby.log
@@ -313,7 +321,14 @@ def test_postgres_out_table_written_whole_and_replaced_only_with_force(tmp_path:
         assert not (tmp_path / "b").exists()
         res = runner.invoke(
             app,
-            [*base, "--out", str(tmp_path / "a"), "--out-table", "custseg_test_segments", "--force"],
+            [
+                *base,
+                "--out",
+                str(tmp_path / "a"),
+                "--out-table",
+                "custseg_test_segments",
+                "--force",
+            ],
         )
         assert res.exit_code == 0, res.output
         assert "password" not in res.output
@@ -382,7 +397,10 @@ def test_spark_unreachable_master_is_one_line(tmp_path: Path) -> None:
          "--out", str(tmp_path / "o")],
     )  # fmt: skip
     assert res.exit_code == 1
-    assert re.search(r"error: Cannot reach the Spark master at spark://127\.0\.0\.1:\d+: .*--spark-master", res.stderr)
+    assert re.search(
+        r"error: Cannot reach the Spark master at spark://127\.0\.0\.1:\d+: .*--spark-master",
+        res.stderr,
+    )
 
 
 def test_engine_names_are_checked() -> None:
@@ -390,7 +408,7 @@ def test_engine_names_are_checked() -> None:
         engine.connect("sqlserver")
     with pytest.raises(ConfigError, match="--spark-master needs --engine spark"):
         engine.connect("duckdb", spark_master="local[1]")
-    with pytest.raises(ConfigError, match="--out-table .* needs a database engine"):
+    with pytest.raises(ConfigError, match=r"--out-table .* needs a database engine"):
         engine.connect().check_out_table("segments", force=False)
 
 

@@ -17,8 +17,8 @@ import ibis
 import ibis.expr.types as ir
 
 from .config import CleanConfig
-from .errors import CustsegWarning, EmptyDataError, InputError
 from .engine import ops_for
+from .errors import CustsegWarning, EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_missing, starts_with_c
 from .load import SOURCE_PREFIX
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY, STOCK_CODE, ColumnMap

@@ -478,7 +478,8 @@ def _input_and_engine(
             raise ConfigError(f"INPUT {input.split('@')[-1]!r} is a database: drop --engine.")
         if not table:
             raise ConfigError(
-                "A database input needs --table: custseg run postgresql://user@host/db --table sales."
+                "A database input needs --table: "
+                "custseg run postgresql://user@host/db --table sales."
             )
         return CatalogTable(table), input
     if table:

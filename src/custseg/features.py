@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from .clean import DROP_REASON, DROP_REASONS, Ledger, check_not_empty
-from .errors import EmptyDataError, InputError
 from .engine import ops_for
+from .errors import EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import ibis
 import ibis.expr.datatypes as idt
 import ibis.expr.types as ir
 import pandas as pd

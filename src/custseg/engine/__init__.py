@@ -17,7 +17,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import ibis.expr.types as ir
 from ibis.backends import BaseBackend
@@ -51,13 +51,15 @@ __all__ = [
 #: The engine names ``connect`` and ``--engine`` accept besides a database URL.
 ENGINES = ("duckdb", "spark")
 
-EngineSpec = Engine | BaseBackend | str | None
+#: What :func:`connect` accepts: an engine name or URL, an Engine, an Ibis backend, a
+#: SparkSession (typed loosely: PySpark is optional), or None for DuckDB.
+EngineSpec: TypeAlias = Any
 
 
 def is_url(text: str) -> bool:
     """Whether ``text`` is a database URL such as ``postgresql://user@host/db``."""
     scheme, sep, _ = text.partition("://")
-    return bool(sep) and scheme.replace("+", "").isalnum() and not scheme.lower() == "file"
+    return bool(sep) and scheme.replace("+", "").isalnum() and scheme.lower() != "file"
 
 
 def connect(
@@ -134,7 +136,8 @@ def _connect_url(url: str) -> Engine:
         con = ibis.connect(url)
     except ImportError as exc:
         raise ConfigError(
-            f"The {scheme} backend is not installed ({exc}). pip install 'ibis-framework[{scheme}]'."
+            f"The {scheme} backend is not installed ({exc}). "
+            f"pip install 'ibis-framework[{scheme}]'."
         ) from None
     except Exception as exc:
         raise InputError(f"Cannot connect to {url.split('@')[-1]}: {str(exc)[:200]}.") from None
@@ -162,7 +165,7 @@ def from_backend(con: BaseBackend) -> Engine:
     if con.name == "pyspark":
         from .spark import SparkEngine
 
-        return SparkEngine(con, owned=False, label=f"spark {con._session.sparkContext.master}")  # type: ignore[attr-defined]
+        return SparkEngine(con, owned=False, label=f"spark {con._session.sparkContext.master}")
     return _class_for(con.name)(con, owned=False)
 
 

@@ -149,7 +149,7 @@ class Engine:
 
     def _list_tables(self) -> list[str]:
         try:
-            return sorted(self._con.list_tables())  # type: ignore[attr-defined]
+            return sorted(self._con.list_tables())
         except Exception:
             return []
 

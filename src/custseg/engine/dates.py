@@ -1,4 +1,4 @@
-"""Lenient text-to-timestamp parsing from plain Ibis operations, for engines without ``try_strptime``.
+"""Lenient text-to-timestamp parsing in plain Ibis, for engines without DuckDB's try_strptime.
 
 DuckDB parses ``--date-format`` with its own ``try_strptime``. Other engines either lack a
 parser that yields NULL on bad input (PostgreSQL's ``to_timestamp`` fails the whole query) or
@@ -23,7 +23,7 @@ import ibis.expr.types as ir
 
 from ..errors import ConfigError
 
-__all__ = ["DatePattern", "ISO_PATTERN", "build_timestamp", "compile_strptime"]
+__all__ = ["ISO_PATTERN", "DatePattern", "build_timestamp", "compile_strptime"]
 
 # A field of at most `width` digits, taken greedily and kept (a possessive quantifier, which
 # neither Java nor PostgreSQL's regex dialect spells the same way): `width` digits if they are
@@ -84,7 +84,9 @@ def compile_strptime(fmt: str) -> DatePattern:
                     f"leniently; use only {SUPPORTED}, or run with --engine duckdb."
                 )
             name, width = _FIELDS[code]
-            if name in groups or (name.startswith("year") and any(g.startswith("year") for g in groups)):
+            if name in groups or (
+                name.startswith("year") and any(g.startswith("year") for g in groups)
+            ):
                 raise ConfigError(f"The date format {fmt!r} names the {name} twice.")
             out.append(_DIGITS[width])
             groups.append(name)
@@ -120,7 +122,8 @@ def build_timestamp(
     """The timestamp ``text`` spells under ``pattern``, NULL where it does not or is no date.
 
     ``make(year, month, day, hour, minute, second, microsecond)`` is the engine's timestamp
-    constructor (integer arguments; ``microsecond`` is None without a fraction in the pattern). ``extract(text, regex, group)`` returns a captured group
+    constructor (integer arguments; ``microsecond`` is None without a fraction in the
+    pattern). ``extract(text, regex, group)`` returns a captured group
     (default: Ibis ``re_extract``).
     """
     get = extract or (lambda t, rx, i: t.re_extract(rx, i))

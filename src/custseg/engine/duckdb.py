@@ -79,7 +79,7 @@ class DuckDBEngine(Engine):
         progress bar.
         """
         try:
-            pct = float(self.con.con.query_progress())  # type: ignore[attr-defined]
+            pct = float(self.con.con.query_progress())
         except Exception:  # a closed connection
             return None
         return pct if 0 <= pct <= 100 else None
@@ -101,7 +101,7 @@ class DuckDBEngine(Engine):
     def cancel(self) -> None:
         """Interrupt the running query."""
         with contextlib.suppress(Exception):
-            self.con.con.interrupt()  # type: ignore[attr-defined]
+            self.con.con.interrupt()
 
     def read_parquet(self, paths: Sequence[Path]) -> ir.Table:
         """A lazy table over one or more Parquet files (union by name)."""

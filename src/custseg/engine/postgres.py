@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from ..errors import ConfigError, InputError, OutputError
-from . import files as _files
 from . import dates
+from . import files as _files
 from .base import Engine, _read_parquet_arrow, arrow_table, first_line
 
 __all__ = ["PostgresEngine", "connect_postgres", "redact_url"]
@@ -131,7 +131,7 @@ class PostgresEngine(Engine):
     @property
     def raw(self) -> Any:
         """The psycopg connection."""
-        return self.con.con  # type: ignore[attr-defined]
+        return self.con.con
 
     def _drop_temporary(self) -> None:
         for name in self._temporary:
@@ -153,7 +153,7 @@ class PostgresEngine(Engine):
         try:
             with self.raw.transaction(), self.raw.cursor() as cur:
                 cur.execute(f'CREATE TEMP TABLE "{name}" ({cols})')
-                with cur.copy(f'COPY "{name}" FROM STDIN (FORMAT csv, ENCODING \'UTF8\')') as cp:
+                with cur.copy(f"COPY \"{name}\" FROM STDIN (FORMAT csv, ENCODING 'UTF8')") as cp:
                     for chunk in chunks:
                         cp.write(chunk)
         except Exception as exc:
@@ -195,7 +195,9 @@ class PostgresEngine(Engine):
         for header, group in groups.items():
             cols = dict.fromkeys(header, "text")
             t = self._copy_in("csv", cols, _csv_chunks(group, enc, sep))
-            tables.append(t.select(*[t[c] if c in cols else ibis.null("string").name(c) for c in names]))
+            tables.append(
+                t.select(*[t[c] if c in cols else ibis.null("string").name(c) for c in names])
+            )
         out = tables[0]
         for t in tables[1:]:
             out = out.union(t)
@@ -253,7 +255,7 @@ class PostgresEngine(Engine):
         try:
             with self.raw.transaction(), self.raw.cursor() as cur:
                 cur.execute("SELECT to_regclass(%s) IS NOT NULL", (target,))
-                exists = bool(cur.fetchone()[0])  # type: ignore[index]
+                exists = bool(cur.fetchone()[0])
                 if exists and not force:
                     raise OutputError(
                         f"Table {name!r} already exists in {self.label}. Pass --force to "

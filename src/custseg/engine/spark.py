@@ -169,7 +169,12 @@ class SparkEngine(Engine):
     kind: ClassVar[str] = "spark"
 
     def __init__(
-        self, con: Any, *, owned: bool = False, label: str | None = None, tmp_dir: Path | None = None
+        self,
+        con: Any,
+        *,
+        owned: bool = False,
+        label: str | None = None,
+        tmp_dir: Path | None = None,
     ) -> None:
         super().__init__(con, owned=owned, label=label)
         self._tmp_dir = tmp_dir
@@ -177,7 +182,7 @@ class SparkEngine(Engine):
     @property
     def session(self) -> Any:
         """The SparkSession."""
-        return self.con._session  # type: ignore[attr-defined]
+        return self.con._session
 
     def close(self) -> None:
         """Drop custseg's temporary views; stop the session and remove its folders if owned."""
@@ -350,8 +355,8 @@ class SparkEngine(Engine):
     def is_interrupt(self, exc: BaseException) -> bool:
         """Whether the job was cancelled (by custseg, after a signal)."""
         text = str(exc)
-        return isinstance(exc, KeyboardInterrupt) or "cancelled" in text.lower() and (
-            "job" in text.lower()
+        return isinstance(exc, KeyboardInterrupt) or (
+            "cancelled" in text.lower() and ("job" in text.lower())
         )
 
 
@@ -383,7 +388,9 @@ def _java_charset(encoding: str) -> str:
     try:
         name = codecs.lookup(encoding).name
     except LookupError:
-        raise InputError(f"Unknown encoding {encoding!r}. Pass --encoding utf-8 or latin-1.") from None
+        raise InputError(
+            f"Unknown encoding {encoding!r}. Pass --encoding utf-8 or latin-1."
+        ) from None
     if name not in _JAVA_CHARSETS:
         raise InputError(
             f"Spark reads CSV only as {', '.join(sorted(set(_JAVA_CHARSETS.values())))}, not "
