@@ -29,7 +29,7 @@ __all__ = ["NUMBER_REGEX", "Engine"]
 #: Text that reads as a finite number on every engine: digits with an optional point, an
 #: optional exponent, digit groups split by "_" (which DuckDB accepts). Anything else (NaN,
 #: "inf", "1,5") is NULL and counted as invalid_number, as on DuckDB.
-NUMBER_REGEX = r"^[+-]?([0-9]+(_[0-9]+)*[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+NUMBER_REGEX = r"^[+-]?(?:[0-9]+(?:_[0-9]+)*[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
 
 
 class Engine:

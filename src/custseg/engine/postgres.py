@@ -33,7 +33,7 @@ __all__ = ["PostgresEngine", "connect_postgres", "redact_url"]
 
 # At most 200 characters and a two-digit exponent: the value lies within double precision's
 # range (1e-299 .. 1e299), where PostgreSQL's float8 input never fails.
-_SAFE_NUMBER = r"^[+-]?([0-9]+(_[0-9]+)*[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]{1,2})?$"
+_SAFE_NUMBER = r"^[+-]?(?:[0-9]+(?:_[0-9]+)*[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]{1,2})?$"
 
 
 def redact_url(url: str) -> str:
@@ -301,7 +301,17 @@ class PostgresEngine(Engine):
         when the connection closes) matches once and checks the fields.
         """
         pattern = dates.ISO_PATTERN if fmt is None else dates.compile_strptime(fmt)
-        return _pg_timestamp(text, pattern.regex, list(pattern.groups))
+        slow = _pg_timestamp(text, pattern.regex, list(pattern.groups))
+        sure = dates.SURE_ISO if fmt is None else dates.sure_regex(fmt)
+        template = None if fmt is None else _pg_template(fmt)
+        if sure is None or (fmt is not None and template is None):
+            return slow
+        # The usual value is certainly valid (a pattern without groups says so, a hundred
+        # times faster than capturing them): PostgreSQL's own parser reads it. Only the rest
+        # (February 29th, bad text) goes through the function.
+        t: Any = text
+        quick = t.cast("timestamp") if template is None else _to_timestamp(t, template)
+        return ibis.ifelse(t.re_search(sure), quick.cast("timestamp"), slow)
 
     @classmethod
     def sum_exact(cls, value: ir.IntegerValue) -> ir.NumericValue:
@@ -335,6 +345,30 @@ class PostgresEngine(Engine):
         return isinstance(exc, KeyboardInterrupt | psycopg.errors.QueryCanceled)
 
 
+_TEMPLATE = {"Y": "YYYY", "y": "YY", "m": "MM", "d": "DD", "H": "HH24", "M": "MI", "S": "SS"}
+
+
+def _pg_template(fmt: str) -> str | None:
+    """The to_timestamp template of a strptime format (None if it has no exact one)."""
+    out = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt) and fmt[i + 1] in _TEMPLATE:
+            out.append(_TEMPLATE[fmt[i + 1]])
+            i += 2
+        elif fmt[i].isalnum() or fmt[i] in '\\"%':
+            return None
+        else:
+            out.append(" " if fmt[i].isspace() else fmt[i])
+            i += 1
+    return "".join(out)
+
+
+@ibis.udf.scalar.builtin(name="to_timestamp")
+def _to_timestamp(text: str, template: str) -> idt.Timestamp(timezone="UTC"):  # type: ignore[empty-body,valid-type]
+    """PostgreSQL's to_timestamp (a timestamptz in the session's UTC)."""
+
+
 @ibis.udf.scalar.builtin(name="custseg_timestamp", database="pg_temp")
 def _pg_timestamp(text: str, regex: str, fields: list[str]) -> dt.datetime:  # type: ignore[empty-body]
     """:data:`_TIMESTAMP_FUNCTION`."""
@@ -348,6 +382,7 @@ DECLARE
   m text[]; v text; n int;
   y int := 1900; mo int := 1; d int := 1; h int := 0; mi int := 0; s int := 0; us int := 0;
 BEGIN
+  IF NOT t ~ rx THEN RETURN NULL; END IF;  -- a plain match is fast; capturing is not
   m := regexp_match(t, rx);
   IF m IS NULL THEN RETURN NULL; END IF;
   FOR i IN 1 .. cardinality(fields) LOOP
