@@ -8,7 +8,6 @@ process, and the Online Retail rows in their order with a shuffled copy.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import shutil
@@ -23,15 +22,16 @@ from typing import Any, NoReturn
 
 import pandas as pd
 import pytest
-from tests.conftest import TINY_CSV
 from typer.testing import CliRunner
 
 import custseg.cli
+import custseg.output
 import custseg.report
 from custseg import engine
 from custseg.cli import app
 from custseg.datasets import online_retail_path
 from custseg.errors import CustsegError, OutputError
+from fixtures import TINY_CSV
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -250,9 +250,9 @@ def _fail_after_writing(name: str, error: BaseException) -> Callable[..., NoRetu
 @pytest.mark.parametrize(
     ("target", "name", "error"),
     [
-        (custseg.cli, "write_outputs", OutputError("disk full while writing segments.csv")),
+        (custseg.output, "write_outputs", OutputError("disk full while writing segments.csv")),
         (custseg.report, "write_report", CustsegError("report failed part-way")),
-        (custseg.cli, "write_outputs", RuntimeError("a bug, not a CustsegError")),
+        (custseg.output, "write_outputs", RuntimeError("a bug, not a CustsegError")),
     ],
     ids=["write_outputs", "write_report", "unexpected-error"],
 )
@@ -275,43 +275,3 @@ def test_run_failing_at_a_stage_keeps_previous_output(
         assert res.exception is error
     assert _files(out_dir) == before
     assert _leftovers(out_dir) == []
-
-
-# --- spreadsheet formulas -----------------------------------------------------------------------
-
-FORMULA_IDS = {
-    '=HYPERLINK("x")': '\'=HYPERLINK("x")',
-    "+SUM(A1)": "'+SUM(A1)",
-    "-abc": "'-abc",
-    "@SUM(A1)": "'@SUM(A1)",
-    "-12": "-12",  # a plain number, not a formula: left as it is
-    "+1": "+1",  # likewise (neutralize_cell leaves signed plain numbers alone)
-    "C17850": "C17850",
-}
-
-
-def test_segments_csv_defuses_formula_ids(tmp_path: Path) -> None:
-    rows = [
-        {
-            "InvoiceNo": f"{i}{j}",
-            "CustomerID": cid,
-            "InvoiceDate": f"2021-01-{1 + i + j:02d} 10:00",
-            "Quantity": 1 + j,
-            "UnitPrice": 2.5 * (i + 1),
-        }
-        for i, cid in enumerate(FORMULA_IDS)
-        for j in range(2)
-    ]
-    path = tmp_path / "formulas.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    out = tmp_path / "out"
-    res = runner.invoke(
-        app, ["run", str(path), "--out", str(out), "--no-report", "--k-range", "1-3", "-q"]
-    )
-    assert res.exit_code == 0, res.output
-    with (out / "segments.csv").open(newline="", encoding="utf-8") as fh:
-        written = [row["customer_id"] for row in csv.DictReader(fh)]
-    assert sorted(written) == sorted(FORMULA_IDS.values())
-    # the file's bytes: the quote leads the cell, where a spreadsheet would read a formula
-    raw = (out / "segments.csv").read_text(encoding="utf-8")
-    assert '\n"\'=HYPERLINK(""x"")",' in raw and "\n'@SUM(A1)," in raw and "\n-12," in raw

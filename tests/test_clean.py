@@ -4,12 +4,12 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from tests.conftest import TINY_DROPS
 
 from custseg.clean import DROP_REASONS, Ledger, clean_transactions, mark_drops
 from custseg.config import CleanConfig
 from custseg.errors import ConfigError, EmptyDataError
 from custseg.load import load_transactions
+from fixtures import TINY_DROPS
 
 
 def _clean(path: Path, **kw: object) -> tuple[object, Ledger]:

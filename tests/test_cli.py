@@ -263,3 +263,101 @@ def test_run_config_file_renames_segments(tiny_csv: Path, tmp_path: Path) -> Non
     assert (seg["name"], seg["action"]) == ("[VIP] accounts", "Call them.")
     rows = (tmp_path / "o" / "segments.csv").read_text().splitlines()
     assert rows[1].endswith(",0,[VIP] accounts")
+
+
+# --- a CLI that behaves like the CLIs people know ---------------------------------------------
+
+TINY_ARGS = ["--k", "2", "--k-range", "1-2", "--no-report"]
+
+
+def test_help_lists_choices_and_names_the_argument() -> None:
+    res = runner.invoke(app, ["run", "--help"])
+    assert res.exit_code == 0
+    assert "Usage: custseg run [OPTIONS] INPUT" in res.stdout
+    assert "{input}" not in res.stdout.lower()
+    assert "zscore|iqr|none" in res.stdout and "|silhouette" in res.stdout
+    assert "kmeans|hierarchical|gmm|rfm-scores" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "x.csv", "--outliers", "zscor"], "Did you mean 'zscore'?"),
+        (["rn", "x.csv"], "No such command 'rn'. Did you mean 'run'?"),
+        (["run"], "Missing argument 'INPUT'. See 'custseg run --help'."),
+        (["run", "x.csv", "--no-such-flag"], "No such option: --no-such-flag"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_1(args: list[str], message: str) -> None:
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+
+
+def test_shell_completion_is_offered() -> None:
+    res = runner.invoke(app, ["--show-completion", "bash"])
+    assert res.exit_code == 0
+    assert "_CUSTSEG_COMPLETE" in res.stdout and "complete" in res.stdout
+
+
+def test_stdin_is_read_as_csv(tmp_path: Path) -> None:
+    from fixtures import TINY_CSV
+
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "-", "-o", str(out), *TINY_ARGS, "-q"], input=TINY_CSV)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["name"] == "stdin.csv"
+    assert summary["ledger"]["rows_read"] == 13
+
+
+def test_json_prints_the_summary_on_stdout(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(out), *TINY_ARGS, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == json.loads((out / "summary.json").read_text())
+
+
+def test_piped_table_is_plain_and_not_cut(tmp_path: Path) -> None:
+    name = "A segment name far longer than eighty columns would ever allow, " * 2
+    config = tmp_path / "c.toml"
+    config.write_text(f'[names]\n"Needs attention" = "{name.strip()}"\n')
+    from fixtures import TINY_CSV
+
+    src = tmp_path / "t.csv"
+    src.write_text(TINY_CSV)
+    res = runner.invoke(
+        app, ["run", str(src), "-o", str(tmp_path / "o"), *TINY_ARGS, "--config", str(config)]
+    )
+    assert res.exit_code == 0, res.output
+    assert name.strip() in res.stdout  # on one line, whole
+    assert "\x1b[" not in res.stdout  # no colour codes in a pipe
+    assert not set("┃━│╇") & set(res.stdout)  # nor box drawing
+
+
+def test_quiet_keeps_warnings_in_run_json(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(out), *TINY_ARGS, "-q"])
+    assert res.exit_code == 0 and res.stdout == "" and res.stderr == ""
+    warned = json.loads((out / "run.json").read_text())["warnings"]
+    assert any("counted as invalid_number" in w for w in warned)
+    loud = runner.invoke(app, ["run", str(tiny_csv), "-o", str(out), *TINY_ARGS, "--force"])
+    assert [f"warning: {w}" for w in warned] == [
+        line for line in loud.stderr.splitlines() if line.startswith("warning: ")
+    ]
+
+
+def test_version_imports_neither_engine_nor_scikit_learn() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from custseg.cli import main; sys.argv = ['custseg', '--version']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('duckdb', 'ibis', 'sklearn', 'scipy', 'matplotlib', 'pandas') "
+        "if m in sys.modules]\nprint('heavy:', heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "custseg 0.1.0" in done.stdout
+    assert "heavy: []" in done.stdout

@@ -26,9 +26,6 @@ from custseg.cluster import (
     ClusterModel,
     KSelection,
     OutlierRule,
-    _effective_n_init,
-    _quality,
-    _silhouettes,
     fit_outlier_rule,
     fit_segments,
     select_k,
@@ -36,6 +33,9 @@ from custseg.cluster import (
 )
 from custseg.config import ClusterConfig
 from custseg.errors import ConfigError, EmptyDataError, InputError, ModelFileError, SchemaError
+from custseg.methods.kmeans import effective_n_init as _effective_n_init
+from custseg.metrics import quality as _quality
+from custseg.metrics import silhouettes as _silhouettes
 
 RFM_CSV = Path(__file__).parent / "data" / "rfm_online_retail.csv"
 

@@ -38,6 +38,8 @@ from custseg.pipeline import run
 
 runner = CliRunner()
 ENGINES = ["spark-local", "spark-standalone", "postgres"]
+#: For tests of Spark's own input forms: the same session-wide engines, Spark's only.
+on_spark = pytest.mark.parametrize("other", ENGINES[:2], indirect=True)
 
 
 @pytest.fixture(scope="session", params=ENGINES)
@@ -201,11 +203,10 @@ def test_unsupported_date_directive_is_a_config_error() -> None:
 # --- Spark input forms -------------------------------------------------------------------------
 
 
+@on_spark
 def test_spark_reads_folders_globs_and_its_own_tables(
     other: Any, duck: Any, tmp_path: Path
 ) -> None:
-    if other.kind != "spark":
-        pytest.skip("Spark input forms: a Spark test (this is the PostgreSQL run)")
     lines = TINY_CSV.splitlines()
     header, rows = lines[0].split(","), [line.split(",") for line in lines[1:]]
     order = [6, 0, 4, 3, 5, 1, 2, 7]  # the second file has its columns in another order
@@ -234,9 +235,8 @@ def test_spark_reads_folders_globs_and_its_own_tables(
         other.session.catalog.dropTempView("custseg_test_sales")
 
 
+@on_spark
 def test_spark_views_are_dropped_on_close(other: Any, tiny_csv: Path) -> None:
-    if other.kind != "spark":
-        pytest.skip("temporary views: a Spark test (this is the PostgreSQL run)")
     import ibis
 
     from custseg.engine.spark import SparkEngine
@@ -412,9 +412,8 @@ def test_engine_names_are_checked() -> None:
         engine.connect().check_out_table("segments", force=False)
 
 
+@on_spark
 def test_missing_input_on_spark_names_the_file(other: Any, tmp_path: Path) -> None:
-    if other.kind != "spark":
-        pytest.skip("a Spark test (this is the PostgreSQL run)")
     with pytest.raises(InputError, match=r"No such file: 'no_such_sales'\. Check the path"):
         load_transactions("no_such_sales", engine=other)
 

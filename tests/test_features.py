@@ -5,13 +5,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import TINY_DROPS, TINY_EXPECTED
 
 from custseg.clean import clean_transactions, mark_drops
 from custseg.config import CleanConfig
 from custseg.errors import InputError
 from custseg.features import compute_rfm, compute_rfm_and_ledger
 from custseg.load import load_transactions
+from fixtures import TINY_DROPS, TINY_EXPECTED
 
 
 def _expected(expected: dict[str, tuple[int, int, float]]) -> pd.DataFrame:

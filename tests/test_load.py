@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tests.conftest import TINY_CSV
 
 from custseg.errors import InputError, SchemaError
 from custseg.load import detect_date_format, load_transactions
+from fixtures import TINY_CSV
 
 
 def _rows(tx) -> pd.DataFrame:  # type: ignore[no-untyped-def]

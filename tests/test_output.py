@@ -4,12 +4,18 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from custseg.cli import app
 from custseg.config import ClusterConfig, RunConfig
 from custseg.errors import CustsegWarning, OutputError
-from custseg.output import OUTPUT_FILES, atomic_output_dir, neutralize_cell, write_outputs
+from custseg.output import OUTPUT_FILES, neutralize_cell, write_outputs
 from custseg.pipeline import run
+from custseg.runs import atomic_output_dir
+
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -124,3 +130,61 @@ def test_atomic_output_dir_replaces_with_force(tmp_path: Path) -> None:
 )
 def test_neutralize_cell(cell: str, expected: str) -> None:
     assert neutralize_cell(cell) == expected
+
+
+# --- spreadsheet formulas -----------------------------------------------------------------------
+
+FORMULA_IDS = {
+    '=HYPERLINK("x")': '\'=HYPERLINK("x")',
+    "+SUM(A1)": "'+SUM(A1)",
+    "-abc": "'-abc",
+    "@SUM(A1)": "'@SUM(A1)",
+    "-12": "-12",  # a plain number, not a formula: left as it is
+    "+1": "+1",  # likewise (neutralize_cell leaves signed plain numbers alone)
+    "C17850": "C17850",
+}
+
+
+def test_segments_csv_defuses_formula_ids(tmp_path: Path) -> None:
+    rows = [
+        {
+            "InvoiceNo": f"{i}{j}",
+            "CustomerID": cid,
+            "InvoiceDate": f"2021-01-{1 + i + j:02d} 10:00",
+            "Quantity": 1 + j,
+            "UnitPrice": 2.5 * (i + 1),
+        }
+        for i, cid in enumerate(FORMULA_IDS)
+        for j in range(2)
+    ]
+    path = tmp_path / "formulas.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "out"
+    res = runner.invoke(
+        app, ["run", str(path), "--out", str(out), "--no-report", "--k-range", "1-3", "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    with (out / "segments.csv").open(newline="", encoding="utf-8") as fh:
+        written = [row["customer_id"] for row in csv.DictReader(fh)]
+    assert sorted(written) == sorted(FORMULA_IDS.values())
+    # the file's bytes: the quote leads the cell, where a spreadsheet would read a formula
+    raw = (out / "segments.csv").read_text(encoding="utf-8")
+    assert '\n"\'=HYPERLINK(""x"")",' in raw and "\n'@SUM(A1)," in raw and "\n-12," in raw
+
+
+def test_write_run_is_the_cli_folder_for_python_users(tiny_result, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from custseg.output import write_run
+
+    out = tmp_path / "run"
+    seen: list[str] = []
+    paths = write_run(tiny_result, out, report=False, progress=seen.append)
+    assert [p.name for p in paths] == list(OUTPUT_FILES)
+    assert all(p.parent == out and p.is_file() for p in paths)
+    assert seen == ["write outputs"]
+    with pytest.raises(OutputError, match="already exists"):
+        write_run(tiny_result, out, report=False)
+    before = (out / "summary.json").read_bytes()
+    paths = write_run(tiny_result, out, force=True)
+    assert paths[-1].name == "report.html" and (out / "figures").is_dir()
+    assert (out / "summary.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "tiny.csv"]  # no temp folders

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from custseg.cli import app
 from custseg.errors import InputError
-from custseg.report import read_run
+from custseg.runs import read_run
 
 runner = CliRunner()
 
@@ -60,7 +60,7 @@ def demo_output() -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import TINY_CSV
+    from fixtures import TINY_CSV
 
     base = tmp_path_factory.mktemp("tiny")
     src = base / "tiny.csv"
@@ -152,7 +152,10 @@ def test_report_command_rebuilds_the_same_page(tiny_run: Path, tmp_path: Path) -
         (lambda d: (d / "run.json").unlink(), "has no run.json"),
         (lambda d: (d / "model.json").write_text("{not json"), "model.json is not readable JSON"),
         (lambda d: (d / "model.json").write_text('{"model": {"k": 2}}'), "model.json"),
-        (lambda d: (d / "summary.json").write_text("{}"), "summary.json lacks 'k_selection'"),
+        (
+            lambda d: (d / "summary.json").write_text("{}"),
+            "summary.json is not a custseg-summary file",
+        ),
         (lambda d: (d / "segments.csv").write_text("a,b\n1,2\n"), "segments.csv is not a custseg"),
     ],
 )

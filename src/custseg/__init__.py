@@ -1,76 +1,106 @@
 """custseg: raw transactions in, named RFM customer segments out.
 
+The package imports lazily (PEP 562): ``import custseg`` is instant, and each name below loads
+its module on first use, so ``custseg --version`` never starts the engine or scikit-learn.
+
 Examples
 --------
 >>> import custseg
 >>> result = custseg.run(custseg.datasets.online_retail_path())
->>> result.k, len(result.customers)  # doctest: +SKIP
-(4, 4338)
+>>> result.k, len(result.customers)
+(3, 4338)
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from . import datasets
-from .clean import DROP_REASONS, Ledger, clean_transactions, mark_drops
-from .cluster import ClusterFit, ClusterModel, KSelection, fit_segments, select_k
-from .config import CleanConfig, ClusterConfig, RunConfig, load_config_file
-from .errors import (
-    ConfigError,
-    CustsegError,
-    CustsegWarning,
-    EmptyDataError,
-    InputError,
-    ModelFileError,
-    OutputError,
-    SchemaError,
-)
-from .estimator import RFMSegmenter
-from .features import compute_rfm, compute_rfm_and_ledger
-from .load import Transactions, load_transactions
-from .naming import SegmentName, name_segments, profile_segments
-from .output import atomic_output_dir, write_outputs
-from .pipeline import SegmentationResult, run, segment_rfm
-from .schema import ColumnMap, detect_columns
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "DROP_REASONS": "clean",
+    "Ledger": "clean",
+    "clean_transactions": "clean",
+    "mark_drops": "clean",
+    "ClusterFit": "cluster",
+    "fit_segments": "cluster",
+    "select_k": "cluster",
+    "ClusterModel": "model",
+    "KSelection": "model",
+    "CleanConfig": "config",
+    "ClusterConfig": "config",
+    "RunConfig": "config",
+    "load_config_file": "config",
+    "ConfigError": "errors",
+    "CustsegError": "errors",
+    "CustsegWarning": "errors",
+    "EmptyDataError": "errors",
+    "InputError": "errors",
+    "ModelFileError": "errors",
+    "OutputError": "errors",
+    "SchemaError": "errors",
+    "RFMSegmenter": "estimator",
+    "compute_rfm": "features",
+    "compute_rfm_and_ledger": "features",
+    "Transactions": "load",
+    "load_transactions": "load",
+    "SegmentName": "naming",
+    "name_segments": "naming",
+    "profile_segments": "naming",
+    "write_outputs": "output",
+    "write_run": "output",
+    "SegmentationResult": "pipeline",
+    "run": "pipeline",
+    "segment_rfm": "pipeline",
+    "RunFiles": "runs",
+    "atomic_output_dir": "runs",
+    "read_run": "runs",
+    "ColumnMap": "schema",
+    "detect_columns": "schema",
+}
+_MODULES = ("datasets",)
 
-__all__ = [
-    "DROP_REASONS",
-    "CleanConfig",
-    "ClusterConfig",
-    "ClusterFit",
-    "ClusterModel",
-    "ColumnMap",
-    "ConfigError",
-    "CustsegError",
-    "CustsegWarning",
-    "EmptyDataError",
-    "InputError",
-    "KSelection",
-    "Ledger",
-    "ModelFileError",
-    "OutputError",
-    "RFMSegmenter",
-    "RunConfig",
-    "SchemaError",
-    "SegmentName",
-    "SegmentationResult",
-    "Transactions",
-    "__version__",
-    "atomic_output_dir",
-    "clean_transactions",
-    "compute_rfm",
-    "compute_rfm_and_ledger",
-    "datasets",
-    "detect_columns",
-    "fit_segments",
-    "load_config_file",
-    "load_transactions",
-    "mark_drops",
-    "name_segments",
-    "profile_segments",
-    "run",
-    "segment_rfm",
-    "select_k",
-    "write_outputs",
-]
+__all__ = sorted([*_EXPORTS, *_MODULES, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _MODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'custseg' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
+    from . import datasets
+    from .clean import DROP_REASONS, Ledger, clean_transactions, mark_drops
+    from .cluster import ClusterFit, fit_segments, select_k
+    from .config import CleanConfig, ClusterConfig, RunConfig, load_config_file
+    from .errors import (
+        ConfigError,
+        CustsegError,
+        CustsegWarning,
+        EmptyDataError,
+        InputError,
+        ModelFileError,
+        OutputError,
+        SchemaError,
+    )
+    from .estimator import RFMSegmenter
+    from .features import compute_rfm, compute_rfm_and_ledger
+    from .load import Transactions, load_transactions
+    from .model import ClusterModel, KSelection
+    from .naming import SegmentName, name_segments, profile_segments
+    from .output import write_outputs, write_run
+    from .pipeline import SegmentationResult, run, segment_rfm
+    from .runs import RunFiles, atomic_output_dir, read_run
+    from .schema import ColumnMap, detect_columns

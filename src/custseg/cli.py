@@ -1,66 +1,135 @@
 """The ``custseg`` command: parse options, call the library, print a short account.
 
-Commands only parse and call; errors the library raises on purpose (:class:`CustsegError`)
-become one ``error: ...`` line on stderr and exit code 1. Anything else is a bug and keeps its
-traceback.
+Commands only parse and call (the library does the work, as in sqlite-utils); errors the
+library raises on purpose (:class:`CustsegError`) and bad usage become one ``error: ...`` line
+on stderr and exit code 1. Anything else is a bug and keeps its traceback.
+
+The module imports only Typer, Rich and the settings at start-up; the pipeline (the engine,
+scikit-learn, matplotlib) is imported inside the commands, so ``custseg --version`` and
+``--help`` answer at once.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime as dt
 import functools
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_args
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .config import RunConfig, load_config_file
-from .engine import Engine, is_url
-from .engine import connect as connect_engine
-from .errors import ConfigError, CustsegError, CustsegWarning
-from .load import CatalogTable
-from .output import SEGMENT_COLUMNS, atomic_output_dir, write_outputs
-from .pipeline import SegmentationResult, describe_columns, run
-
-__all__ = ["app", "main"]
-
-app = typer.Typer(
-    name="custseg",
-    help="Raw transactions in, named RFM customer segments out.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+from .config import (
+    ClusterConfig,
+    ClusterMethod,
+    OutlierMethod,
+    RunConfig,
+    SelectMethod,
+    TransformMethod,
+    build_run_config,
+    unknown_choice,
 )
+from .errors import ConfigError, CustsegError, CustsegWarning
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .pipeline import SegmentationResult
+
+__all__ = ["app", "main", "parse_k_range"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SIGNALLED: list[int] = []  # signals received (SIGINT, SIGTERM): the run is being stopped
 _err = Console(stderr=True, highlight=False)
 
 
+class _Command(TyperCommand):
+    """A command whose usage line names its arguments plainly (``INPUT``, not ``{INPUT}``)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+
+class _Group(TyperGroup):
+    """The app: bad usage is one ``error:`` line and exit code 1, like every other bad input."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        *,
+        standalone_mode: bool = True,
+        **kw: Any,
+    ) -> Any:
+        try:
+            code = super().main(args, prog_name, standalone_mode=False, **kw)
+        except typer.Abort:
+            typer.echo("error: aborted.", err=True)
+            code = 1
+        except typer.TyperException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `custseg`: the help
+                exc.show()  # type: ignore[attr-defined]
+                code = 0
+            else:
+                typer.echo(f"error: {_usage_message(exc)}", err=True)
+                code = 1
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """One line: what is wrong with the command line and how to get help."""
+    param = getattr(exc, "param", None)
+    name = str(getattr(param, "name", "") or "")
+    field = ClusterConfig.model_fields.get(name)
+    text = exc.format_message().replace("\n", " ").strip().removeprefix("Value error, ")
+    if field is not None and " is not one of " in text:
+        # A typed choice: the same words as the settings' own check, with "did you mean".
+        value = text.split(" is not one of ", 1)[0].rsplit(": ", 1)[-1].strip()
+        value = value.removeprefix("Value error, ").strip("'\"")
+        options = [str(a) for a in get_args(field.annotation) if a is not None]
+        return unknown_choice(field.title or name, value, options)
+    ctx = getattr(exc, "ctx", None)
+    where = f" See '{ctx.command_path} --help'." if ctx is not None else ""
+    return (text if text.endswith((".", "?", "!")) else text + ".") + where
+
+
+app = typer.Typer(
+    name="custseg",
+    cls=_Group,
+    help="Raw transactions in, named RFM customer segments out.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
 def _handles_errors(fn: F) -> F:
+    """Library errors -> one ``error:`` line and exit 1; warnings printed unless --quiet."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         _SIGNALLED.clear()
+        quiet = bool(kwargs.get("quiet"))
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", CustsegWarning)
                 try:
                     return fn(*args, **kwargs)
                 finally:
-                    _print_warnings(caught)
+                    if not quiet:
+                        _print_warnings(caught)
         except CustsegError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -104,17 +173,6 @@ def _root(
 # --- option parsing --------------------------------------------------------------------------
 
 
-def _date(value: str | None, flag: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(
-            f"{flag} {value!r} is not a date. Use YYYY-MM-DD, e.g. {flag} 2011-12-10."
-        ) from None
-
-
 def parse_k_range(text: str) -> tuple[int, ...]:
     """``"1-10"`` or ``"2,3,5"`` -> a tuple of k values."""
     try:
@@ -132,51 +190,16 @@ def parse_k_range(text: str) -> tuple[int, ...]:
     return values
 
 
-def _override(obj: Any, **changes: Any) -> Any:
-    given = {k: v for k, v in changes.items() if v is not None}
-    return dataclasses.replace(obj, **given) if given else obj
+#: The flag that sets each settings field, for error messages.
+_FLAGS = {"k_values": "--k-range", "random_state": "--seed"}
 
 
-def build_config(
-    *,
-    config_file: Path | None = None,
-    as_of: str | None = None,
-    since: str | None = None,
-    until: str | None = None,
-    exclude_codes: str | None = None,
-    drop_duplicates: bool | None = None,
-    strict: bool | None = None,
-    outliers: str | None = None,
-    transform: str | None = None,
-    k: int | None = None,
-    k_range: str | None = None,
-    select: str | None = None,
-    seed: int | None = None,
-) -> RunConfig:
-    """Defaults < config file < flags."""
-    base = load_config_file(config_file) if config_file else RunConfig()
-    codes = (
-        tuple(c.strip() for c in exclude_codes.split(",") if c.strip()) if exclude_codes else None
-    )
-    clean = _override(
-        base.clean,
-        as_of=_date(as_of, "--as-of"),
-        since=_date(since, "--since"),
-        until=_date(until, "--until"),
-        exclude_codes=codes,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-    )
-    cluster = _override(
-        base.cluster,
-        outliers=outliers,
-        transform=transform,
-        k=k,
-        k_values=parse_k_range(k_range) if k_range else None,
-        select=select,
-        random_state=seed,
-    )
-    return RunConfig(clean=clean, cluster=cluster, names=base.names)
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def _codes(text: str | None) -> tuple[str, ...] | None:
+    return tuple(c.strip() for c in text.split(",") if c.strip()) if text else None
 
 
 # --- progress and the final account ----------------------------------------------------------
@@ -197,6 +220,7 @@ def _progress(quiet: bool, eng: Engine | None = None) -> Iterator[Callable[[str]
     if not _show_progress(quiet):
         yield lambda _stage: None
         return
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(
         SpinnerColumn(),
@@ -231,14 +255,20 @@ def _progress(quiet: bool, eng: Engine | None = None) -> Iterator[Callable[[str]
             bar.update(current[-1], completed=1, total=1)
 
 
-def segments_frame(result: SegmentationResult) -> Any:
-    """The segments.csv columns as a DataFrame, for --out-table."""
-    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
+def _stdout() -> Console:
+    """stdout for the account: markup off (names come from the data and may hold [brackets]);
+    when it is not a terminal, plain text at full width (a pipe or file is never cut to 80
+    columns)."""
+    wide = None if sys.stdout.isatty() else 100_000
+    return Console(highlight=False, soft_wrap=True, markup=False, width=wide)
 
 
 def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
-    # markup off: column and segment names come from the data and may hold [brackets]
-    console = Console(highlight=False, soft_wrap=True, markup=False)
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _stdout()
     led = result.ledger
     dropped = (
         ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in led.rows_dropped.items() if n)
@@ -247,7 +277,9 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     sel = result.fit.selection
     sil = result.fit.metrics.get("silhouette")
     sil_text = f"{sil:.3f}" if isinstance(sil, float) else "n/a"
-    used = ", ".join(f"{role}={col!r}" for role, col in describe_columns(result).items())
+    used = ", ".join(
+        f"{role}={col!r}" for role, col in (result.columns.used() if result.columns else {}).items()
+    )
     console.print(f"Columns: {used}.")
     console.print(f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}.")
     console.print(
@@ -256,7 +288,14 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
     console.print(f"k = {result.k} ({sel.method}); silhouette {sil_text}.")
-    table = Table(title=None, show_edge=False, header_style="bold")
+    # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
+    plain = not console.is_terminal
+    table = Table(
+        title=None,
+        show_edge=False,
+        header_style="" if plain else "bold",
+        box=None if plain else box.HEAVY_HEAD,
+    )
     for col, justify in (
         ("segment", "left"),
         ("customers", "right"),
@@ -266,8 +305,7 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         ("monetary", "right"),
     ):
         table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
-    seg = result.segment_table()
-    for row in seg.to_dict(orient="records"):
+    for row in result.segment_table().to_dict(orient="records"):
         table.add_row(
             Text(str(row["segment"])),
             f"{int(row['customers']):,}",
@@ -280,43 +318,98 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     console.print(f"Wrote {', '.join(files)} to {out}")
 
 
+@contextlib.contextmanager
+def _input_path(source: str) -> Iterator[str]:
+    """The input path; ``-`` copies standard input (CSV, gzipped or not) to a temporary file."""
+    if source != "-":
+        yield source
+        return
+    folder = Path(tempfile.mkdtemp(prefix="custseg-stdin-"))
+    try:
+        stream = sys.stdin.buffer
+        head = stream.read(2)
+        path = folder / ("stdin.csv.gz" if head == b"\x1f\x8b" else "stdin.csv")
+        with path.open("wb") as fh:
+            fh.write(head)
+            shutil.copyfileobj(stream, fh, 1 << 20)
+        if path.stat().st_size == 0:
+            raise ConfigError("Standard input is empty. Pipe a CSV file into `custseg run -`.")
+        yield str(path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _segments_frame(result: SegmentationResult) -> Any:
+    """The segments.csv columns as a DataFrame, for --out-table."""
+    from .output import SEGMENT_COLUMNS
+
+    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
+
+
+def _input_and_engine(
+    source: str, *, engine: str | None, table: str | None
+) -> tuple[Any, str | None]:
+    """A database URL as INPUT is the engine, and --table names the input table."""
+    from .engine import is_url
+    from .load import CatalogTable
+
+    if is_url(source):
+        if engine is not None:
+            raise ConfigError(f"INPUT {source.split('@')[-1]!r} is a database: drop --engine.")
+        if not table:
+            raise ConfigError(
+                "A database input needs --table: "
+                "custseg run postgresql://user@host/db --table sales."
+            )
+        return CatalogTable(table), source
+    if table:
+        raise ConfigError(
+            "--table goes with a database URL as INPUT (custseg run postgresql://... --table NAME)."
+        )
+    return source, engine
+
+
 def _execute(
     source: Any,
     *,
     out: Path,
     force: bool,
     quiet: bool,
+    json_out: bool,
     config: RunConfig,
     read_options: dict[str, Any],
     report: bool = True,
     engine: str | None = None,
     spark_master: str | None = None,
     out_table: str | None = None,
-) -> SegmentationResult:
-    if engine is None and out_table:
-        raise ConfigError("--out-table needs a database or Spark engine (--engine or a URL input).")
-    with contextlib.ExitStack() as stack:
-        eng = None
-        if engine is not None or spark_master is not None:
-            eng = stack.enter_context(connect_engine(engine or "spark", spark_master=spark_master))
-            if out_table:
-                eng.check_out_table(out_table, force=force)  # fail before the work, not after
-        progress = stack.enter_context(_progress(quiet, eng))
-        tmp = stack.enter_context(atomic_output_dir(out, force=force))
-        result = run(source, config=config, progress=progress, engine=eng, **read_options)
-        progress("write outputs")
-        written = write_outputs(result, tmp, command=["custseg", *sys.argv[1:]])
-        if report:
-            progress("write report")
-            from .report import write_report  # matplotlib loads only when a report is written
+) -> None:
+    from .engine import connect as connect_engine
+    from .output import build_summary, write_run
+    from .pipeline import run
 
-            written += write_report(tmp)[:1]
-        if eng is not None and out_table:
+    with contextlib.ExitStack() as stack:
+        # The engine is opened here, so the progress thread polls the engine the run uses.
+        eng = stack.enter_context(connect_engine(engine, spark_master=spark_master))
+        if out_table:
+            eng.check_out_table(out_table, force=force)  # before the work, not after it
+        progress = stack.enter_context(_progress(quiet, eng))
+        path = stack.enter_context(_input_path(source)) if isinstance(source, str) else source
+        result = run(path, config=config, progress=progress, engine=eng, **read_options)
+        written = write_run(
+            result,
+            out,
+            force=force,
+            report=report,
+            command=["custseg", *sys.argv[1:]],
+            progress=progress,
+        )
+        if out_table:
             progress("write table")
-            eng.write_table(out_table, segments_frame(result), force=force)
-    if not quiet:
+            eng.write_table(out_table, _segments_frame(result), force=force)
+    if json_out:
+        sys.stdout.write(build_summary(result).dumps())
+    elif not quiet:
         _print_account(result, out, [p.name for p in written])
-    return result
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -325,7 +418,12 @@ OutOpt = Annotated[
     Path, typer.Option("--out", "-o", help="Output folder (written whole or not at all).")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace the output folder if it exists.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print errors only (warnings stay in run.json).")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print summary.json on stdout instead of the account.")
+]
 ReportOpt = Annotated[
     bool,
     typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report]."),
@@ -333,35 +431,42 @@ ReportOpt = Annotated[
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")
 ]
+_COLUMN_HELP = {
+    "customer": "Customer id column.",
+    "invoice": "Invoice/order id column (without one, each row is an order).",
+    "date": "Date/time column.",
+    "quantity": "Quantity column.",
+    "price": "Unit price column.",
+    "amount": "Line amount column (instead of quantity x price).",
+    "stock_code": "Stock code column (for --exclude-codes).",
+}
 
 
-@app.command("run")
+@app.command("run", cls=_Command)
 @_handles_errors
 def run_command(
     input: Annotated[
-        str, typer.Argument(help="CSV, Parquet or Excel file, a folder of them, or a glob.")
+        str,
+        typer.Argument(
+            metavar="INPUT",
+            help="CSV, Parquet or Excel file, a folder of them, a glob, or - for CSV on stdin.",
+        ),
     ],
     out: OutOpt = Path("custseg-output"),
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
     config_file: Annotated[
         Path | None,
         typer.Option("--config", help="TOML/JSON file with [clean], [cluster], [names]."),
     ] = None,
-    customer_col: Annotated[str | None, typer.Option(help="Customer id column.")] = None,
-    invoice_col: Annotated[
-        str | None,
-        typer.Option(help="Invoice/order id column (without one, each row is an order)."),
-    ] = None,
-    date_col: Annotated[str | None, typer.Option(help="Date/time column.")] = None,
-    quantity_col: Annotated[str | None, typer.Option(help="Quantity column.")] = None,
-    price_col: Annotated[str | None, typer.Option(help="Unit price column.")] = None,
-    amount_col: Annotated[
-        str | None, typer.Option(help="Line amount column (instead of quantity x price).")
-    ] = None,
-    stock_code_col: Annotated[
-        str | None, typer.Option(help="Stock code column (for --exclude-codes).")
-    ] = None,
+    customer_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["customer"])] = None,
+    invoice_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["invoice"])] = None,
+    date_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["date"])] = None,
+    quantity_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["quantity"])] = None,
+    price_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["price"])] = None,
+    amount_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["amount"])] = None,
+    stock_code_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["stock_code"])] = None,
     date_format: Annotated[
         str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
     ] = None,
@@ -396,15 +501,30 @@ def run_command(
             ),
         ),
     ] = None,
-    outliers: Annotated[
-        str | None, typer.Option(help="zscore | iqr | none [default: zscore].")
+    method: Annotated[
+        ClusterMethod | None, typer.Option(help="Segmentation method [default: kmeans].")
     ] = None,
-    transform: Annotated[str | None, typer.Option(help="none | log [default: none].")] = None,
+    outliers: Annotated[
+        OutlierMethod | None, typer.Option(help="Outlier rule [default: zscore].")
+    ] = None,
+    transform: Annotated[
+        TransformMethod | None, typer.Option(help="Feature transform [default: none].")
+    ] = None,
     k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
     k_range: Annotated[
         str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")
     ] = None,
-    select: Annotated[str | None, typer.Option(help="knee | silhouette [default: knee].")] = None,
+    select: Annotated[
+        SelectMethod | None,
+        typer.Option(
+            help="How k is chosen [default: auto, the method's own rule: knee for kmeans, "
+            "merge-gap for hierarchical, bic for gmm]."
+        ),
+    ] = None,
+    score_bins: Annotated[
+        int | None,
+        typer.Option(help="RFM score bins for --method rfm-scores: 5 (quintiles) or 4."),
+    ] = None,
     seed: SeedOpt = None,
     report: ReportOpt = True,
     engine: Annotated[
@@ -423,20 +543,27 @@ def run_command(
     ] = None,
 ) -> None:
     """Segment the customers of a transaction file or table."""
-    config = build_config(
+    config = build_run_config(
         config_file=config_file,
-        as_of=as_of,
-        since=since,
-        until=until,
-        exclude_codes=exclude_codes,
-        drop_duplicates=drop_duplicates,
-        strict=strict,
-        outliers=outliers,
-        transform=transform,
-        k=k,
-        k_range=k_range,
-        select=select,
-        seed=seed,
+        clean={
+            "as_of": as_of,
+            "since": since,
+            "until": until,
+            "exclude_codes": _codes(exclude_codes),
+            "drop_duplicates": drop_duplicates,
+            "strict": strict,
+        },
+        cluster={
+            "method": method,
+            "score_bins": score_bins,
+            "outliers": outliers,
+            "transform": transform,
+            "k": k,
+            "k_values": parse_k_range(k_range) if k_range else None,
+            "select": select,
+            "random_state": seed,
+        },
+        label=_flag,
     )
     columns = {
         "customer": customer_col,
@@ -455,11 +582,14 @@ def run_command(
         "sheet": sheet,
     }
     source, engine = _input_and_engine(input, engine=engine, table=table)
+    if spark_master and engine is None:
+        engine = "spark"
     _execute(
         source,
         out=out,
         force=force,
         quiet=quiet,
+        json_out=json_out,
         config=config,
         read_options=read_options,
         report=report,
@@ -469,56 +599,40 @@ def run_command(
     )
 
 
-def _input_and_engine(
-    input: str, *, engine: str | None, table: str | None
-) -> tuple[Any, str | None]:
-    """A database URL as INPUT is the engine, and --table names the input table."""
-    if is_url(input):
-        if engine is not None:
-            raise ConfigError(f"INPUT {input.split('@')[-1]!r} is a database: drop --engine.")
-        if not table:
-            raise ConfigError(
-                "A database input needs --table: "
-                "custseg run postgresql://user@host/db --table sales."
-            )
-        return CatalogTable(table), input
-    if table:
-        raise ConfigError(
-            "--table goes with a database URL as INPUT (custseg run postgresql://... --table NAME)."
-        )
-    return input, engine
-
-
-@app.command("demo")
+@app.command("demo", cls=_Command)
 @_handles_errors
 def demo_command(
     out: OutOpt = Path("custseg-demo"),
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
     seed: SeedOpt = None,
     report: ReportOpt = True,
 ) -> None:
     """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
     from .datasets import CITATION, online_retail_path
 
-    config = build_config(seed=seed)
-    if not quiet:
+    config = build_run_config(cluster={"random_state": seed}, label=_flag)
+    if not quiet and not json_out:
         typer.echo(f"Demo data: UCI Online Retail, 541,909 invoice lines. {CITATION}")
     _execute(
-        online_retail_path(),
+        str(online_retail_path()),
         out=out,
         force=force,
         quiet=quiet,
+        json_out=json_out,
         config=config,
         read_options={},
         report=report,
     )
 
 
-@app.command("report")
+@app.command("report", cls=_Command)
 @_handles_errors
 def report_command(
-    out_dir: Annotated[Path, typer.Argument(help="Output folder of a finished `custseg run`.")],
+    out_dir: Annotated[
+        Path, typer.Argument(metavar="RUN", help="Output folder of a finished `custseg run`.")
+    ],
     quiet: QuietOpt = False,
 ) -> None:
     """Rebuild report.html and figures/ from a finished run's files, without re-running it."""
@@ -530,7 +644,7 @@ def report_command(
         typer.echo(f"Wrote {paths[0]} and {len(paths) - 1} figure files in {figures}")
 
 
-@app.command("generate")
+@app.command("generate", cls=_Command)
 @_handles_errors
 def generate_command(
     rows: Annotated[int, typer.Option("--rows", help="Number of transaction lines to write.")],
@@ -551,6 +665,14 @@ def generate_command(
     if not _show_progress(quiet):
         path = generate_transactions(out, rows=rows, customers=customers, seed=seed)
     else:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),

@@ -1,37 +1,208 @@
-"""Frozen settings for each pipeline stage.
+"""Settings of each pipeline stage, and the config file that sets them.
 
-Precedence is defaults < config file < CLI flags; the CLI builds these objects, the stages only
-read them.
+Each stage's settings are one frozen pydantic model: the same model validates the library's
+keyword arguments, the CLI's flags, the TOML/JSON config file and the ``settings`` object that
+summary.json and model.json carry, so a rule is written once and every entry point gives the
+same one-line :class:`ConfigError`. Precedence is defaults < config file < CLI flags; the CLI
+builds these objects, the stages only read them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
+import itertools
 import json
+import numbers
+import reprlib
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeVar, get_args
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .errors import ConfigError
 
 __all__ = [
+    "METHOD_RULES",
     "CleanConfig",
     "ClusterConfig",
+    "ClusterMethod",
+    "NameOverride",
     "OutlierMethod",
     "RunConfig",
+    "ScoreRule",
     "SelectMethod",
+    "Settings",
     "TransformMethod",
+    "build_run_config",
     "load_config_file",
+    "unknown_choice",
 ]
 
 OutlierMethod = Literal["zscore", "iqr", "none"]
 TransformMethod = Literal["none", "log"]
-SelectMethod = Literal["knee", "silhouette"]
+#: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
+#: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``).
+SelectMethod = Literal["auto", "knee", "merge-gap", "bic", "silhouette"]
+ClusterMethod = Literal["kmeans", "hierarchical", "gmm", "rfm-scores"]
+#: The rules each method can choose k by (besides a fixed ``k``).
+METHOD_RULES: dict[str, tuple[str, ...]] = {
+    "kmeans": ("auto", "knee", "silhouette"),
+    "hierarchical": ("auto", "merge-gap", "knee", "silhouette"),
+    "gmm": ("auto", "bic", "silhouette"),
+    "rfm-scores": ("auto",),
+}
+
+#: Names a value in a message: a CLI flag, a config-file key, a keyword argument.
+Label = Callable[[str], str]
+# The label of the validation under way (pydantic calls a custom __init__ for nested models
+# too, so the label travels in a context variable rather than as an argument).
+_LABEL: ContextVar[Label] = ContextVar("custseg_label", default=str)
 
 
-@dataclass(frozen=True)
-class CleanConfig:
+def _fail(text: str) -> PydanticCustomError:
+    """A validation error whose message is ``text`` as it is (no template fields)."""
+    return PydanticCustomError("custseg", "{text}", {"text": text})
+
+
+def _at_least(minimum: int, what: str = "at least") -> Callable[[Any], Any]:
+    """A validator refusing numbers below ``minimum`` with ``must be {what} {minimum}``."""
+
+    def check(value: Any) -> Any:
+        if value is not None and value < minimum:
+            raise _fail(f"must be {what} {minimum}, got {value!r}")
+        return value
+
+    return check
+
+
+_INTEGER = "an integer of at least"
+
+
+def _integer(value: Any) -> Any:
+    """Integers, NumPy's included; never a bool (True is not a number of clusters)."""
+    if isinstance(value, bool):
+        raise _fail(f"must be an integer, got {value!r}")
+    return int(value) if isinstance(value, numbers.Integral) else value
+
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+
+
+def _positive(value: float) -> float:
+    if not value > 0:
+        raise _fail(f"must be positive, got {value:g}. Use e.g. 3")
+    return value
+
+
+def _k_values(values: tuple[int, ...]) -> tuple[int, ...]:
+    if not values or min(values) < 1 or list(values) != sorted(set(values)):
+        raise _fail(
+            f"must be increasing positive integers: sort them increasing without repeats, got "
+            f"{reprlib.repr(list(values))}. Example: --k-range 1-10 or k_values=range(1, 11)",
+        )
+    return values
+
+
+class Settings(BaseModel):
+    """Base of the settings models: frozen, no unknown keys, one-line errors.
+
+    Constructing a model with an invalid value raises :class:`ConfigError` naming the value,
+    what is wrong and the fix; :meth:`build` names the value in the caller's words (a flag, a
+    config-file key).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(explain(exc, type(self), label=_LABEL.get())) from None
+
+    @classmethod
+    def build(cls, data: Mapping[str, Any], *, label: Label = str) -> Self:
+        """Validate ``data``; a bad value is named by ``label(field)`` in the error."""
+        token = _LABEL.set(label)
+        try:
+            return cls(**data)
+        finally:
+            _LABEL.reset(token)
+
+    def replace(self, *, label: Label = str, **changes: Any) -> Self:
+        """A validated copy with ``changes`` applied (``None`` values are ignored)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if not given:
+            return self
+        return type(self).build({**self.model_dump(), **given}, label=label)
+
+
+def explain(exc: ValidationError, model: type[BaseModel], *, label: Label = str) -> str:
+    """One line about the first error of ``exc``: what, the value seen, the fix."""
+    err = exc.errors(include_url=False)[0]
+    loc = [str(p) for p in err["loc"]]
+    field = loc[0] if loc else ""
+    where = label(".".join(loc)) if loc else model.__name__
+    value = err.get("input")
+    kind = err["type"]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, ConfigError):  # a nested settings model explained itself
+        return f"{where}: {cause}"
+    if kind == "custseg":
+        return f"{where} {err['msg']}." if loc else f"{err['msg']}."
+    if kind == "extra_forbidden":
+        known = sorted(model.model_fields)
+        return f"Unknown key {where!r}. Known: {known}."
+    if kind == "missing":
+        return f"{where} is missing."
+    if kind == "literal_error":
+        info = model.model_fields.get(field)
+        options = [str(o) for o in get_args(info.annotation)] if info else []
+        options = [o for o in options if o != "None"] or options
+        return unknown_choice(str(info.title if info and info.title else where), value, options)
+    return f"{where}: {err['msg'].lower()}, got {reprlib.repr(value)}."
+
+
+def unknown_choice(what: str, value: Any, options: list[str]) -> str:
+    """``Unknown transform 'sqrt'. Use none or log.``, with a "did you mean" where one is close.
+
+    Examples
+    --------
+    >>> unknown_choice("outlier method", "zscor", ["zscore", "iqr", "none"])
+    "Unknown outlier method 'zscor'. Use one of zscore, iqr, none. Did you mean 'zscore'?"
+    """
+    use = " or ".join(options) if len(options) == 2 else "one of " + ", ".join(options)
+    close = difflib.get_close_matches(str(value), options, n=1, cutoff=0.6)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"Unknown {what} {value!r}. Use {use}.{hint}"
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise _fail(f"{value!r} is not a date. Use YYYY-MM-DD, e.g. 2011-12-10") from None
+    return value
+
+
+Day = Annotated[dt.date | None, BeforeValidator(_iso_date)]
+
+
+class CleanConfig(Settings):
     """Which rows count as purchase lines.
 
     Parameters
@@ -50,27 +221,83 @@ class CleanConfig:
         does not parse.
     """
 
-    as_of: dt.date | None = None
-    since: dt.date | None = None
-    until: dt.date | None = None
+    as_of: Day = None
+    since: Day = None
+    until: Day = None
     exclude_codes: tuple[str, ...] = ()
     drop_duplicates: bool = False
     strict: bool = False
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _window(self) -> Self:
         if self.since and self.until and self.since > self.until:
-            raise ConfigError(
-                f"--since {self.since} is after --until {self.until}. Swap them or drop one."
+            raise _fail(
+                f"--since {self.since} is after --until {self.until}. Swap them or drop one",
             )
         if self.as_of and self.since and self.as_of <= self.since:
-            raise ConfigError(
+            raise _fail(
                 f"--as-of {self.as_of} is not after --since {self.since}. "
-                "Give an as-of date after the window starts."
+                "Give an as-of date after the window starts",
             )
+        return self
 
 
-@dataclass(frozen=True)
-class ClusterConfig:
+ScoreSet = Annotated[tuple[Integer, ...], Field(min_length=1)]
+
+
+class ScoreRule(Settings):
+    """One row of the RFM score rule table: a segment name and the score cells it covers.
+
+    ``r``, ``f`` and ``m`` list the scores (1 = worst, the number of bins = best; R is
+    reversed so that the most recent customers score highest); ``m`` omitted covers every
+    M score.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
+    r: ScoreSet
+    f: ScoreSet
+    m: ScoreSet | None = None
+
+
+def check_score_rules(rules: tuple[ScoreRule, ...], bins: int) -> None:
+    """Refuse a rule table that leaves a cell uncovered or covers one twice, naming the cells.
+
+    Raises
+    ------
+    ConfigError
+    """
+    owner: dict[tuple[int, int, int], str] = {}
+    overlaps: list[str] = []
+    scores = range(1, bins + 1)
+    for rule in rules:
+        for axis, values in (("r", rule.r), ("f", rule.f), ("m", rule.m or ())):
+            bad = sorted(v for v in values if v not in scores)
+            if bad:
+                raise ConfigError(
+                    f"Score rule {rule.name!r} names {axis} score(s) {bad}; with {bins} bins "
+                    f"scores run from 1 to {bins}."
+                )
+        for cell in itertools.product(rule.r, rule.f, rule.m or scores):
+            if cell in owner:
+                overlaps.append(
+                    f"r={cell[0]} f={cell[1]} m={cell[2]} ({owner[cell]!r} and {rule.name!r})"
+                )
+            owner.setdefault(cell, rule.name)
+    every = itertools.product(scores, scores, scores)
+    gaps = [f"r={r} f={f} m={m}" for r, f, m in every if (r, f, m) not in owner]
+    if overlaps or gaps:
+        parts = []
+        if gaps:
+            parts.append(f"leaves {len(gaps)} cell(s) uncovered: {', '.join(gaps[:6])}")
+        if overlaps:
+            parts.append(f"covers {len(overlaps)} cell(s) twice: {', '.join(overlaps[:6])}")
+        raise ConfigError(
+            "The score rule table " + " and ".join(parts) + ". Give every (r, f, m) score cell "
+            "exactly one segment."
+        )
+
+
+class ClusterConfig(Settings):
     """How customers are clustered.
 
     Parameters
@@ -88,131 +315,188 @@ class ClusterConfig:
     select : {"knee", "silhouette"}
         The knee of the SSE curve (kneed), or the best silhouette. With no knee the best
         silhouette is taken and a warning says so.
-    random_state : int
-        Seed for K-Means and for the silhouette sample.
+    random_state : int or None
+        Seed for K-Means and for the silhouette sample (None: unseeded, not reproducible).
     n_init : int
         K-Means restarts.
     silhouette_sample : int
         Largest number of customers the silhouette is computed on (a seeded sample beyond it).
     """
 
-    outliers: OutlierMethod = "zscore"
-    z_threshold: float = 3.0
-    iqr_factor: float = 3.0
-    transform: TransformMethod = "none"
-    k: int | None = None
-    k_values: tuple[int, ...] = tuple(range(1, 11))
-    select: SelectMethod = "knee"
-    random_state: int = 0
-    n_init: int = 10
-    silhouette_sample: int = 10_000
+    method: ClusterMethod = Field("kmeans", title="method")
+    outliers: OutlierMethod = Field("zscore", title="outlier method")
+    z_threshold: Annotated[float, AfterValidator(_positive)] = 3.0
+    iqr_factor: Annotated[float, AfterValidator(_positive)] = 3.0
+    transform: TransformMethod = Field("none", title="transform")
+    k: Annotated[Integer | None, AfterValidator(_at_least(1))] = None
+    k_values: Annotated[tuple[Integer, ...], AfterValidator(_k_values)] = tuple(range(1, 11))
+    select: SelectMethod = Field("auto", title="selection")
+    random_state: Integer | None = 0
+    n_init: Annotated[Integer, AfterValidator(_at_least(1, _INTEGER))] = 10
+    silhouette_sample: Annotated[Integer, AfterValidator(_at_least(2, _INTEGER))] = 10_000
+    score_bins: Literal[4, 5] = Field(5, title="number of score bins")
+    score_rules: tuple[ScoreRule, ...] | None = None
 
-    def __post_init__(self) -> None:
-        if self.outliers not in ("zscore", "iqr", "none"):
-            raise ConfigError(
-                f"Unknown outlier method {self.outliers!r}. Use one of zscore, iqr, none."
+    @model_validator(mode="after")
+    def _method_options(self) -> Self:
+        allowed = METHOD_RULES[self.method]
+        if self.select not in allowed:
+            raise _fail(
+                f"--select {self.select} does not apply to --method {self.method}; use "
+                + " or ".join(allowed)
             )
-        if self.transform not in ("none", "log"):
-            raise ConfigError(f"Unknown transform {self.transform!r}. Use none or log.")
-        if self.select not in ("knee", "silhouette"):
-            raise ConfigError(f"Unknown selection {self.select!r}. Use knee or silhouette.")
-        if self.k is not None and self.k < 1:
-            raise ConfigError(f"--k must be at least 1, got {self.k}.")
-        if not self.k_values or min(self.k_values) < 1:
-            raise ConfigError(
-                f"--k-range must list positive integers, got {list(self.k_values)}. "
-                "Example: --k-range 1-10."
+        if self.method == "rfm-scores" and self.k is not None:
+            raise _fail(
+                "--k does not apply to --method rfm-scores: its segments are the rows of the "
+                "score rule table. Drop --k, or use another method"
             )
-        if list(self.k_values) != sorted(set(self.k_values)):
-            raise ConfigError(
-                f"--k-range must be increasing without repeats, got {list(self.k_values)}."
-            )
-        if self.z_threshold <= 0 or self.iqr_factor <= 0:
-            raise ConfigError("Outlier thresholds must be positive.")
-        if self.n_init < 1:
-            raise ConfigError(f"n_init must be at least 1, got {self.n_init}.")
-        if self.silhouette_sample < 2:
-            raise ConfigError(
-                f"silhouette_sample must be at least 2, got {self.silhouette_sample}."
-            )
+        if self.score_rules is not None:
+            try:
+                check_score_rules(self.score_rules, self.score_bins)
+            except ConfigError as exc:
+                raise _fail(str(exc).rstrip(".")) from None
+        return self
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class NameOverride(Settings):
+    """A segment's name, description template or action, replacing the default ones."""
+
+    name: str | None = None
+    description: str | None = None
+    action: str | None = None
+
+    @field_validator("name", "description", "action")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise _fail("must be non-empty text")
+        return value
+
+    def given(self) -> dict[str, str]:
+        """The fields set, as a plain mapping."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class RunConfig(Settings):
     """Everything a run needs besides its input: stage settings and segment name overrides."""
 
-    clean: CleanConfig = field(default_factory=CleanConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    names: dict[str, dict[str, str]] = field(default_factory=dict)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
+    names: dict[str, dict[str, str]] = Field(default_factory=dict)
 
 
-def _coerce(section: str, cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"Unknown key(s) {unknown} in [{section}] of the config file. Known: {sorted(known)}."
-        )
-    out = dict(values)
-    for key in ("as_of", "since", "until"):
-        if key in out and isinstance(out[key], str):
-            try:
-                out[key] = dt.date.fromisoformat(out[key])
-            except ValueError:
-                raise ConfigError(
-                    f"[{section}] {key} = {out[key]!r} is not a date. Use YYYY-MM-DD."
-                ) from None
-    for key in ("exclude_codes", "k_values"):
-        if key in out:
-            out[key] = tuple(out[key])
-    return out
+_SECTIONS = {"clean": CleanConfig, "cluster": ClusterConfig}
 
 
-def load_config_file(path: str | Path, base: RunConfig | None = None) -> RunConfig:
-    """Read a TOML or JSON config file over ``base``.
-
-    The file may hold ``[clean]``, ``[cluster]`` and ``[names]`` tables; ``[names]`` maps a
-    default segment name to ``{name, description, action}`` overrides (or to a plain new name).
-
-    Raises
-    ------
-    ConfigError
-        If the file cannot be read or holds unknown keys or invalid values.
-    """
-    p = Path(path)
-    base = base or RunConfig()
+def _read_document(p: Path) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot read config file {str(p)!r}: {exc.strerror}. Check the path."
-        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"Cannot read config file {str(p)!r}: {why}. Check the path.") from None
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(
             f"Config file {str(p)!r} is not valid {p.suffix or 'TOML'}: {exc}."
         ) from None
-    unknown = sorted(set(data) - {"clean", "cluster", "names"})
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {str(p)!r} must hold a table of sections.")
+    unknown = sorted(set(data) - {*_SECTIONS, "names"})
     if unknown:
         raise ConfigError(
             f"Unknown section(s) {unknown} in config file {str(p)!r}. Use clean, cluster, names."
         )
-    try:
-        clean = replace(base.clean, **_coerce("clean", CleanConfig, data.get("clean", {})))
-        cluster = replace(
-            base.cluster, **_coerce("cluster", ClusterConfig, data.get("cluster", {}))
+    return data
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def _section(p: Path, name: str, base: S, values: Any) -> S:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] in config file {str(p)!r} must be a table of keys.")
+    known = set(type(base).model_fields)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"Unknown key(s) {unknown} in [{name}] of the config file {str(p)!r}. "
+            f"Known: {sorted(known)}."
         )
-    except TypeError as exc:
-        raise ConfigError(f"Invalid value in config file {str(p)!r}: {exc}.") from None
-    names: dict[str, dict[str, str]] = dict(base.names)
-    for key, value in data.get("names", {}).items():
+    return type(base).build(
+        {**base.model_dump(), **values}, label=lambda key: f"[{name}] {key} in {p.name}"
+    )
+
+
+def _names_label(key: str) -> Label:
+    return lambda field: f"[names] {key!r} {field}"
+
+
+def _names(p: Path, base: Mapping[str, dict[str, str]], values: Any) -> dict[str, dict[str, str]]:
+    names = dict(base)
+    for key, value in (values or {}).items():
         if isinstance(value, str):
-            names[key] = {"name": value}
-        elif isinstance(value, dict) and set(value) <= {"name", "description", "action"}:
-            names[key] = {k: str(v) for k, v in value.items()}
-        else:
+            value = {"name": value}
+        if not isinstance(value, dict):
             raise ConfigError(
-                f"[names] {key!r} must be a new name or a table of name/description/action."
+                f"[names] {key!r} in {p.name} must be a new name or a table of "
+                "name/description/action."
             )
+        override = NameOverride.build(value, label=_names_label(key))
+        names[key] = override.given()
+    return names
+
+
+def load_config_file(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a TOML or JSON config file over ``base``.
+
+    The file may hold ``[clean]``, ``[cluster]`` and ``[names]`` tables whose keys are the
+    fields of :class:`CleanConfig`, :class:`ClusterConfig` and :class:`NameOverride`;
+    ``[names]`` maps a default segment name to ``{name, description, action}`` overrides (or
+    to a plain new name).
+
+    Raises
+    ------
+    ConfigError
+        If the file cannot be read or holds unknown keys or invalid values; the message names
+        the file, the key and the fix.
+    """
+    p = Path(path)
+    base = base or RunConfig()
+    data = _read_document(p)
+    clean = _section(p, "clean", base.clean, data.get("clean", {}))
+    cluster = _section(p, "cluster", base.cluster, data.get("cluster", {}))
+    names = _names(p, base.names, data.get("names"))
     return RunConfig(clean=clean, cluster=cluster, names=names)
+
+
+def build_run_config(
+    *,
+    config_file: str | Path | None = None,
+    clean: Mapping[str, Any] | None = None,
+    cluster: Mapping[str, Any] | None = None,
+    label: Label = str,
+) -> RunConfig:
+    """Settings from defaults < a config file < explicit values (``None`` values are not given).
+
+    Parameters
+    ----------
+    config_file : path, optional
+        A TOML or JSON file (see :func:`load_config_file`).
+    clean, cluster : mapping, optional
+        Values for :class:`CleanConfig` and :class:`ClusterConfig` fields, e.g. from CLI flags;
+        ``None`` means "not given".
+    label : callable
+        Names a field in error messages (the CLI passes its flag names).
+
+    Raises
+    ------
+    ConfigError
+        If the file or a value is invalid.
+    """
+    base = load_config_file(config_file) if config_file else RunConfig()
+    return RunConfig(
+        clean=base.clean.replace(label=label, **(clean or {})),
+        cluster=base.cluster.replace(label=label, **(cluster or {})),
+        names=base.names,
+    )

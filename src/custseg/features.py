@@ -1,6 +1,6 @@
 """Purchase lines -> one row per customer: recency, frequency and monetary value.
 
-The definitions (REFERENCE.md section 3) live in one Ibis aggregation; only the per-customer
+The definitions (docs/REFERENCE.md section 3) live in one Ibis aggregation; only the per-customer
 table comes back to Python.
 
 - ``as_of``: the day after the last purchase in the data, unless given.

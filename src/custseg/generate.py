@@ -245,9 +245,12 @@ def generate_transactions(
 
     Examples
     --------
-    >>> from custseg.generate import generate_transactions
-    >>> generate_transactions("bench/data/tx_1m.parquet", rows=1_000_000, seed=1)  # doctest: +SKIP
-    PosixPath('bench/data/tx_1m.parquet')
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> path = generate_transactions(Path(tempfile.mkdtemp()) / "tx.parquet", rows=1_000, seed=1)
+    >>> import pyarrow.parquet as pq
+    >>> pq.read_metadata(path).num_rows
+    1000
     """
     target = Path(out)
     kind = _resolve_format(target, fmt)

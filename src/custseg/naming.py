@@ -36,18 +36,27 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+if TYPE_CHECKING:
+    from .model import ClusterModel
+
+from .config import ScoreRule
 from .errors import ConfigError, EmptyDataError, InputError, SchemaError
+from .methods.scores import ScoreState
 
 __all__ = [
     "DEFAULT_RULES",
     "LEVELS",
+    "PROFILE_COLUMNS",
+    "SCORE_RULES",
     "NamingRule",
     "SegmentName",
+    "describe_segments",
+    "name_rule_segments",
     "name_segments",
     "profile_segments",
     "segment_levels",
@@ -80,7 +89,9 @@ def _check_rfm(rfm: pd.DataFrame) -> None:
         )
 
 
-def profile_segments(rfm: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
+def profile_segments(
+    rfm: pd.DataFrame, labels: np.ndarray, *, k: int | None = None
+) -> pd.DataFrame:
     """Size, revenue and R/F/M means and medians per cluster.
 
     Parameters
@@ -89,6 +100,8 @@ def profile_segments(rfm: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         One row per customer with ``recency``, ``frequency``, ``monetary`` columns.
     labels : array-like of int, length ``len(rfm)``
         Cluster of each customer, in row order.
+    k : int, optional
+        List every cluster 0..k-1, those without customers too (0 customers, NaN figures).
 
     Returns
     -------
@@ -134,7 +147,13 @@ def profile_segments(rfm: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
         out[f"{c}_median"] = g[c].median()
     out.index = out.index.astype(np.int64)
     out.index.name = "cluster"
-    return out[list(PROFILE_COLUMNS)]
+    out = out[list(PROFILE_COLUMNS)]
+    if k is not None:
+        out = out.reindex(pd.RangeIndex(k, name="cluster"))
+        for col in ("customers", "share_customers", "revenue", "share_revenue"):
+            out[col] = out[col].fillna(0)
+        out["customers"] = out["customers"].astype(np.int64)
+    return out
 
 
 def _percentile_rank(sorted_values: np.ndarray, x: float) -> float:
@@ -189,6 +208,9 @@ def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[
     levels: dict[int, dict[str, str]] = {}
     for cluster, row in profiles.iterrows():
         lv: dict[str, str] = {}
+        if not row.get("customers", 1):
+            levels[int(cluster)] = lv  # type: ignore[call-overload]  # empty: no levels
+            continue
         for c in _RFM:
             p = _percentile_rank(sorted_values[c], float(row[f"{c}_median"]))
             lv[c] = "low" if p < 1 / 3 else "high" if p > 2 / 3 else "medium"
@@ -492,3 +514,158 @@ def name_segments(
             "Choose names that differ from each other and from the other segments."
         )
     return out
+
+
+# --------------------------------------------------------------------------------------------
+# RFM score segments: the industry's rule table
+# --------------------------------------------------------------------------------------------
+
+
+def _rule(name: str, r: tuple[int, ...], f: tuple[int, ...]) -> ScoreRule:
+    return ScoreRule(name=name, r=r, f=f)
+
+
+#: The default rule tables over (R, F) scores, by number of bins: every cell once (R 5 = most
+#: recent). Quintiles follow the 11-segment table of the RFM screens of Shopify, Klaviyo and
+#: the ``rfm`` package; quartiles fold it onto a 4 x 4 grid.
+SCORE_RULES: dict[int, tuple[ScoreRule, ...]] = {
+    5: (
+        _rule("Champions", (5,), (4, 5)),
+        _rule("Loyal customers", (3, 4), (4, 5)),
+        _rule("Potential loyalists", (4, 5), (2, 3)),
+        _rule("New customers", (5,), (1,)),
+        _rule("Promising", (4,), (1,)),
+        _rule("Need attention", (3,), (3,)),
+        _rule("About to sleep", (3,), (1, 2)),
+        _rule("Can't lose them", (1, 2), (5,)),
+        _rule("At risk", (1, 2), (3, 4)),
+        _rule("Hibernating", (2,), (1, 2)),
+        _rule("Lost", (1,), (1, 2)),
+    ),
+    4: (
+        _rule("Champions", (4,), (4,)),
+        _rule("Loyal customers", (3,), (3, 4)),
+        _rule("Potential loyalists", (4,), (2, 3)),
+        _rule("New customers", (4,), (1,)),
+        _rule("Need attention", (3,), (2,)),
+        _rule("About to sleep", (3,), (1,)),
+        _rule("Can't lose them", (1, 2), (4,)),
+        _rule("At risk", (1, 2), (3,)),
+        _rule("Hibernating", (2,), (1, 2)),
+        _rule("Lost", (1,), (1, 2)),
+    ),
+}
+
+#: Description template and action of each rule segment name (others get a generic text).
+_RULE_WORDS: dict[str, tuple[str, str]] = {
+    "Champions": (
+        "{customers:,} customers who bought recently and often: they " + _LAST,
+        DEFAULT_RULES[0].action,
+    ),
+    "Loyal customers": (
+        "{customers:,} customers who buy often: they " + _LAST,
+        DEFAULT_RULES[1].action,
+    ),
+    "Potential loyalists": (
+        "{customers:,} recent customers with a few orders each: they " + _LAST,
+        DEFAULT_RULES[2].action,
+    ),
+    "New customers": (
+        "{customers:,} customers whose first and only orders are recent: they " + _LAST,
+        DEFAULT_RULES[3].action,
+    ),
+    "Promising": (
+        "{customers:,} fairly recent customers with one or two orders: they " + _LAST,
+        "Build the relationship: a welcome series, a second-order incentive, brand content.",
+    ),
+    "Need attention": (
+        "{customers:,} middling customers who have not bought lately: they " + _LAST,
+        "Send limited-time offers and recommendations based on past purchases before they lapse.",
+    ),
+    "About to sleep": (
+        "{customers:,} customers with few orders who are drifting away: they " + _LAST,
+        "Reconnect with popular products and a time-limited discount before they go quiet.",
+    ),
+    "Can't lose them": (
+        "{customers:,} formerly very frequent customers who stopped coming: they " + _LAST,
+        "Win them back now with personal outreach and tailored offers; ask what went wrong.",
+    ),
+    "At risk": (
+        "{customers:,} formerly regular customers who stopped coming (churn risk): they " + _LAST,
+        "Send personalised reactivation offers and win-back campaigns before they churn.",
+    ),
+    "Hibernating": (
+        "{customers:,} lapsed customers with few orders: they " + _LAST,
+        "Try one low-cost reactivation campaign, then let them go from paid channels.",
+    ),
+    "Lost": (
+        "{customers:,} long-lapsed customers with one or two orders: they " + _LAST,
+        "Leave them out of paid campaigns; an occasional newsletter at most.",
+    ),
+}
+_GENERIC = (
+    "{customers:,} customers who " + _LAST,
+    "Review this segment's profile and choose a campaign that fits it.",
+)
+
+
+def _cells(rule: ScoreRule) -> str:
+    parts = [f"R {'/'.join(map(str, rule.r))}", f"F {'/'.join(map(str, rule.f))}"]
+    if rule.m:
+        parts.append(f"M {'/'.join(map(str, rule.m))}")
+    return ", ".join(parts)
+
+
+def name_rule_segments(
+    profiles: pd.DataFrame,
+    rules: Sequence[ScoreRule],
+    levels: Mapping[int, Mapping[str, str]],
+    *,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[SegmentName]:
+    """Names, descriptions and actions of RFM score segments: the rule table's names.
+
+    Segment ``i`` is row ``i`` of ``rules``; a segment without customers says so.
+    """
+    out = []
+    for cluster, row in profiles.iterrows():
+        c = int(cluster)  # type: ignore[call-overload]
+        rule = rules[c]
+        ov = dict((overrides or {}).get(rule.name, {}))
+        template, action = _RULE_WORDS.get(rule.name, _GENERIC)
+        name = ov.get("name", rule.name)
+        if not row["customers"]:
+            description = f"No customer falls in this segment ({_cells(rule)})."
+        else:
+            values = _template_values(row) | {"cluster": c, "name": name}
+            description = _fill(ov.get("description", template), values, name)
+        out.append(
+            SegmentName(c, name, description, ov.get("action", action), dict(levels.get(c, {})))
+        )
+    return out
+
+
+def describe_segments(
+    rfm: pd.DataFrame,
+    labels: np.ndarray,
+    model: ClusterModel,
+    *,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+) -> tuple[pd.DataFrame, list[SegmentName]]:
+    """Profiles and names of a model's segments: rule names for RFM scores, levels otherwise.
+
+    Returns
+    -------
+    profiles : DataFrame
+        See :func:`profile_segments` (every rule segment listed for RFM scores).
+    names : list of SegmentName
+    """
+    if isinstance(model.state, ScoreState):
+        profiles = profile_segments(rfm, labels, k=model.k)
+        levels = segment_levels(profiles, rfm)
+        return profiles, name_rule_segments(
+            profiles, model.state.rules, levels, overrides=overrides
+        )
+    profiles = profile_segments(rfm, labels)
+    levels = segment_levels(profiles, rfm)
+    return profiles, name_segments(profiles, levels, overrides=overrides)

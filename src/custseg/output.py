@@ -7,45 +7,49 @@ files.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import dataclasses
-import datetime as dt
 import io
-import json
-import math
 import os
 import platform
 import re
-import shutil
-import signal
-import tempfile
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import __version__
-from .errors import OutputError
-from .naming import PROFILE_COLUMNS
-from .pipeline import SegmentationResult, describe_columns
+from .formats import (
+    CustomerStats,
+    InputRecord,
+    LedgerRecord,
+    Machine,
+    MethodRecord,
+    Metrics,
+    ModelFile,
+    RunInput,
+    RunRecord,
+    SegmentRecord,
+    SegmentRef,
+    Summary,
+)
+from .naming import PROFILE_COLUMNS, SegmentName
+from .pipeline import SegmentationResult
+from .runs import SEGMENTS_FILE, atomic_output_dir
 
 __all__ = [
-    "MODEL_FORMAT",
+    "EXTRA_COLUMNS",
     "OUTPUT_FILES",
-    "atomic_output_dir",
+    "SEGMENT_COLUMNS",
     "build_model",
+    "build_run_record",
     "build_summary",
     "neutralize_cell",
     "write_outputs",
+    "write_run",
 ]
 
-MODEL_FORMAT = "custseg-model"
-MODEL_VERSION = 1
-OUTPUT_FILES = ("segments.csv", "summary.json", "model.json", "run.json")
+OUTPUT_FILES = (SEGMENTS_FILE, Summary.FILE, ModelFile.FILE, RunRecord.FILE)
 _PACKAGES = (
     "duckdb",
     "ibis-framework",
@@ -56,7 +60,11 @@ _PACKAGES = (
     "scikit-learn",
     "kneed",
     "matplotlib",
+    "pydantic",
 )
+#: Columns some methods add after SEGMENT_COLUMNS, in this order.
+EXTRA_COLUMNS = ("segment_probability", "r_score", "f_score", "m_score", "rfm_cell")
+#: The columns of segments.csv, in order (docs/REFERENCE.md section 4).
 SEGMENT_COLUMNS = (
     "customer_id",
     "recency",
@@ -87,71 +95,6 @@ def neutralize_cell(text: str) -> str:
     return text
 
 
-@contextlib.contextmanager
-def atomic_output_dir(out_dir: str | Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield a fresh temporary folder that replaces ``out_dir`` when the block succeeds.
-
-    Raises
-    ------
-    OutputError
-        If ``out_dir`` exists and ``force`` is false, is a file, or cannot be written.
-    """
-    target = Path(out_dir)
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"Output path {str(target)!r} is a file. Pass a folder path with --out.")
-    if target.exists() and not force and any(target.iterdir()):
-        raise OutputError(
-            f"Output folder {str(target)!r} already exists. Pass --force to replace it, "
-            "or choose another --out."
-        )
-    parent = target.resolve().parent
-    # The pid in the name lets the cleanup find the folder even if a signal lands between its
-    # creation and the assignment below.
-    prefix = f".{target.name}.tmp-{os.getpid()}-"
-    try:
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
-        except OSError as exc:
-            raise OutputError(
-                f"Cannot write to {str(parent)!r}: {exc.strerror}. Choose a writable --out folder."
-            ) from None
-        yield tmp
-        _swap_into_place(tmp, target)
-    except BaseException:
-        for leftover in parent.glob(prefix + "*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        raise
-
-
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target`` (moving an old ``target`` aside), with signals held off.
-
-    Between the two renames neither folder is at ``target``; SIGINT and SIGTERM wait until the
-    swap is complete, so an interrupt never leaves the user without their previous output.
-    """
-    os.chmod(tmp, 0o755)
-    signals = {signal.SIGINT, signal.SIGTERM}
-    held = threading.current_thread() is threading.main_thread()
-    if held:
-        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
-    try:
-        if not target.exists():
-            os.replace(tmp, target)
-            return
-        backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, backup)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            os.replace(backup, target)
-            raise
-        shutil.rmtree(backup, ignore_errors=True)
-    finally:
-        if held:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
-
-
 def write_outputs(
     result: SegmentationResult, out_dir: str | Path, *, command: list[str] | None = None
 ) -> list[Path]:
@@ -159,8 +102,8 @@ def write_outputs(
 
     The first three depend only on the input, the options and the seed (byte-identical across
     identical runs); ``run.json`` records how this run was made (command line, package
-    versions, stage timings) and differs between runs.
-    Use :func:`atomic_output_dir` around it to make the set of files appear at once.
+    versions, stage timings, the warnings given) and differs between runs. Use
+    :func:`write_run` to write a whole run folder atomically.
 
     Returns
     -------
@@ -168,17 +111,77 @@ def write_outputs(
         The files written.
     """
     out = Path(out_dir)
-    paths = [out / name for name in OUTPUT_FILES]
-    _write_segments(result, paths[0])
-    _write_json(build_summary(result), paths[1])
-    _write_json(build_model(result), paths[2])
-    _write_json(build_run_record(result, command=command), paths[3])
-    return paths
+    _write_segments(result, out / SEGMENTS_FILE)
+    return [
+        out / SEGMENTS_FILE,
+        build_summary(result).write(out / Summary.FILE),
+        build_model(result).write(out / ModelFile.FILE),
+        build_run_record(result, command=command).write(out / RunRecord.FILE),
+    ]
 
 
-def build_run_record(
-    result: SegmentationResult, *, command: list[str] | None = None
-) -> dict[str, Any]:
+def write_run(
+    result: SegmentationResult,
+    out: str | Path,
+    *,
+    force: bool = False,
+    report: bool = True,
+    command: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write a run folder whole or not at all: the outputs and, by default, the report.
+
+    Everything is written into a temporary folder beside ``out``, which replaces ``out``
+    (with ``force``) only when complete; a failure or an interrupt leaves the previous folder
+    as it was and nothing half-written.
+
+    Parameters
+    ----------
+    result : SegmentationResult
+    out : path
+        The run folder.
+    force : bool
+        Replace ``out`` if it exists and is not empty.
+    report : bool
+        Also write report.html and figures/.
+    command : list of str, optional
+        The command line, for run.json.
+    progress : callable, optional
+        Called with ``"write outputs"`` and ``"write report"`` as each starts.
+
+    Returns
+    -------
+    list of Path
+        The files written, under ``out`` (report.html last, its figures not listed).
+
+    Raises
+    ------
+    OutputError
+        If ``out`` exists without ``force``, is a file, or cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from custseg.datasets import online_retail_path
+    >>> from custseg.pipeline import run
+    >>> out = Path(tempfile.mkdtemp()) / "segments"
+    >>> [p.name for p in write_run(run(online_retail_path()), out, report=False)]
+    ['segments.csv', 'summary.json', 'model.json', 'run.json']
+    """
+    notify = progress or (lambda _stage: None)
+    target = Path(out)
+    with atomic_output_dir(target, force=force) as tmp:
+        notify("write outputs")
+        written = write_outputs(result, tmp, command=command)
+        if report:
+            notify("write report")
+            from .report import write_report  # matplotlib loads only when a report is written
+
+            written += write_report(tmp)[:1]
+    return [target / p.name for p in written]
+
+
+def build_run_record(result: SegmentationResult, *, command: list[str] | None = None) -> RunRecord:
     """The run.json document: provenance that is not part of the reproducible results."""
     versions: dict[str, str | None] = {"custseg": __version__, "python": platform.python_version()}
     for name in _PACKAGES:
@@ -186,19 +189,20 @@ def build_run_record(
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
-    return {
-        "command": command,
-        "versions": versions,
-        "seed": result.config.cluster.random_state,
-        "as_of": result.as_of.isoformat(),
-        "input": {
-            "name": result.source.name,
-            "size_bytes": result.source.size_bytes,
-            "sha256": result.source.sha256,
-        },
-        "timings_seconds": {k: round(v, 3) for k, v in result.timings.items()},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-    }
+    return RunRecord(
+        command=command,
+        versions=versions,
+        seed=result.config.cluster.random_state,
+        as_of=result.as_of,
+        input=RunInput(
+            name=result.source.name,
+            size_bytes=result.source.size_bytes,
+            sha256=result.source.sha256,
+        ),
+        timings_seconds={k: round(v, 3) for k, v in result.timings.items()},
+        machine=Machine(platform=platform.platform(), cpus=os.cpu_count()),
+        warnings=list(result.warnings),
+    )
 
 
 def _write_segments(result: SegmentationResult, path: Path) -> None:
@@ -214,8 +218,15 @@ def _write_segments(result: SegmentationResult, path: Path) -> None:
         list(map(str, c["cluster"].to_numpy(dtype=np.int64).tolist())),
         [names[s] for s in c["segment"].tolist()],
     ]
+    extra = [col for col in EXTRA_COLUMNS if col in c.columns]
+    for col in extra:
+        values = c[col].to_numpy()
+        if col == "segment_probability":
+            columns.append([repr(round(p, 6)) for p in values.astype(np.float64).tolist()])
+        else:
+            columns.append(list(map(str, values.tolist())))
     with path.open("w", newline="", encoding="utf-8") as fh:
-        fh.write(",".join(SEGMENT_COLUMNS) + "\n")
+        fh.write(",".join((*SEGMENT_COLUMNS, *extra)) + "\n")
         step = 200_000
         for start in range(0, len(c), step):
             rows = zip(*(col[start : start + step] for col in columns), strict=True)
@@ -234,102 +245,72 @@ def _csv_cells(values: list[str]) -> list[str]:
     return out
 
 
-def _num(value: float) -> str:
-    return repr(round(float(value), 6))
+def _segment_record(result: SegmentationResult, s: SegmentName) -> SegmentRecord:
+    row = result.profiles.loc[s.cluster]
+    return SegmentRecord(
+        cluster=s.cluster,
+        name=s.name,
+        description=s.description,
+        action=s.action,
+        **{col: row[col].item() for col in PROFILE_COLUMNS},
+        levels=s.levels,
+    )
 
 
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    text = json.dumps(_jsonable(data), indent=2, ensure_ascii=False, allow_nan=False)
-    path.write_text(text + "\n", encoding="utf-8")
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN and infinities become null."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [_jsonable(v) for v in value.tolist()]
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        f = float(value)
-        return None if math.isnan(f) or math.isinf(f) else f
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _jsonable(dataclasses.asdict(value))
-    return value
-
-
-def _settings(result: SegmentationResult) -> dict[str, Any]:
-    clean = dataclasses.asdict(result.config.clean)
-    cluster = dataclasses.asdict(result.config.cluster)
-    return {"clean": clean, "cluster": cluster, "names": result.config.names}
-
-
-def build_summary(result: SegmentationResult) -> dict[str, Any]:
-    """The summary.json document (REFERENCE.md section 4).
+def build_summary(result: SegmentationResult) -> Summary:
+    """The summary.json document (docs/REFERENCE.md section 4).
 
     It holds nothing that changes between identical runs (no timestamps, no timings).
     """
-    profiles = result.profiles
-    segments = [
-        {
-            "cluster": s.cluster,
-            "name": s.name,
-            "description": s.description,
-            "action": s.action,
-            **{col: _jsonable(profiles.loc[s.cluster, col]) for col in PROFILE_COLUMNS},
-            "levels": dict(s.levels),
-        }
-        for s in result.segments
-    ]
     customers = result.customers
-    return {
-        "custseg_version": __version__,
-        "as_of": result.as_of.isoformat(),
-        "k": result.k,
-        "k_selection": result.fit.selection.to_dict(),
-        "metrics": result.fit.metrics,
-        "segments": segments,
-        "ledger": result.ledger.to_dict(),
-        "customers": {
-            "total": len(customers),
-            "outliers": int(customers["outlier"].sum()),
-            "recency_mean": float(customers["recency"].mean()),
-            "frequency_mean": float(customers["frequency"].mean()),
-            "monetary_mean": float(customers["monetary"].mean()),
-        },
-        "input": {
-            "name": Path(result.source.name).name if result.source.files else result.source.name,
-            "files": len(result.source.files),
-            "size_bytes": result.source.size_bytes,
-            "sha256": result.source.sha256,
-            "format": result.source.format,
-            "encoding": result.source.encoding,
-            "sheet": result.source.sheet,
-            "columns": describe_columns(result),
-            "date_format": result.date_format,
-        },
-        "settings": _settings(result),
-    }
+    source = result.source
+    return Summary(
+        custseg_version=__version__,
+        as_of=result.as_of,
+        k=result.k,
+        k_selection=result.fit.selection,
+        metrics=Metrics(**result.fit.metrics),
+        method=MethodRecord(
+            name=result.fit.model.method,
+            params=result.fit.model.params,
+            figures=result.fit.figures
+            if result.fit.model.method in ("hierarchical", "gmm")
+            else {},
+            sweep_sample=result.fit.sweep_sample,
+        ),
+        segments=[_segment_record(result, s) for s in result.segments],
+        ledger=LedgerRecord(**result.ledger.to_dict()),
+        customers=CustomerStats(
+            total=len(customers),
+            outliers=int(customers["outlier"].sum()),
+            recency_mean=float(customers["recency"].mean()),
+            frequency_mean=float(customers["frequency"].mean()),
+            monetary_mean=float(customers["monetary"].mean()),
+        ),
+        input=InputRecord(
+            name=Path(source.name).name if source.files else source.name,
+            files=len(source.files),
+            size_bytes=source.size_bytes,
+            sha256=source.sha256,
+            format=source.format,
+            encoding=source.encoding,
+            sheet=source.sheet,
+            columns=result.columns.used() if result.columns else {},
+            date_format=result.date_format,
+        ),
+        settings=result.config,
+    )
 
 
-def build_model(result: SegmentationResult) -> dict[str, Any]:
+def build_model(result: SegmentationResult) -> ModelFile:
     """The model.json document: everything needed to score new customers the same way."""
-    return {
-        "format": MODEL_FORMAT,
-        "format_version": MODEL_VERSION,
-        "custseg_version": __version__,
-        "as_of": result.as_of.isoformat(),
-        "model": result.fit.model.to_dict(),
-        "segments": [
-            {"cluster": s.cluster, "name": s.name, "description": s.description, "action": s.action}
+    return ModelFile(
+        custseg_version=__version__,
+        as_of=result.as_of,
+        model=result.fit.model,
+        segments=[
+            SegmentRef(cluster=s.cluster, name=s.name, description=s.description, action=s.action)
             for s in result.segments
         ],
-        "settings": _settings(result),
-    }
+        settings=result.config,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import time
 import warnings
@@ -23,10 +24,10 @@ from .config import RunConfig
 from .engine import Engine, EngineSpec
 from .engine import connect as connect_engine
 from .errors import CustsegWarning
-from .features import RFM_COLUMNS, compute_rfm_and_ledger
+from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
-from .naming import SegmentName, name_segments, profile_segments, segment_levels
-from .schema import ColumnMap
+from .naming import SegmentName, describe_segments
+from .schema import RFM_COLUMNS, ColumnMap
 
 __all__ = ["STAGES", "SegmentationResult", "run", "segment_rfm"]
 
@@ -65,6 +66,9 @@ class SegmentationResult:
         The settings of the run.
     timings : dict
         Seconds spent per stage (not written to summary.json, which stays reproducible).
+    warnings : tuple of str
+        Every :class:`CustsegWarning` the run gave, in order (kept in run.json, so nothing is
+        lost when a caller silences them).
     """
 
     customers: pd.DataFrame
@@ -78,6 +82,7 @@ class SegmentationResult:
     date_format: str | None
     config: RunConfig
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:
@@ -106,21 +111,27 @@ def segment_rfm(
 ) -> tuple[pd.DataFrame, ClusterFit, pd.DataFrame, list[SegmentName]]:
     """Cluster and name an RFM table (index customer id; recency, frequency, monetary).
 
-    Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added, the fit,
-    the profiles and the segment names.
+    Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added (and
+    ``segment_probability`` for mixtures, ``r_score``, ``f_score``, ``m_score``, ``rfm_cell``
+    for RFM scores), the fit, the profiles and the segment names.
     """
     config = config or RunConfig()
     fit = fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster)
     for note in fit.notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
-    profiles = profile_segments(rfm, fit.labels)
-    levels = segment_levels(profiles, rfm)
-    names = name_segments(profiles, levels, overrides=config.names or None)
+    profiles, names = describe_segments(rfm, fit.labels, fit.model, overrides=config.names or None)
     by_cluster = {s.cluster: s.name for s in names}
     customers = rfm[list(RFM_COLUMNS)].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
     customers["cluster"] = np.asarray(fit.labels, dtype=np.int64)
     customers["segment"] = [by_cluster[c] for c in customers["cluster"]]
+    if fit.probability is not None:
+        customers["segment_probability"] = fit.probability
+    if fit.scores is not None:
+        for j, name in enumerate(("r_score", "f_score", "m_score")):
+            customers[name] = fit.scores[:, j]
+        cells = fit.scores.astype(str)
+        customers["rfm_cell"] = np.char.add(np.char.add(cells[:, 0], cells[:, 1]), cells[:, 2])
     return customers, fit, profiles, names
 
 
@@ -174,9 +185,50 @@ def run(
     >>> len(result.customers)
     4338
     """
-    config = config or RunConfig()
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", CustsegWarning)
+            result = _run(
+                source,
+                config=config or RunConfig(),
+                read_options={
+                    "columns": columns,
+                    "date_format": date_format,
+                    "encoding": encoding,
+                    "delimiter": delimiter,
+                    "sheet": sheet,
+                },
+                progress=progress or (lambda _stage: None),
+                engine=engine if engine is not None else con,
+            )
+    finally:
+        given = _reemit(caught)
+    return dataclasses.replace(result, warnings=tuple(given))
+
+
+def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Warn again what a run warned (to the caller's filters); the custseg ones, once each."""
+    given: list[str] = []
+    for w in caught:
+        text = str(w.message)
+        if issubclass(w.category, CustsegWarning):
+            if text in given:
+                continue
+            given.append(text)
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return given
+
+
+def _run(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    config: RunConfig,
+    read_options: dict[str, Any],
+    progress: Progress,
+    engine: EngineSpec,
+) -> SegmentationResult:
     timings: dict[str, float] = {}
-    notify = progress or (lambda _stage: None)
     clock = time.perf_counter()
 
     def lap(stage: str) -> None:
@@ -185,31 +237,26 @@ def run(
         timings[stage] = now - clock
         clock = now
 
-    notify(STAGES[0])
-    spec = engine if engine is not None else con
-    eng = connect_engine(spec)
+    progress(STAGES[0])
+    eng = connect_engine(engine)
     with contextlib.ExitStack() as stack:
-        if not isinstance(spec, Engine):
+        if not isinstance(engine, Engine):
             stack.callback(eng.close)  # opened here: closed here (the RFM table is in pandas)
         with eng.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
             tx = load_transactions(
                 source,
-                columns=columns,
-                date_format=date_format,
-                encoding=encoding,
-                delimiter=delimiter,
-                sheet=sheet,
+                **read_options,
                 need_stock_code=bool(config.clean.exclude_codes),
                 engine=eng,
             )
         lap(STAGES[0])
-        notify(STAGES[1])
+        progress(STAGES[1])
         marked = mark_drops(tx.table, config=config.clean)
         with eng.translate_errors(tx.source.name):
             rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
             explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
-    notify(STAGES[2])
+    progress(STAGES[2])
     customers, fit, profiles, names = segment_rfm(rfm, config=config)
     lap(STAGES[2])
     return SegmentationResult(
@@ -225,8 +272,3 @@ def run(
         config=config,
         timings=timings,
     )
-
-
-def describe_columns(result: SegmentationResult) -> dict[str, Any]:
-    """Role -> source column, for messages and summary.json."""
-    return result.columns.used() if result.columns else {}

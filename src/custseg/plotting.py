@@ -22,7 +22,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .cluster import KSelection
+from .model import KSelection
+from .schema import RFM_COLUMNS
 
 if TYPE_CHECKING:
     from mpl_toolkits.mplot3d.axes3d import Axes3D
@@ -45,7 +46,7 @@ __all__ = [
     "segment_colors",
 ]
 
-FEATURES = ("recency", "frequency", "monetary")
+FEATURES = RFM_COLUMNS
 
 #: Axis labels of the three RFM features.
 FEATURE_LABELS: dict[str, str] = {

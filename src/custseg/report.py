@@ -23,21 +23,18 @@ import shlex
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import matplotlib
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .cluster import ClusterModel, KSelection
-from .errors import CustsegError, InputError
+from .errors import OutputError
+from .model import ClusterModel, KSelection
 from .plotting import (
     plot_elbow,
     plot_k_metrics,
@@ -52,15 +49,14 @@ from .plotting import (
     plot_silhouette,
     segment_colors,
 )
+from .runs import RunFiles, read_run, replace_atomically
 
 __all__ = [
     "REPORT_FILE",
-    "RunFiles",
     "box_stats",
     "histogram_data",
     "is_skewed",
     "k_agreement",
-    "read_run",
     "sample_indices",
     "write_report",
 ]
@@ -101,24 +97,8 @@ _RC: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class RunFiles:
-    """The files of a finished run, read and checked.
-
-    Attributes
-    ----------
-    out_dir : Path
-    customers : DataFrame
-        segments.csv: ``customer_id`` (str), ``recency``, ``frequency``, ``monetary``,
-        ``outlier`` (bool), ``cluster`` (int).
-    summary, run : dict
-        summary.json and run.json.
-    model : ClusterModel
-        From model.json.
-    selection : KSelection
-        ``summary["k_selection"]``.
-    segments : list of dict
-        ``summary["segments"]`` in cluster order.
-    """
+class _RunView:
+    """A read run as plain dicts, the way the page builder below reads it."""
 
     out_dir: Path
     customers: pd.DataFrame
@@ -140,151 +120,16 @@ class RunFiles:
         return int(seed) if isinstance(seed, int) else 0
 
 
-def _fix(out_dir: Path) -> str:
-    return f"run `custseg run INPUT --out {out_dir}` first"
-
-
-def _read_json(out_dir: Path, name: str) -> dict[str, Any]:
-    path = out_dir / name
-    if not path.is_file():
-        raise InputError(f"{out_dir} has no {name}: {_fix(out_dir)}.")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"{path} is not readable JSON ({msg}): re-create it, {_fix(out_dir)}."
-        ) from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path} holds no JSON object: re-create it, {_fix(out_dir)}.")
-    return data
-
-
-#: Text columns stay in Arrow memory (a million ids as Python objects would cost seconds).
-_ARROW_TEXT = {pa.string(): pd.StringDtype("pyarrow")}
-
-
-def _read_segments(out_dir: Path) -> pd.DataFrame:
-    path = out_dir / "segments.csv"
-    if not path.is_file():
-        raise InputError(f"{out_dir} has no segments.csv: {_fix(out_dir)}.")
-    need = ("customer_id", *FEATURES, "outlier", "cluster")
-    text = pa.string()
-    try:
-        # pyarrow's reader: a million customers in a fraction of a second (pandas' own
-        # parser takes seconds). Everything is text unless it parses as numbers; no value
-        # is read as missing.
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={"customer_id": text, "outlier": text, "segment": text},
-                null_values=[],
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        missing = [c for c in need if c not in table.column_names]
-        if missing:
-            raise ValueError(f"missing column(s) {missing}")
-        ids = table.column("customer_id")
-        out = pd.DataFrame({"customer_id": ids.to_pandas(types_mapper=_ARROW_TEXT.get)})
-        for c in FEATURES:
-            out[c] = pd.to_numeric(table.column(c).to_pandas(), errors="raise").astype(np.float64)
-        flags = pc.utf8_lower(table.column("outlier"))
-        if pc.all(pc.is_in(flags, value_set=pa.array(["true", "false"]))).as_py() is False:
-            raise ValueError("outlier must be true or false")
-        out["outlier"] = pc.equal(flags, "true").to_numpy(zero_copy_only=False).astype(bool)
-        cluster = table.column("cluster").to_pandas()
-        out["cluster"] = pd.to_numeric(cluster, errors="raise").astype(np.int64)
-        if not np.isfinite(out[list(FEATURES)].to_numpy()).all():
-            raise ValueError("non-finite recency, frequency or monetary")
-    except (
-        ValueError,
-        TypeError,
-        OSError,
-        UnicodeDecodeError,
-        pa.ArrowException,  # not all of pyarrow's errors are ValueErrors
-    ) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(
-            f"{path} is not a custseg segments table ({msg}): {_fix(out_dir)}."
-        ) from None
-    if len(out) == 0:
-        raise InputError(f"{path} has no customers: {_fix(out_dir)}.")
-    return out
-
-
-def read_run(out_dir: str | Path) -> RunFiles:
-    """Read and check the files of a finished run.
-
-    Parameters
-    ----------
-    out_dir : path
-        The ``--out`` folder of ``custseg run``.
-
-    Returns
-    -------
-    RunFiles
-
-    Raises
-    ------
-    InputError
-        If the folder or a file is missing or malformed; the message names the file and the fix.
-    ModelFileError
-        If model.json is not a custseg model.
-    """
-    out = Path(out_dir)
-    if not out.is_dir():
-        raise InputError(
-            f"{out} is not a folder: pass the --out folder of a finished `custseg run`."
-        )
-    summary = _read_json(out, "summary.json")
-    model_doc = _read_json(out, "model.json")
-    run_doc = _read_json(out, "run.json")
-    customers = _read_segments(out)
-    try:
-        model = ClusterModel.from_dict(model_doc["model"])
-    except KeyError:
-        raise InputError(f"{out / 'model.json'} has no 'model' entry: {_fix(out)}.") from None
-    except CustsegError as exc:
-        raise InputError(f"{out / 'model.json'}: {exc}") from None
-    try:
-        ks = summary["k_selection"]
-        names = {f.name for f in fields(KSelection)}
-        selection = KSelection(**{k: v for k, v in ks.items() if k in names})
-        segments = sorted((dict(s) for s in summary["segments"]), key=lambda s: int(s["cluster"]))
-        for key in ("ledger", "metrics", "as_of", "k"):
-            summary[key]
-        for s in segments:
-            for key in (
-                "name",
-                "customers",
-                "share_customers",
-                "revenue",
-                "share_revenue",
-                "description",
-                "action",
-                "recency_mean",
-                "frequency_mean",
-                "monetary_mean",
-            ):
-                s[key]
-        if len(selection.sse) != len(selection.k_values):
-            raise ValueError("k_values and sse differ in length")
-    except KeyError as exc:
-        raise InputError(
-            f"{out / 'summary.json'} lacks {exc}: re-create it, {_fix(out)}."
-        ) from None
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InputError(f"{out / 'summary.json'} is malformed ({exc}): {_fix(out)}.") from None
-    known = {int(s["cluster"]) for s in segments}
-    unknown = sorted(set(customers["cluster"].unique().tolist()) - known)
-    if unknown:
-        raise InputError(
-            f"segments.csv has cluster(s) {unknown[:5]} that summary.json does not list: "
-            f"the files come from different runs; {_fix(out)}."
-        )
-    return RunFiles(out, customers, summary, run_doc, model, selection, segments)
+def _view(run: RunFiles) -> _RunView:
+    return _RunView(
+        run.out_dir,
+        run.customers,
+        run.summary.to_json(),
+        run.run.to_json(),
+        run.model,
+        run.selection,
+        [s.model_dump(mode="json") for s in run.segments],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,7 +318,7 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _figures(run: RunFiles) -> tuple[list[_Fig], dict[str, str]]:
+def _figures(run: _RunView) -> tuple[list[_Fig], dict[str, str]]:
     """Every figure of the report, and notes for sections where a figure cannot be drawn."""
     c = run.customers
     X = c[list(FEATURES)].to_numpy(dtype=np.float64)
@@ -952,13 +797,13 @@ def _table(head: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _is_demo_data(run: RunFiles) -> bool:
+def _is_demo_data(run: _RunView) -> bool:
     cmd = run.run.get("command") or []
     name = str(run.summary.get("input", {}).get("name", ""))
     return name == "online_retail.parquet" or (len(cmd) > 1 and cmd[1] == "demo")
 
 
-def _html(run: RunFiles, figs: list[_Fig], notes: Mapping[str, str]) -> str:
+def _html(run: _RunView, figs: list[_Fig], notes: Mapping[str, str]) -> str:
     s, led, segs = run.summary, run.summary["ledger"], run.segments
     colors = segment_colors([int(x["cluster"]) for x in segs])
     metrics = s.get("metrics") or {}
@@ -1183,25 +1028,6 @@ def _html(run: RunFiles, figs: list[_Fig], notes: Mapping[str, str]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _replace_dir(tmp: Path, target: Path) -> None:
-    """Put the folder ``tmp`` at ``target``, replacing what was there."""
-    if not target.exists():
-        os.replace(tmp, target)
-        return
-    backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.is_dir():
-        os.replace(target, backup)
-    else:
-        target.unlink()
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        if backup.exists():
-            os.replace(backup, target)
-        raise
-    shutil.rmtree(backup, ignore_errors=True)
-
-
 def write_report(out_dir: str | Path) -> list[Path]:
     """Build report.html and figures/ (PNG and SVG of each figure) from a run's output files.
 
@@ -1228,14 +1054,12 @@ def write_report(out_dir: str | Path) -> list[Path]:
 
     Examples
     --------
-    >>> paths = write_report("custseg-output")  # doctest: +SKIP
-    >>> paths[0].name  # doctest: +SKIP
-    'report.html'
-    """
-    from .errors import OutputError
+    After ``custseg run data.csv --out custseg-output``::
 
+        paths = write_report("custseg-output")  # report.html, then the figure files
+    """
     out = Path(out_dir)
-    run = read_run(out)
+    run = _view(read_run(out))
     with _style():
         figs, notes = _figures(run)
         for f in figs:
@@ -1260,7 +1084,7 @@ def write_report(out_dir: str | Path) -> list[Path]:
             names += [f"{stem}.png", f"{stem}.svg"]
         os.chmod(fig_tmp, 0o755)
         os.chmod(html_tmp, 0o644)
-        _replace_dir(fig_tmp, out / FIGURES_DIR)
+        replace_atomically(fig_tmp, out / FIGURES_DIR)
         os.replace(html_tmp, out / REPORT_FILE)
     except OSError as exc:
         raise OutputError(

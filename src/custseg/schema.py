@@ -20,6 +20,7 @@ __all__ = [
     "INVOICE",
     "PRICE",
     "QUANTITY",
+    "RFM_COLUMNS",
     "ROLES",
     "STOCK_CODE",
     "ColumnMap",
@@ -35,6 +36,9 @@ PRICE = "price"
 AMOUNT = "amount"
 STOCK_CODE = "stock_code"
 
+#: The per-customer features, in the order every table and array of them uses.
+RFM_COLUMNS: tuple[str, str, str] = ("recency", "frequency", "monetary")
+
 Role = Literal["customer", "invoice", "date", "quantity", "price", "amount", "stock_code"]
 ROLES: tuple[Role, ...] = (
     "customer",
@@ -45,15 +49,6 @@ ROLES: tuple[Role, ...] = (
     "amount",
     "stock_code",
 )
-CANONICAL: dict[Role, str] = {
-    "customer": CUSTOMER,
-    "invoice": INVOICE,
-    "date": DATE,
-    "quantity": QUANTITY,
-    "price": PRICE,
-    "amount": AMOUNT,
-    "stock_code": STOCK_CODE,
-}
 FLAGS: dict[Role, str] = {role: f"--{role.replace('_', '-')}-col" for role in ROLES}
 
 # Synonyms compared after lower-casing and removing everything but letters and digits, so
@@ -232,46 +227,15 @@ def detect_columns(
     'UnitPrice'
     """
     headers = list(headers)
-    explicit_cols: dict[str, str] = {k: v for k, v in (explicit or {}).items() if v is not None}
-    explicit = explicit_cols
-    unknown_roles = sorted(set(explicit) - set(ROLES))
-    if unknown_roles:
-        raise SchemaError(f"Unknown column role(s) {unknown_roles}; roles are {list(ROLES)}.")
-    dupes = sorted({h for h in headers if headers.count(h) > 1})
-    if dupes:
-        raise SchemaError(
-            f"Duplicated column name(s) {dupes} in the header. Rename them so each is unique."
-        )
-    chosen: dict[str, str] = {}
-    for role, col in explicit.items():
-        if col not in headers:
-            close = difflib.get_close_matches(col, headers, n=3, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise SchemaError(
-                f"Column {col!r} given with {FLAGS[role]} is not in the input; "  # type: ignore[index]
-                f"found {headers}.{hint}"
-            )
-        chosen[role] = col
-    taken = set(chosen.values())
-    by_norm: dict[str, str] = {}
-    for h in headers:
-        by_norm.setdefault(_norm(h), h)
-    for role in ROLES:
-        if role in chosen:
-            continue
-        if role == "amount" and "quantity" in chosen and "price" in chosen:
-            continue
-        for syn in SYNONYMS[role]:
-            found = by_norm.get(syn)
-            if found is not None and found not in taken:
-                chosen[role] = found
-                taken.add(found)
-                break
+    given: dict[str, str] = {k: v for k, v in (explicit or {}).items() if v is not None}
+    _check_header(headers, given)
+    chosen = dict(given)
+    _add_known_names(chosen, headers)
     # Line values come from quantity x price when both exist, else from an amount column;
     # the columns of the other mode are then not used (unless the user named them).
     if "amount" in chosen:
         for role in ("quantity", "price"):
-            if role not in explicit:
+            if role not in given:
                 chosen.pop(role, None)
     shared = {c for c in chosen.values() if list(chosen.values()).count(c) > 1}
     if shared:
@@ -285,10 +249,51 @@ def detect_columns(
     return cmap
 
 
-def _missing(role: Role, headers: list[str]) -> SchemaError:
-    guesses = difflib.get_close_matches(
-        role.replace("_", " "), headers, n=3, cutoff=0.3
-    ) or difflib.get_close_matches(SYNONYMS[role][0], [_norm(h) for h in headers], n=1, cutoff=0.3)
+def _check_header(headers: list[str], explicit: Mapping[str, str]) -> None:
+    """Refuse unknown roles, repeated header names and explicit columns that do not exist."""
+    unknown_roles = sorted(set(explicit) - set(ROLES))
+    if unknown_roles:
+        raise SchemaError(f"Unknown column role(s) {unknown_roles}; roles are {list(ROLES)}.")
+    dupes = sorted({h for h in headers if headers.count(h) > 1})
+    if dupes:
+        raise SchemaError(
+            f"Duplicated column name(s) {dupes} in the header. Rename them so each is unique."
+        )
+    for role, col in explicit.items():
+        if col not in headers:
+            close = difflib.get_close_matches(col, headers, n=3, cutoff=0.5)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise SchemaError(
+                f"Column {col!r} given with {FLAGS[role]} is not in the input; "  # type: ignore[index]
+                f"found {headers}.{hint}"
+            )
+
+
+def _add_known_names(chosen: dict[str, str], headers: list[str]) -> None:
+    """Fill the roles not chosen yet from the synonyms, never reusing a taken column."""
+    taken = set(chosen.values())
+    by_norm: dict[str, str] = {}
+    for h in headers:
+        by_norm.setdefault(_norm(h), h)
+    for role in ROLES:
+        if role in chosen or (role == "amount" and {"quantity", "price"} <= set(chosen)):
+            continue
+        for syn in SYNONYMS[role]:
+            found = by_norm.get(syn)
+            if found is not None and found not in taken:
+                chosen[role] = found
+                taken.add(found)
+                break
+
+
+def _missing(role: Role, headers: list[str], taken: set[str]) -> SchemaError:
+    """No column for ``role``; the hint suggests only a column no other role uses."""
+    free = [h for h in headers if h not in taken]
+    by_norm = {_norm(h): h for h in free}
+    guesses = difflib.get_close_matches(role.replace("_", " "), free, n=3, cutoff=0.3) or [
+        by_norm[g]
+        for g in difflib.get_close_matches(SYNONYMS[role][0], list(by_norm), n=1, cutoff=0.3)
+    ]
     hint = f"'{guesses[0]}'" if guesses else "NAME"
     return SchemaError(
         f"No {role.replace('_', ' ')} column: found {headers}. Pass {FLAGS[role]} {hint}."
@@ -296,10 +301,11 @@ def _missing(role: Role, headers: list[str]) -> SchemaError:
 
 
 def _require(cmap: ColumnMap, headers: list[str], *, need_stock_code: bool) -> None:
+    taken = set(cmap.used().values())
     if cmap.customer is None:
-        raise _missing("customer", headers)
+        raise _missing("customer", headers, taken)
     if cmap.date is None:
-        raise _missing("date", headers)
+        raise _missing("date", headers, taken)
     if cmap.amount is None:
         if cmap.quantity is None and cmap.price is None:
             raise SchemaError(
@@ -307,9 +313,9 @@ def _require(cmap: ColumnMap, headers: list[str], *, need_stock_code: bool) -> N
                 "or --amount-col for a column holding each line's value."
             )
         if cmap.quantity is None:
-            raise _missing("quantity", headers)
+            raise _missing("quantity", headers, taken)
         if cmap.price is None:
-            raise _missing("price", headers)
+            raise _missing("price", headers, taken)
     if need_stock_code and cmap.stock_code is None:
         raise SchemaError(
             f"--exclude-codes needs a stock code column: found {headers}. "

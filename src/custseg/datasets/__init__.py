@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["load_online_retail", "online_retail_path"]
+__all__ = ["CITATION", "load_online_retail", "online_retail_path"]
 
 CITATION = (
     "Chen, D. (2015). Online Retail [Dataset]. UCI Machine Learning Repository. "

@@ -365,7 +365,7 @@ def _pg_template(fmt: str) -> str | None:
 
 
 @ibis.udf.scalar.builtin(name="to_timestamp")
-def _to_timestamp(text: str, template: str) -> idt.Timestamp(timezone="UTC"):  # type: ignore[empty-body,valid-type]
+def _to_timestamp(text: str, template: str) -> idt.Timestamp(timezone="UTC"):  # type: ignore[valid-type]
     """PostgreSQL's to_timestamp (a timestamptz in the session's UTC)."""
 
 

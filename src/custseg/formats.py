@@ -1,0 +1,314 @@
+"""Every file custseg writes and reads, described once: summary.json, model.json, run.json.
+
+Each file is a pydantic model; the same model writes the file (:meth:`Document.dumps`) and
+reads it back (:meth:`Document.read`), so a file custseg can read is exactly a file it could
+have written. Reading a broken or hostile file gives one line naming the file, the key and
+the fix; a file of another format version says which version it is.
+
+The JSON text is ``json.dumps(..., indent=2, ensure_ascii=False)`` of the model's plain-JSON
+form: numbers print as Python prints them (``1e-05``, ``0.1``), NaN and infinities as
+``null``, keys in the order the fields are declared.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import reprlib
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+)
+
+from .config import RunConfig
+from .errors import CustsegError, InputError, ModelFileError
+from .model import ClusterModel, KSelection
+
+__all__ = [
+    "LEVELS",
+    "CustomerStats",
+    "Document",
+    "InputRecord",
+    "LedgerRecord",
+    "Machine",
+    "MethodRecord",
+    "Metrics",
+    "ModelFile",
+    "RunInput",
+    "RunRecord",
+    "SegmentRecord",
+    "SegmentRef",
+    "Summary",
+]
+
+LEVELS = ("low", "medium", "high")
+Level = Literal["low", "medium", "high"]
+
+
+class _Part(BaseModel):
+    """A nested object of a file: no unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Document(_Part):
+    """A file custseg writes: versioned, written and read by the same model.
+
+    Subclasses set :attr:`FILE` (its name in a run folder) and declare ``format`` and
+    ``format_version`` as their first fields, with the current values as defaults.
+    """
+
+    FILE: ClassVar[str]
+    FIX: ClassVar[str] = "re-create it with `custseg run`"
+
+    def to_json(self) -> dict[str, Any]:
+        """The plain-JSON form (NaN and infinities as None)."""
+        out: dict[str, Any] = json.loads(self.model_dump_json())
+        return out
+
+    def dumps(self) -> str:
+        """The file's text."""
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def write(self, path: str | Path) -> Path:
+        """Write the file to ``path`` (a file path)."""
+        p = Path(path)
+        p.write_text(self.dumps(), encoding="utf-8")
+        return p
+
+    @classmethod
+    def read(cls, path: str | Path, *, fix: str | None = None) -> Self:
+        """Read and validate a file written by :meth:`write`.
+
+        Raises
+        ------
+        InputError
+            If the file is missing, not JSON, of another format or version, or malformed
+            (:class:`ModelFileError` for model.json); one line naming the file, the key and
+            ``fix`` (how to get a good file).
+        """
+        p = Path(path)
+        fix = fix or cls.FIX
+        error = ModelFileError if cls is ModelFile else InputError
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise error(f"{p} does not exist: {fix}.") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise error(f"{p} is not readable JSON ({msg}): {fix}.") from None
+        return cls.parse(data, where=str(p), fix=fix)
+
+    @classmethod
+    def parse(cls, data: Any, *, where: str, fix: str) -> Self:
+        """Validate a parsed JSON document (see :meth:`read`)."""
+        error = ModelFileError if cls is ModelFile else InputError
+        if not isinstance(data, dict):
+            raise error(f"{where} holds no JSON object: {fix}.")
+        fmt = cls.model_fields["format"].default
+        version = cls.model_fields["format_version"].default
+        if data.get("format") != fmt:
+            seen = reprlib.repr(data.get("format"))
+            raise error(f"{where} is not a {fmt} file (format {seen}): {fix}.")
+        if data.get("format_version") != version:
+            seen = reprlib.repr(data.get("format_version"))
+            raise error(
+                f"{where} is format version {seen} of {fmt}; this custseg reads version "
+                f"{version}: {fix} (or use the custseg release that wrote it)."
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise error(f"{where}: {_first_problem(exc)}: {fix}.") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    key = ".".join(str(p) for p in err["loc"]) or "the document"
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, CustsegError):
+        return f"{key!r}: {cause}"
+    if err["type"] == "missing":
+        return f"key {key!r} is missing"
+    if err["type"] == "extra_forbidden":
+        return f"key {key!r} is not known"
+    return f"{key!r} {err['msg'].lower()} (got {reprlib.repr(err.get('input'))})"
+
+
+# --- summary.json ----------------------------------------------------------------------------
+
+
+class SegmentRecord(_Part):
+    """One segment of summary.json: its name and words, size, revenue, R/F/M profile."""
+
+    cluster: int
+    name: str
+    description: str
+    action: str
+    customers: int
+    share_customers: float
+    revenue: float
+    share_revenue: float
+    recency_mean: float | None
+    recency_median: float | None
+    frequency_mean: float | None
+    frequency_median: float | None
+    monetary_mean: float | None
+    monetary_median: float | None
+    levels: dict[str, Level]
+
+
+class LedgerRecord(_Part):
+    """Where every input row and customer went (see :class:`custseg.clean.Ledger`)."""
+
+    rows_read: int
+    rows_used: int
+    rows_dropped: dict[str, int]
+    customers_seen: int
+    customers_segmented: int
+    customers_without_purchase: int
+    purchase_date_min: str | None
+    purchase_date_max: str | None
+
+
+class Metrics(_Part):
+    """Quality of the final segmentation (None where undefined)."""
+
+    silhouette: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+
+
+class MethodRecord(_Part):
+    """The segmentation method: its name, parameters and own figures per k of the sweep."""
+
+    name: str
+    params: dict[str, Any]
+    #: Per k of k_selection.k_values: ``merge_height`` and ``merge_gap`` (Ward), ``bic`` and
+    #: ``aic`` (mixtures); empty for K-Means (its SSE is in k_selection) and RFM scores.
+    figures: dict[str, list[float | None]]
+    #: Customers the k sweep ran on when it ran on a seeded sample (None: all of them).
+    sweep_sample: int | None
+
+
+class CustomerStats(_Part):
+    """Counts and means over all customers."""
+
+    total: int
+    outliers: int
+    recency_mean: float
+    frequency_mean: float
+    monetary_mean: float
+
+
+class InputRecord(_Part):
+    """The input a run read and how (its columns, encoding, date format)."""
+
+    name: str
+    files: int
+    size_bytes: int
+    sha256: str | None
+    format: str
+    encoding: str | None
+    sheet: str | None
+    columns: dict[str, str]
+    date_format: str | None
+
+
+class Summary(Document):
+    """summary.json: everything a run found, reproducible byte for byte."""
+
+    FILE: ClassVar[str] = "summary.json"
+
+    format: Literal["custseg-summary"] = "custseg-summary"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    as_of: dt.date
+    k: int
+    k_selection: KSelection
+    metrics: Metrics
+    method: MethodRecord
+    segments: list[SegmentRecord]
+    ledger: LedgerRecord
+    customers: CustomerStats
+    input: InputRecord
+    settings: RunConfig
+
+
+# --- model.json ------------------------------------------------------------------------------
+
+
+class SegmentRef(_Part):
+    """A segment's id and words, as a saved model names it."""
+
+    cluster: int
+    name: str
+    description: str
+    action: str
+
+
+def _model_in(value: Any) -> Any:
+    return value if isinstance(value, ClusterModel) else ClusterModel.from_dict(value)
+
+
+ModelField = Annotated[
+    ClusterModel,
+    BeforeValidator(_model_in),
+    PlainSerializer(lambda m: m.to_dict(), return_type=dict),
+]
+
+
+class ModelFile(Document):
+    """model.json: what is needed to score new customers the way the run did."""
+
+    FILE: ClassVar[str] = "model.json"
+
+    format: Literal["custseg-model"] = "custseg-model"
+    format_version: Literal[2] = 2
+    custseg_version: str
+    as_of: dt.date
+    model: ModelField
+    segments: list[SegmentRef]
+    settings: RunConfig
+
+
+# --- run.json --------------------------------------------------------------------------------
+
+
+class RunInput(_Part):
+    """The input's identity: name, size, checksum (None above the checksum size limit)."""
+
+    name: str
+    size_bytes: int
+    sha256: str | None
+
+
+class Machine(_Part):
+    """Where the run ran."""
+
+    platform: str
+    cpus: int | None
+
+
+class RunRecord(Document):
+    """run.json: provenance of one run (differs between identical runs)."""
+
+    FILE: ClassVar[str] = "run.json"
+
+    format: Literal["custseg-run"] = "custseg-run"
+    format_version: Literal[1] = 1
+    command: list[str] | None
+    versions: dict[str, str | None]
+    seed: int | None
+    as_of: dt.date
+    input: RunInput
+    timings_seconds: dict[str, float]
+    machine: Machine
+    warnings: list[str] = Field(default_factory=list)
