@@ -20,9 +20,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.conftest import TINY_CSV, TINY_DROPS, TINY_EXPECTED
-from tests.engines import postgres_engine, spark_engine
-from tests.test_properties import TEXT_DATE_FORMAT, _key, _missing, clean_configs, tables
 from typer.testing import CliRunner
 
 from custseg import engine
@@ -35,6 +32,9 @@ from custseg.features import compute_rfm_and_ledger
 from custseg.load import SOURCE_PREFIX, CatalogTable, load_transactions
 from custseg.output import write_outputs
 from custseg.pipeline import run
+from engines import postgres_engine, spark_engine
+from fixtures import TINY_CSV, TINY_DROPS, TINY_EXPECTED
+from test_properties import TEXT_DATE_FORMAT, _key, _missing, clean_configs, tables
 
 runner = CliRunner()
 ENGINES = ["spark-local", "spark-standalone", "postgres"]
@@ -89,7 +89,7 @@ def test_postgres_tables_give_duckdbs_segments(
 ) -> None:
     """The rows as a database holds them: typed (from Parquet) and all text (the Kaggle CSV)."""
     with postgres_engine() as pg:
-        from tests.engines import load_online_retail
+        from engines import load_online_retail
 
         if not (pg.has_table("online_retail") and pg.has_table("online_retail_text")):
             load_online_retail(os.environ["CUSTSEG_TEST_POSTGRES_URL"], retail_parquet, retail_csv)
@@ -251,7 +251,7 @@ def test_spark_views_are_dropped_on_close(other: Any, tiny_csv: Path) -> None:
 
 def test_spark_cli_local_leaves_nothing_behind(duck: Any, tiny_csv: Path, tmp_path: Path) -> None:
     """custseg run --engine spark in a fresh process: local[2], and no Spark folders in cwd."""
-    from tests.engines import need_spark
+    from engines import need_spark
 
     need_spark()
     cwd = tmp_path / "cwd"
@@ -280,7 +280,7 @@ def test_spark_cli_local_leaves_nothing_behind(duck: Any, tiny_csv: Path, tmp_pa
 def _pg_url() -> str:
     url = os.environ.get("CUSTSEG_TEST_POSTGRES_URL")
     if not url:
-        from tests.engines import unavailable
+        from engines import unavailable
 
         unavailable("CUSTSEG_TEST_POSTGRES_URL is unset")
     return str(url)
@@ -356,7 +356,7 @@ def test_postgres_bad_input_gets_one_line(case: str, pattern: str, tmp_path: Pat
     if case == "bad password":
         args = [url.replace(f":{parts.password}@", ":wrong@"), "--table", "x"]
     elif case == "refused":
-        from tests.engines import free_port
+        from engines import free_port
 
         args = [url.replace(f":{parts.port}/", f":{free_port()}/"), "--table", "x"]
     elif case == "no database":
@@ -388,7 +388,7 @@ def test_postgres_bad_input_gets_one_line(case: str, pattern: str, tmp_path: Pat
 
 
 def test_spark_unreachable_master_is_one_line(tmp_path: Path) -> None:
-    from tests.engines import free_port, need_spark
+    from engines import free_port, need_spark
 
     need_spark()
     res = runner.invoke(
