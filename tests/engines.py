@@ -7,6 +7,7 @@ them, so a skipped check cannot pass for a green build.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -141,6 +142,8 @@ def spark_engine(mode: str) -> Iterator[Any]:
     from custseg.engine.spark import SparkEngine, spark_session
 
     tmp = Path(tempfile.mkdtemp(prefix=f"custseg-test-spark-{mode}-"))
+    # Spark's JVM outlives the session and may recreate its scratch folder: remove it at exit too.
+    atexit.register(shutil.rmtree, tmp, True)
     cluster = None
     try:
         master = "local[2]"

@@ -6,6 +6,7 @@ real cluster they must be on storage every node sees (HDFS, S3, a shared mount).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime as dt
 import decimal
@@ -66,6 +67,26 @@ def _check_master(master: str) -> None:
     )
 
 
+# Spark's own log lines (WARN and INFO) would mix with custseg's one-line account on stderr.
+_LOG4J = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = spark: %p %c{1}: %m%n
+"""
+
+
+def scratch_folder() -> Path:
+    """A temporary folder for Spark's files, removed when the engine closes and again when
+    Python exits (the JVM can recreate its scratch folder while it shuts down)."""
+    tmp = Path(tempfile.mkdtemp(prefix="custseg-spark-"))
+    atexit.register(shutil.rmtree, tmp, True)
+    return tmp
+
+
 def spark_session(
     master: str = DEFAULT_LOCAL_MASTER,
     *,
@@ -93,18 +114,22 @@ def spark_session(
     _check_master(master)
     from pyspark.sql import SparkSession
 
-    tmp = Path(tmp_dir or tempfile.mkdtemp(prefix="custseg-spark-"))
+    tmp = Path(tmp_dir) if tmp_dir else scratch_folder()
     host = urlparse(master.replace("local[", "local://[")).hostname if "://" in master else None
     loopback = master.startswith("local") or (host or "").startswith("127.") or host == "localhost"
     if loopback:
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    tmp.mkdir(parents=True, exist_ok=True)
+    log_config = tmp / "log4j2.properties"
+    log_config.write_text(_LOG4J)
     utc = "-Duser.timezone=UTC"
+    driver_opts = f"{utc} -Dlog4j2.configurationFile={log_config.as_uri()}"
     settings = {
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": utc,
+        "spark.driver.extraJavaOptions": driver_opts,
         "spark.executor.extraJavaOptions": utc,
         "spark.sql.ansi.enabled": "true",
         "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -155,8 +180,10 @@ def connect_spark(
     owned = session is None
     tmp: Path | None = None
     if session is None:
-        tmp = Path(tmp_dir) if tmp_dir else Path(tempfile.mkdtemp(prefix="custseg-spark-"))
-        session = spark_session(master or DEFAULT_LOCAL_MASTER, tmp_dir=tmp)
+        master = master or DEFAULT_LOCAL_MASTER
+        _check_master(master)
+        tmp = Path(tmp_dir) if tmp_dir else scratch_folder()
+        session = spark_session(master, tmp_dir=tmp)
     con = ibis.pyspark.connect(session)
     label = f"spark {session.sparkContext.master}"
     return SparkEngine(con, owned=owned, label=label, tmp_dir=tmp)
