@@ -6,7 +6,7 @@
 PostgreSQL needs CUSTSEG_TEST_POSTGRES_URL (``.ci/pg-test-server start DIR`` prints one); its
 rows are first loaded into a table (timed apart: a warehouse holds them already), then
 aggregated where they are. The standalone cluster is the test suite's: a master and two
-one-core workers on 127.0.0.1. Prints a Markdown table and writes bench/engines.json.
+one-core workers on 127.0.0.1. Prints a Markdown table and writes bench/data/engines.json.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def main() -> None:
         print(
             f"| {name} | {r['start_s']:.1f} s | {load} | {r['rfm_s']:.1f} s | {r['customers']:,} |"
         )
-    (ROOT / "bench" / "engines.json").write_text(json.dumps(results, indent=2) + "\n")
+    (data / "engines.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
