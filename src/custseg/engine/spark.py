@@ -10,6 +10,7 @@ import atexit
 import contextlib
 import datetime as dt
 import decimal
+import logging
 import os
 import shutil
 import socket
@@ -76,7 +77,23 @@ appender.console.name = console
 appender.console.target = SYSTEM_ERR
 appender.console.layout.type = PatternLayout
 appender.console.layout.pattern = spark: %p %c{1}: %m%n
+logger.repl.name = org.apache.spark.repl.Main
+logger.repl.level = error
 """
+
+
+class _QuietPy4J(logging.Filter):
+    """py4j logs a traceback on the root logger when a signal interrupts a call into the JVM;
+    custseg reports the interrupt itself, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "py4j" not in (record.pathname or "")
+
+
+def _quiet_py4j() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, _QuietPy4J) for f in root.filters):
+        root.addFilter(_QuietPy4J())
 
 
 def scratch_folder() -> Path:
@@ -165,6 +182,7 @@ def connect_spark(
     custseg registered and leaves the session running.
     """
     _require_pyspark()
+    _quiet_py4j()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession() if session is None else None
