@@ -183,6 +183,8 @@ def connect_spark(
     """
     _require_pyspark()
     _quiet_py4j()
+    if master:
+        _check_master(master)
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession() if session is None else None
