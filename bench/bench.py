@@ -16,7 +16,11 @@ Sections (``--only`` picks some; all by default):
 - ``cluster``: clustering at the customers of the largest size (about 1M at 100M rows): the
   default sweep, fewer/more K-Means restarts, silhouette sample sizes, and MiniBatch K-Means
   against full K-Means (SSE per k);
-- ``anchors``: pandas groupby, lifetimes and pymc-marketing on the 10M Parquet file.
+- ``anchors``: pandas groupby, lifetimes and pymc-marketing on the 10M Parquet file;
+- ``report``: ``write_report`` in a fresh process (import, then the build: PNG only, and with
+  SVG) and ``custseg report`` as a user runs it, on the demo run and on a run of the largest
+  size (about 1M customers at 100M rows); run folders are made once with ``--no-report`` into
+  ``bench/data/``, and the section runs at least 5 times (it is quick, and noisy).
 
 Missing data files are generated into ``bench/data/`` with :mod:`custseg.generate` (seeded, so
 every machine benchmarks the same rows). Each measurement is one subprocess; its peak RSS is the
@@ -45,7 +49,7 @@ REPO = HERE.parent
 DATA = HERE / "data"
 # CUSTSEG_SRC lets the benchmark run another checkout of the package (e.g. a patched copy).
 SRC = Path(os.environ.get("CUSTSEG_SRC", REPO / "src"))
-SECTIONS = ("rfm", "csv", "run", "customers", "cluster", "anchors")
+SECTIONS = ("rfm", "csv", "run", "customers", "cluster", "anchors", "report")
 CUSTOMER_SIZES = (10_000, 100_000, 1_000_000)
 
 
@@ -120,6 +124,8 @@ def _worker(kind: str, args: list[str]) -> dict[str, Any]:
         return _worker_cluster(args[0], json.loads(args[1]))
     if kind == "minibatch":
         return _worker_minibatch(args[0])
+    if kind == "report":
+        return _worker_report(args[0], svg=args[1:] == ["svg"])
     raise SystemExit(f"unknown worker {kind}")
 
 
@@ -224,6 +230,23 @@ def _worker_minibatch(path: str) -> dict[str, Any]:
     return out
 
 
+def _worker_report(run_dir: str, *, svg: bool) -> dict[str, Any]:
+    """``write_report`` on a run folder: the import of the report path, then the build."""
+    start = time.perf_counter()
+    from custseg.report import write_report
+
+    imported = time.perf_counter()
+    cpu = time.process_time()
+    # Trees before the svg parameter always wrote SVG: call them without it.
+    paths = write_report(run_dir, svg=True) if svg else write_report(run_dir)
+    return {
+        "seconds": time.perf_counter() - imported,
+        "cpu_seconds": time.process_time() - cpu,
+        "import_seconds": imported - start,
+        "files": len(paths),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # the parent: one subprocess per measurement
 
@@ -265,9 +288,11 @@ def worker_cmd(kind: str, *args: str) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), "--worker", kind, *args]
 
 
-def _env() -> dict[str, str]:
+def _env(src: Path = SRC) -> dict[str, str]:
+    """The environment of a child that runs the package of ``src`` (this tree's by default)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(src), env.get("PYTHONPATH")]))
+    env["CUSTSEG_SRC"] = str(src)  # for workers: they put it first on sys.path
     return env
 
 
@@ -414,6 +439,61 @@ def section_anchors(n: int, timeout: float) -> dict[str, Any]:
     return repeat(fns, n, "anchors 10m")
 
 
+def run_folder(name: str, args: list[str], timeout: float, src: Path = SRC) -> Path:
+    """A finished run without its report, made once per data and source tree (by that tree:
+    run folders of one version need not be readable by another)."""
+    import hashlib
+
+    tree = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:8]
+    out = DATA / f"run_{name}_{tree}"
+    if not (out / "summary.json").exists():
+        print(f"making the run folder {out.name} ...", file=sys.stderr, flush=True)
+        cmd = [sys.executable, "-m", "custseg", *args, "--out", str(out), "--force"]
+        r = measure([*cmd, "--no-report", "--quiet"], timeout=timeout, env=_env(src))
+        if "error" in r:
+            raise SystemExit(f"cannot make {out}: {r['error']}")
+    return out
+
+
+def _report_runs(
+    name: str, args: list[str], n: int, timeout: float, baseline: Path | None
+) -> tuple[dict[str, dict[str, Any]], Path]:
+    """The report measurements of one run: this tree, and the baseline's side by side."""
+    trees = {"": SRC, **({" (baseline)": baseline} if baseline else {})}
+    fns: dict[str, Any] = {}
+    for tag, src in trees.items():
+        out, env = str(run_folder(name.split()[0], args, timeout, src)), _env(src)
+        cli = [sys.executable, "-m", "custseg", "report", out, "--quiet"]
+        fns[f"png{tag}"] = lambda o=out, e=env: measure(
+            worker_cmd("report", o), timeout=timeout, env=e
+        )
+        if not tag:  # trees before write_report(svg=) always wrote SVG: "png" measures both
+            fns["svg"] = lambda o=out, e=env: measure(
+                worker_cmd("report", o, "svg"), timeout=timeout, env=e
+            )
+        fns[f"cli{tag}"] = lambda c=cli, e=env: measure(c, timeout=timeout, env=e)
+    return repeat(fns, n, f"report {name}"), run_folder(name.split()[0], args, timeout)
+
+
+def section_report(
+    size: int, n: int, timeout: float, baseline: Path | None = None
+) -> list[dict[str, Any]]:
+    """The report of the demo run and of a run of ``size`` rows (about 1M customers at 100M).
+
+    In a fresh process each time: ``write_report`` (its import timed apart), with and without
+    SVG, and ``custseg report`` as a user runs it; the same for a ``baseline`` tree, if given,
+    interleaved run by run.
+    """
+    runs = {"demo": ["demo"], f"{label(size)} rows": ["run", str(data_file(size))]}
+    rows = []
+    for name, args in runs.items():
+        res, out = _report_runs(name, args, n, timeout, baseline)
+        summary = json.loads((out / "summary.json").read_text())
+        customers = summary["ledger"]["customers_segmented"]
+        rows.append({"run": name, "customers": customers, "repeat": n, **res})
+    return rows
+
+
 # --------------------------------------------------------------------------------------------
 # the report
 
@@ -540,7 +620,42 @@ def render(results: dict[str, Any]) -> str:
         for name, r in an.items():
             extra = f" {int(r['customers']):>10,}" if "customers" in r else ""
             lines.append(f"{name:<12} {_fmt(r, an.get('sql'))}{extra}")
+    lines += _render_report(results.get("report", []))
     return "\n".join(lines)
+
+
+def _render_report(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"report: write_report in a fresh process (import, build PNG only, build with SVG), "
+        f"and `custseg report` (wall incl. start-up); medians of {rows[0].get('repeat', '?')} "
+        "interleaved runs",
+        f"{'run':<20} {'customers':>10} {'import s':>8} {'build s':>8} {'cpu s':>6} "
+        f"{'with svg':>8} {'cli s':>6} {'peak MiB':>8}",
+    ]
+    for row in rows:
+        for tag in ("", " (baseline)"):
+            png, svg, cli = (
+                row.get(f"png{tag}"),
+                row.get("svg" if not tag else "-"),
+                row.get(f"cli{tag}"),
+            )
+            if png is None or cli is None:
+                continue
+            what = row["run"] + tag
+            err = next((r["error"] for r in (png, svg or {}, cli) if "error" in r), None)
+            if err:
+                lines.append(f"{what:<20} error: {err}")
+                continue
+            svg_s = f"{svg['seconds']:>8.2f}" if svg else f"{'(always)':>8}"
+            lines.append(
+                f"{what:<20} {int(row['customers']):>10,} {png['import_seconds']:>8.2f} "
+                f"{png['seconds']:>8.2f} {png['cpu_seconds']:>6.2f} {svg_s} "
+                f"{cli['wall']:>6.2f} {png['peak_mib']:>8.0f}"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,6 +668,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--json", dest="json_out", default=str(HERE / "results.json"))
+    parser.add_argument(
+        "--baseline",
+        help="another checkout's src/ folder, measured side by side (report section)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.worker:
@@ -596,6 +715,10 @@ def main(argv: list[str] | None = None) -> int:
         save()
     if "customers" in only:
         results["customers"] = section_customers(n, args.timeout)
+        save()
+    if "report" in only:
+        baseline = Path(args.baseline).resolve() if args.baseline else None
+        results["report"] = section_report(max(sizes), max(n, 5), args.timeout, baseline)
         save()
     save()
     print(render(results))

@@ -320,13 +320,16 @@ def test_json_prints_the_summary_on_stdout(tiny_csv: Path, tmp_path: Path) -> No
 
 
 def test_piped_table_is_plain_and_not_cut(tmp_path: Path) -> None:
-    name = "A segment name far longer than eighty columns would ever allow, " * 2
-    config = tmp_path / "c.toml"
-    config.write_text(f'[names]\n"Needs attention" = "{name.strip()}"\n')
     from fixtures import TINY_CSV
 
     src = tmp_path / "t.csv"
     src.write_text(TINY_CSV)
+    first = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "a"), *TINY_ARGS, "-q"])
+    assert first.exit_code == 0, first.output
+    default = json.loads((tmp_path / "a" / "summary.json").read_text())["segments"][0]["name"]
+    name = "A segment name far longer than eighty columns would ever allow, " * 2
+    config = tmp_path / "c.toml"
+    config.write_text(f'[names]\n"{default}" = "{name.strip()}"\n')
     res = runner.invoke(
         app, ["run", str(src), "-o", str(tmp_path / "o"), *TINY_ARGS, "--config", str(config)]
     )

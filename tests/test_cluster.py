@@ -31,13 +31,19 @@ from custseg.cluster import (
     select_k,
     transform_features,
 )
-from custseg.config import ClusterConfig
+from custseg.config import ClusterConfig as _Config
 from custseg.errors import ConfigError, EmptyDataError, InputError, ModelFileError, SchemaError
 from custseg.methods.kmeans import effective_n_init as _effective_n_init
 from custseg.metrics import quality as _quality
 from custseg.metrics import silhouettes as _silhouettes
 
 RFM_CSV = Path(__file__).parent / "data" / "rfm_online_retail.csv"
+
+
+def ClusterConfig(**kwargs: object) -> _Config:
+    """The reference tutorial's settings (z-score outliers, no transform, knee) with changes:
+    the method these tests pin, whatever the product's default."""
+    return _Config.preset("tutorial", **kwargs)
 
 
 @pytest.fixture(scope="module")

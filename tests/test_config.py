@@ -85,7 +85,7 @@ def test_build_run_config_precedence(tmp_path: Path) -> None:
     config = build_run_config(config_file=path, cluster={"k": 3, "select": None})
     assert config.cluster.transform == "log"  # from the file
     assert config.cluster.k == 3  # the flag wins
-    assert config.cluster.select == "auto"  # the default
+    assert config.cluster.select == "backtest"  # the default
     assert config.clean.exclude_codes == ("POST",)
 
 

@@ -19,6 +19,7 @@ from custseg.cluster import ClusterModel, fit_segments
 from custseg.config import ClusterConfig
 from custseg.errors import ConfigError
 from custseg.estimator import RFMSegmenter
+from custseg.naming import place_outliers
 
 RFM_CSV = Path(__file__).parent / "data" / "rfm_online_retail.csv"
 
@@ -97,14 +98,14 @@ def test_rfm_segmenter_init_stores_params_verbatim() -> None:
 
 def test_rfm_segmenter_fit_matches_fit_segments(rfm: pd.DataFrame) -> None:
     est = RFMSegmenter(n_init=3).fit(rfm)
-    fit = fit_segments(rfm, config=ClusterConfig(n_init=3))
+    fit = place_outliers(rfm, fit_segments(rfm, config=ClusterConfig.preset("tutorial", n_init=3)))
     np.testing.assert_array_equal(est.labels_, fit.labels)
     np.testing.assert_array_equal(est.outliers_, fit.outlier)
     assert est.model_ == fit.model and est.k_selection_ == fit.selection
     assert est.n_clusters_ == 3 and est.n_features_in_ == 3
     assert est.cluster_centers_.shape == (3, 3)
     np.testing.assert_allclose(est.scaler_mean_, fit.model.scaler_mean)
-    assert est.segment_names_ == ["Champions", "Needs attention", "Hibernating"]
+    assert est.segment_names_ == ["Loyal big spenders", "Need attention", "Lapsed customers"]
     assert est.segments_ is not None and est.segments_[0].action
 
 
@@ -122,8 +123,10 @@ def test_rfm_segmenter_predict_transform_score(rfm: pd.DataFrame) -> None:
     np.testing.assert_array_equal(est.predict(rfm), est.labels_)
     dist = est.transform(rfm)
     assert dist.shape == (len(rfm), est.n_clusters_)
-    np.testing.assert_array_equal(dist.argmin(axis=1), est.labels_)
-    assert est.score(rfm) == pytest.approx(-(dist.min(axis=1) ** 2).sum())
+    inlier = ~est.outliers_  # outliers go to the nearest segment whose name they fit
+    np.testing.assert_array_equal(dist.argmin(axis=1)[inlier], est.labels_[inlier])
+    own = dist[np.arange(len(rfm)), est.labels_]  # the distance to each row's own segment
+    assert est.score(rfm) == pytest.approx(-(own**2).sum())
     np.testing.assert_array_equal(est.outlier_mask(rfm), est.outliers_)
     np.testing.assert_array_equal(est.fit_predict(rfm), est.labels_)
 

@@ -30,14 +30,21 @@ RFM_CSV = Path(__file__).parent / "data" / "rfm_online_retail.csv"
 METHODS = ("kmeans", "hierarchical", "gmm", "rfm-scores")
 runner = CliRunner()
 
-# segments.csv of the demo before the method interface existed, without its segment names:
-# customer_id, recency, frequency, monetary, outlier, cluster (sha256 of those columns).
-KMEANS_DEMO_CLUSTERS = "d4df507b26a5c6aee85733c829bb915688781cdc9ce6dde7fcac0080dc91ede1"
+# segments.csv of the demo before the method interface existed (the tutorial's K-Means):
+# customer_id, recency, frequency, monetary, outlier, cluster of every non-outlier (sha256 of
+# those columns). Outliers now go to the nearest segment whose name they fit (issue 10).
+KMEANS_DEMO_CLUSTERS = "05102754b786522cb29ca612ac06d5f8e4dde3f71b45f55f89884711feccad11"
 
 
 @pytest.fixture(scope="module")
 def rfm() -> pd.DataFrame:
     return pd.read_csv(RFM_CSV, index_col="customer_id")
+
+
+def _plain(**kwargs: object) -> ClusterConfig:
+    """Settings for synthetic blobs (with negative values: no log transform; k by the
+    method's own rule, since an RFM table has no holdout)."""
+    return ClusterConfig(**{"transform": "none", "select": "auto", **kwargs})
 
 
 def _blobs(seed: int = 0, n: int = 60) -> np.ndarray:
@@ -50,11 +57,15 @@ def _blobs(seed: int = 0, n: int = 60) -> np.ndarray:
 
 
 def test_kmeans_demo_clusters_are_byte_identical(tmp_path: Path) -> None:
+    from custseg.datasets import online_retail_path
+
     out = tmp_path / "demo"
-    res = runner.invoke(app, ["demo", "--out", str(out), "--no-report", "-q"])
+    args = ["run", str(online_retail_path()), "--preset", "tutorial", "--out", str(out)]
+    res = runner.invoke(app, [*args, "--no-report", "-q"])
     assert res.exit_code == 0, res.output
     rows = (out / "segments.csv").read_text(encoding="utf-8").splitlines()
-    projection = "\n".join(",".join(r.split(",")[:6]) for r in rows)
+    kept = [rows[0], *(r for r in rows[1:] if r.split(",")[4] == "false")]
+    projection = "\n".join(",".join(r.split(",")[:6]) for r in kept)
     assert hashlib.sha256(projection.encode()).hexdigest() == KMEANS_DEMO_CLUSTERS
     summary = json.loads((out / "summary.json").read_text())
     assert summary["method"] == {
@@ -81,7 +92,7 @@ def test_ward_cut_equals_scikit_learn(k: int) -> None:
 
 def test_ward_segments_are_the_branches_on_separated_data() -> None:
     X = _blobs(seed=1, n=25)
-    fit = get_method(ClusterConfig(method="hierarchical")).sweep(X, [4], X)[0]
+    fit = get_method(_plain(method="hierarchical")).sweep(X, [4], X)[0]
     theirs = AgglomerativeClustering(n_clusters=4, linkage="ward").fit_predict(X)
     # Segments are the nearest centroid of each branch: on separated data, the branch itself.
     assert adjusted_rand_score(fit.labels, theirs) == 1.0
@@ -89,7 +100,7 @@ def test_ward_segments_are_the_branches_on_separated_data() -> None:
 
 
 def test_ward_chooses_k_at_the_largest_merge_gap() -> None:
-    fit = fit_segments(_blobs(), config=ClusterConfig(method="hierarchical", outliers="none"))
+    fit = fit_segments(_blobs(), config=_plain(method="hierarchical", outliers="none"))
     assert fit.model.k == 4 and fit.selection.method == "merge-gap"
     gaps = fit.figures["merge_gap"]
     ks = fit.selection.k_values
@@ -102,7 +113,7 @@ def test_ward_above_the_sample_limit_fits_a_seeded_sample(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(ward.WardMethod, "sweep_limit", 100)
     X = _blobs(n=60)
-    config = ClusterConfig(method="hierarchical", outliers="none", k_values=(2, 3, 4, 5))
+    config = _plain(method="hierarchical", outliers="none", k_values=(2, 3, 4, 5))
     fit = fit_segments(X, config=config)
     assert fit.sweep_sample == 100 and fit.model.k == 4
     assert any("seeded sample of 100" in n for n in fit.notes)
@@ -115,7 +126,7 @@ def test_ward_above_the_sample_limit_fits_a_seeded_sample(monkeypatch: pytest.Mo
 
 def test_gmm_equals_scikit_learn_with_the_same_seed() -> None:
     X = _blobs(seed=2)
-    fit = fit_segments(X, config=ClusterConfig(method="gmm", k=4, outliers="none", random_state=5))
+    fit = fit_segments(X, config=_plain(method="gmm", k=4, outliers="none", random_state=5))
     Z, _ = fit.model.scaled(X)
     gm = GaussianMixture(n_components=4, covariance_type="full", random_state=5).fit(Z)
     assert adjusted_rand_score(fit.labels, gm.predict(Z)) == 1.0
@@ -125,7 +136,7 @@ def test_gmm_equals_scikit_learn_with_the_same_seed() -> None:
 
 
 def test_gmm_chooses_k_by_bic_and_reports_aic() -> None:
-    fit = fit_segments(_blobs(), config=ClusterConfig(method="gmm", outliers="none"))
+    fit = fit_segments(_blobs(), config=_plain(method="gmm", outliers="none"))
     bic = fit.figures["bic"]
     assert fit.selection.method == "bic"
     assert fit.model.k == fit.selection.k_values[int(np.argmin(bic))] == 4

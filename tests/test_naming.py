@@ -15,10 +15,15 @@ from custseg.errors import ConfigError, EmptyDataError, InputError, SchemaError
 from custseg.naming import (
     DEFAULT_RULES,
     LEVELS,
-    NamingRule,
     SegmentName,
+    contradiction_shares,
+    customer_levels,
+    describe_segments,
+    level_cuts,
     name_segments,
+    place_outliers,
     profile_segments,
+    segment_assertions,
     segment_levels,
 )
 
@@ -120,13 +125,21 @@ def test_segment_levels_missing_columns_raise(six) -> None:
 
 # ---------------------------------------------------------------------------------- rules
 
+_RFM = ("recency", "frequency", "monetary")
 
-def test_default_rules_cover_every_level_combination_without_catch_all() -> None:
+
+def test_vocabulary_names_every_level_combination() -> None:
     for r, f, m in itertools.product(LEVELS, repeat=3):
         lv = {"recency": r, "frequency": f, "monetary": m}
-        first = next(rule for rule in DEFAULT_RULES if rule.matches(lv))
-        assert first.when, f"only the catch-all matches {lv}"
-    assert DEFAULT_RULES[-1].when == {}
+        assert any(rule.when and rule.matches(lv) for rule in DEFAULT_RULES), lv
+    assert all(rule.when for rule in DEFAULT_RULES)  # no catch-all: "Customers" says nothing
+
+
+def _named(levels: dict[str, str]) -> str:
+    """The name of a segment with these asserted levels (beside an unrelated second one)."""
+    prof = _profiles([_profile_row(10, 5, 3, 100), _profile_row(10, 5, 3, 100)])
+    other = {"recency": "medium", "frequency": "medium", "monetary": "medium"}
+    return name_segments(prof, {0: levels, 1: other})[0].name
 
 
 @pytest.mark.parametrize(
@@ -137,42 +150,51 @@ def test_default_rules_cover_every_level_combination_without_catch_all() -> None
         (("medium", "high", "medium"), "Loyal customers"),
         (("low", "medium", "low"), "Potential loyalists"),
         (("low", "low", "high"), "New customers"),
-        (("medium", "medium", "low"), "Needs attention"),
-        (("medium", "low", "high"), "Needs attention"),
-        (("medium", "low", "low"), "Occasional buyers"),
+        (("medium", "medium", "low"), "Need attention"),
+        (("medium", "low", "high"), "About to sleep"),
+        (("medium", "low", "low"), "About to sleep"),
         (("high", "high", "high"), "Can't lose them"),
         (("high", "high", "low"), "At risk"),
-        (("high", "low", "high"), "At risk"),
+        (("high", "low", "high"), "Lapsed big spenders"),
         (("high", "medium", "medium"), "At risk"),
         (("high", "low", "medium"), "Hibernating"),
-        (("high", "low", "low"), "Hibernating"),
+        (("high", "low", "low"), "Lost"),
     ],
 )
-def test_name_segments_rule_table(levels: tuple[str, str, str], name: str) -> None:
-    lv = dict(zip(("recency", "frequency", "monetary"), levels, strict=True))
-    names = name_segments(_profiles([_profile_row(10, 5, 3, 100)]), {0: lv})
-    assert names[0].name == name
+def test_most_specific_fitting_name(levels: tuple[str, str, str], name: str) -> None:
+    assert _named(dict(zip(_RFM, levels, strict=True))) == name
+
+
+def test_a_level_the_segment_cannot_assert_is_never_named() -> None:
+    # mixed recency: no name that speaks of recency
+    assert _named({"frequency": "high", "monetary": "high"}) == "Loyal big spenders"
+    assert _named({"monetary": "low"}) == "Low spenders"
+    assert _named({}) == "Mixed customers"
 
 
 def test_name_segments_hand_computed(six) -> None:
     rfm, labels = six
     prof = profile_segments(rfm, labels)
     names = name_segments(prof, segment_levels(prof, rfm))
-    assert [s.name for s in names] == ["Champions", "Hibernating"]
+    assert [s.name for s in names] == ["Champions", "Lost"]
     champ = names[0]
     assert isinstance(champ, SegmentName) and champ.cluster == 0
     assert champ.description == (
-        "3 recent, frequent, high-spending customers: they last bought 2 days ago, bought "
-        "8 times and spent 800 on median (98% of revenue)."
+        "3 top customers (50%) who bought recently, buy often and spend a lot: median 2 days "
+        "since the last order, 8 orders and 800 spent; 98% of revenue."
     )
-    assert champ.levels == {"recency": "low", "frequency": "high", "monetary": "high"}
+    assert (
+        champ.levels
+        == champ.asserted
+        == {"recency": "low", "frequency": "high", "monetary": "high"}
+    )
     assert "up-sell" in champ.action and "resellers" in champ.action
-    assert "bought once" in name_segments(prof, segment_levels(prof, rfm))[1].description
+    assert "1 order and 20 spent" in names[1].description
     for s in names:
         assert "£" not in s.description and "$" not in s.description
 
 
-def test_name_segments_collisions_take_next_rule_then_qualifier() -> None:
+def test_same_levels_are_told_apart_in_words_not_numbers() -> None:
     prof = _profiles(
         [
             _profile_row(10, 5, 20, 9000),
@@ -181,16 +203,14 @@ def test_name_segments_collisions_take_next_rule_then_qualifier() -> None:
         ]
     )
     champ = {"recency": "low", "frequency": "high", "monetary": "high"}
-    names = name_segments(prof, dict.fromkeys(range(3), champ))
-    assert [s.name for s in names] == ["Champions", "Loyal customers", "Champions (lower spend)"]
-
-
-def test_name_segments_qualifiers_stay_unique() -> None:
-    prof = _profiles([_profile_row(10, 5, 20, 9000 - i) for i in range(5)])
-    lv = {"recency": "high", "frequency": "low", "monetary": "low"}
-    names = [s.name for s in name_segments(prof, dict.fromkeys(range(5), lv))]
-    assert len(set(names)) == 5
-    assert names[:3] == ["Hibernating", "Hibernating (lower spend)", "Hibernating (lower spend 2)"]
+    names = [s.name for s in name_segments(prof, dict.fromkeys(range(3), champ))]
+    # next most specific names first, then the same name with the biggest difference in words
+    assert names[:2] == ["Champions", "Loyal customers"]
+    assert names[2] in {"Loyal big spenders", "Recent big spenders"}
+    five = _profiles([_profile_row(10, 5, 20, 9000 - 1000 * i) for i in range(5)])
+    lost = {"recency": "high", "frequency": "low", "monetary": "low"}
+    many = [s.name for s in name_segments(five, dict.fromkeys(range(5), lost))]
+    assert len(set(many)) == 5 and not any(ch.isdigit() for n in many for ch in n)
 
 
 def test_name_segments_overrides(six) -> None:
@@ -206,13 +226,13 @@ def test_name_segments_overrides(six) -> None:
         },
     )
     assert (names[0].name, names[0].description, names[0].action) == ("VIP", "3 VIPs.", "Call.")
-    assert names[1].name == "Hibernating"
+    assert names[1].name == "Lost"
 
 
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"Champions": {"name": "Hibernating"}}, r"two segments the name\(s\) \['Hibernating'\]"),
+        ({"Champions": {"name": "Lost"}}, r"two segments the name\(s\) \['Lost'\]"),
         ({"Champions": {"colour": "red"}}, "must map name/description/action"),
         ({"Champions": {"name": "  "}}, "empty or non-text value"),
         ({"Champions": {"description": "{nope}"}}, "Description template of segment"),
@@ -226,27 +246,92 @@ def test_name_segments_bad_overrides_raise(six, overrides: dict, match: str) -> 
         name_segments(prof, segment_levels(prof, rfm), overrides=overrides)
 
 
-def test_name_segments_without_catch_all_raises() -> None:
-    rules = (NamingRule("Only", {"recency": ("low",)}, "{customers}", "x"),)
-    lv = {"recency": "high", "frequency": "low", "monetary": "low"}
-    with pytest.raises(ConfigError, match="No naming rule matches cluster 0"):
-        name_segments(_profiles([_profile_row(1, 1, 1, 1)]), {0: lv}, rules=rules)
+def test_one_segment_says_so() -> None:
+    names = name_segments(_profiles([_profile_row(4338, 50, 4, 2000)]), {0: {}})
+    assert names[0].name == "All customers"
+    assert "k = 1" in names[0].description and "rarely useful" in names[0].description
 
 
-def test_name_segments_missing_levels_raise() -> None:
-    with pytest.raises(ConfigError, match="No levels for cluster 0"):
-        name_segments(_profiles([_profile_row(1, 1, 1, 1)]), {})
+# ------------------------------------------------------------------ levels and contradictions
+
+
+def test_level_cuts_and_customer_levels_agree_with_segment_levels() -> None:
+    rfm = pd.DataFrame(
+        {"recency": [1, 2, 3, 4, 5, 6], "frequency": [1, 1, 1, 1, 2, 9], "monetary": range(6)}
+    )
+    cuts = level_cuts(rfm)
+    own = customer_levels(rfm, cuts)
+    assert own[:, 0].tolist() == [0, 0, 1, 1, 2, 2]
+    assert own[:, 1].tolist() == [1, 1, 1, 1, 2, 2]  # four tied at 1 sit at the 33rd percentile
+    prof = profile_segments(rfm, np.arange(6))
+    levels = segment_levels(prof, rfm)
+    assert [levels[i]["recency"] for i in range(6)] == [
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
+
+
+def test_contradiction_share_hand_computed() -> None:
+    # customer levels (R, F, M): two fit "recent, frequent", one is in the least frequent third
+    own = np.array([[0, 2, 1], [0, 2, 2], [0, 0, 1], [2, 0, 0]])
+    labels = np.array([0, 0, 0, 1])
+    asserted = {0: {"recency": "low", "frequency": "high"}, 1: {"recency": "medium"}}
+    shares = contradiction_shares(own, labels, asserted)
+    assert shares == {0: pytest.approx(1 / 3), 1: 0.0}  # medium is never two steps away
+
+
+def test_segment_assertions_drop_a_level_one_percent_contradict() -> None:
+    n = 300
+    rfm = pd.DataFrame(
+        {
+            "recency": np.r_[np.arange(1, 101), np.arange(200, 400)],
+            "frequency": np.r_[np.full(100, 10), np.ones(200)],
+            "monetary": np.r_[np.full(100, 900.0), np.full(200, 10.0)],
+        }
+    )
+    labels = np.r_[np.zeros(100, int), np.ones(200, int)]
+    assert segment_assertions(rfm, labels)[0] == {
+        "recency": "low", "frequency": "high", "monetary": "high",
+    }  # fmt: skip
+    labels[[250, 251]] = 0  # two long-lapsed buyers (the least recent third): 2 of 102 > 1%
+    assert segment_assertions(rfm, labels)[0] == {"frequency": "high", "monetary": "high"}
+    assert n == len(rfm)
 
 
 # ------------------------------------------------------------------------------ real data
 
 
-def test_name_segments_online_retail_reference_run() -> None:
+@pytest.mark.parametrize("k", range(1, 11))
+def test_names_for_every_k_are_unique_words_that_fit(k: int) -> None:
     rfm = pd.read_csv(RFM_CSV, index_col="customer_id")
-    fit = fit_segments(rfm, config=ClusterConfig(n_init=3))
-    prof = profile_segments(rfm, fit.labels)
-    names = name_segments(prof, segment_levels(prof, rfm))
-    assert [s.name for s in names] == ["Champions", "Needs attention", "Hibernating"]
+    fit = place_outliers(rfm, fit_segments(rfm, config=ClusterConfig.preset("tutorial", k=k)))
+    prof, names = describe_segments(rfm, fit.labels, fit.model)
+    got = [s.name for s in names]
+    assert len(set(got)) == len(got) == k
+    assert not any(ch.isdigit() for n in got for ch in n)
+    assert all(s.contradiction_share < 0.01 for s in names), [
+        (s.name, s.contradiction_share) for s in names
+    ]
+    for s in names:  # descriptions say what the levels say, and that numbers are medians
+        assert "median" in s.description
+        if s.asserted.get("recency") == "low":
+            assert "bought recently" in s.description
     assert prof["customers"].sum() == 4338
-    assert prof["share_revenue"].sum() == pytest.approx(1.0)
-    assert names == name_segments(prof, segment_levels(prof, rfm))
+
+
+def test_outliers_are_never_given_a_name_they_contradict() -> None:
+    rfm = pd.read_csv(RFM_CSV, index_col="customer_id")
+    fit = place_outliers(rfm, fit_segments(rfm, config=ClusterConfig.preset("tutorial")))
+    _, names = describe_segments(rfm, fit.labels, fit.model)
+    by_id = {s.cluster: s for s in names}
+    own = customer_levels(rfm, fit.model.level_cuts)
+    where = rfm.index.get_loc(12346)  # one order, 326 days ago, 77,183.60
+    segment = by_id[int(fit.labels[where])]
+    assert segment.name != "Champions" and segment.asserted.get("recency") != "low"
+    out = np.flatnonzero(fit.outlier)
+    shares = contradiction_shares(own[out], fit.labels[out], {s.cluster: s.asserted for s in names})
+    assert max(shares.values()) == 0.0

@@ -64,14 +64,17 @@ def test_segment_rfm_names_are_unique_and_complete(retail_parquet: Path) -> None
     result = run(retail_parquet)
     names = [s.name for s in result.segments]
     assert len(names) == len(set(names)) == result.k
+    # k came from a holdout of the transactions: the RFM table alone is given it
+    fixed = result.config.cluster.replace(k=result.k, select="auto")
     customers, *_ = segment_rfm(
-        result.customers[["recency", "frequency", "monetary"]], config=result.config
+        result.customers[["recency", "frequency", "monetary"]],
+        config=result.config.model_copy(update={"cluster": fixed}),
     )
     pd.testing.assert_frame_equal(customers, result.customers)
 
 
 def test_run_real_data_reference_method(retail_parquet: Path) -> None:
-    result = run(retail_parquet)
+    result = run(retail_parquet, config=RunConfig(cluster=ClusterConfig.preset("tutorial")))
     c = result.customers
     assert len(c) == 4_338  # outliers are kept, flagged
     assert 0 < c["outlier"].sum() < 300

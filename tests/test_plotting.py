@@ -12,10 +12,14 @@ from matplotlib.patches import Rectangle
 
 from custseg.cluster import KSelection
 from custseg.plotting import (
+    box_stats,
+    histogram_data,
     plain_text,
     plot_elbow,
+    plot_information_criteria,
     plot_k_metrics,
     plot_ledger,
+    plot_merge_heights,
     plot_pca,
     plot_rfm_boxplots,
     plot_rfm_histograms,
@@ -24,9 +28,11 @@ from custseg.plotting import (
     plot_segment_profile,
     plot_segment_shares,
     plot_silhouette,
+    principal_components,
+    profile_ratios,
     segment_colors,
+    silhouette_values,
 )
-from custseg.report import box_stats, histogram_data
 
 NAMES = {0: "Champions", 1: "Needs attention", 2: "Hibernating"}
 SEL = KSelection(
@@ -231,3 +237,85 @@ def test_plot_without_axes_creates_a_figure() -> None:
 def test_multi_panel_plot_rejects_wrong_number_of_axes() -> None:
     with pytest.raises(ValueError, match="3 Axes"):
         plot_k_metrics(SEL, axes=_axes(2))
+
+
+def test_plot_merge_heights_marks_the_k_used() -> None:
+    ax = plot_merge_heights([1, 2, 3, 4], [None, 90.0, 40.0, 35.0], k=2, ax=_ax())
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [2, 3, 4]  # k = 1 has no merge
+    assert [ln.get_label() for ln in ax.lines][-1] == "largest gap (k = 2)"
+    assert ax.get_title() == "Ward merge heights"
+
+
+def test_plot_information_criteria_stars_the_lowest_bic() -> None:
+    bic, aic = [30.0, 12.0, 15.0], [29.0, 10.0, 11.0]
+    ax = plot_information_criteria([1, 2, 3], bic, aic, k=2, ax=_ax())
+    star = next(ln for ln in ax.lines if ln.get_label().startswith("lowest BIC"))
+    assert list(star.get_xdata()) == [2] and star.get_label() == "lowest BIC (k = 2)"
+    assert [ln.get_label() for ln in ax.lines][:2] == ["BIC", "AIC"]
+
+
+def test_segment_plots_leave_empty_segments_blank() -> None:
+    means = {"recency": [20.0, float("nan")], "monetary": [100.0, float("nan")]}
+    axes = plot_segment_means(means, clusters=[0, 1], names=NAMES, axes=_axes(2))
+    assert [t.get_text() for t in axes[0].texts] == ["20.0", ""]
+    ax = plot_segment_profile(
+        np.array([[0.5, 2.0], [np.nan, np.nan]]),
+        segment_names=["A", "B"],
+        features=["recency", "monetary"],
+        ax=_ax(),
+    )
+    assert [t.get_text() for t in ax.texts] == ["0.50×", "2.00×"]
+
+
+# --- figure data ---------------------------------------------------------------------------
+
+
+def test_box_stats_of_no_values_is_empty() -> None:
+    s = box_stats(np.array([]), "none")
+    assert np.isnan(s["med"]) and len(s["fliers"]) == 0 and s["label"] == "none"
+
+
+def test_box_stats_whiskers_and_fliers_as_tukey() -> None:
+    v = np.concatenate([np.arange(1.0, 101.0), [1000.0, -500.0]])
+    s = box_stats(v, "all")
+    q1, q3 = np.percentile(v, [25, 75])
+    assert s["q1"] == q1 and s["q3"] == q3
+    assert s["whislo"] == 1.0 and s["whishi"] == 100.0
+    assert sorted(s["fliers"].tolist()) == [-500.0, 1000.0]
+
+
+def test_silhouette_values_match_scikit_learn() -> None:
+    from sklearn.metrics import silhouette_samples
+
+    rng = np.random.default_rng(4)
+    X = rng.lognormal(size=(700, 3))
+    labels = rng.integers(0, 4, 700)
+    labels[0] = 9  # a customer alone in its segment: 0, as scikit-learn
+    got = silhouette_values(X, labels)
+    assert np.allclose(got, silhouette_samples(X, labels), atol=1e-12)
+    assert got[0] == 0.0
+
+
+def test_principal_components_match_scikit_learn() -> None:
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(500, 3)) @ np.array([[3.0, 0, 0], [1, 1, 0], [0, 0.5, 0.2]])
+    want = PCA(n_components=2, random_state=0).fit(X)
+    got = principal_components(X)
+    assert np.allclose(got.components, want.components_, atol=1e-10)  # same signs too
+    assert np.allclose(got.explained, want.explained_variance_ratio_)
+    assert np.allclose(got.transform(X), want.transform(X), atol=1e-9)
+
+
+def test_principal_components_of_constant_data_explain_nothing() -> None:
+    got = principal_components(np.ones((5, 3)))
+    assert all(np.isnan(e) for e in got.explained)
+
+
+def test_profile_ratios_divide_by_the_average_customer() -> None:
+    r = profile_ratios(
+        {"recency": [10.0, 40.0], "monetary": [5.0, 0.0]}, {"recency": 20.0, "monetary": 0.0}
+    )
+    assert r.tolist() == [[0.5, 5.0], [2.0, 0.0]]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import atexit
 import csv
+import dataclasses
 import datetime as dt
+import html
 import json
 import os
 import re
@@ -14,10 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 from typer.testing import CliRunner
 
 from custseg.cli import app
 from custseg.errors import InputError
+from custseg.report import FIGURES, FigureSpec, ReportData, build_figures, uses, write_report
+from custseg.report.figures import report_data
+from custseg.report.page import SECTIONS as PAGE_SECTIONS
+from custseg.report.render import DPI, fit_layout, report_style
 from custseg.runs import read_run
 
 runner = CliRunner()
@@ -92,14 +101,19 @@ def _check_self_contained(page: str) -> None:
         assert 'src="data:image/png;base64,' in img
 
 
-def _check_figures(out: Path, page: str) -> None:
+def _check_figures(out: Path, page: str, *, svg: bool = False) -> None:
+    """A PNG of each figure of the page, and an SVG too when the report was built with svg."""
     files = sorted(p.name for p in (out / "figures").iterdir())
     stems = sorted({p.rsplit(".", 1)[0] for p in files})
-    assert files == sorted([f"{s}.png" for s in stems] + [f"{s}.svg" for s in stems])
+    if svg:
+        assert files == sorted([f"{s}.png" for s in stems] + [f"{s}.svg" for s in stems])
+    else:
+        assert files == sorted(f"{s}.png" for s in stems)
     assert len(stems) == page.count("<figure ")
     for s in stems:
         assert (out / "figures" / f"{s}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        assert b"<svg" in (out / "figures" / f"{s}.svg").read_bytes()[:2000]
+        if svg:
+            assert b"<svg" in (out / "figures" / f"{s}.svg").read_bytes()[:2000]
 
 
 def test_run_writes_report_with_every_section(tiny_run: Path) -> None:
@@ -107,7 +121,8 @@ def test_run_writes_report_with_every_section(tiny_run: Path) -> None:
     assert _headings(page) == list(SECTIONS)
     _check_self_contained(page)
     _check_figures(tiny_run, page)
-    assert "Champions" in page or "Needs attention" in page
+    summary = json.loads((tiny_run / "summary.json").read_text(encoding="utf-8"))
+    assert all(html.escape(s["name"]) in page for s in summary["segments"])
     assert "Suggested action" in page
     assert not list(tiny_run.glob(".*tmp*"))
 
@@ -142,6 +157,19 @@ def test_report_command_rebuilds_the_same_page(tiny_run: Path, tmp_path: Path) -
     assert _headings(after) == list(SECTIONS)
     assert after == before  # built from the files only: same page as at run time
     _check_figures(copy, after)
+
+
+def test_write_report_with_svg_writes_both_formats(tiny_run: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    before = (copy / "report.html").read_text(encoding="utf-8")
+    paths = write_report(copy, svg=True)
+    page = (copy / "report.html").read_text(encoding="utf-8")
+    assert page == before  # the SVGs are extra files; the page is the same
+    _check_figures(copy, page, svg=True)
+    assert paths[0] == copy / "report.html" and len(paths) == 1 + 2 * page.count("<figure ")
+    write_report(copy)  # without: the SVGs of the previous build go with the old folder
+    _check_figures(copy, page)
 
 
 @pytest.mark.parametrize(
@@ -228,18 +256,9 @@ def _evil_csv(path: Path) -> None:
 def test_text_from_the_data_is_escaped_everywhere(tmp_path: Path) -> None:
     src = tmp_path / f"{EVIL[1]}.csv"
     _evil_csv(src)
-    defaults = (
-        "Champions",
-        "Loyal customers",
-        "Potential loyalists",
-        "New customers",
-        "Needs attention",
-        "Occasional buyers",
-        "Can't lose them",
-        "At risk",
-        "Hibernating",
-        "Customers",
-    )
+    from custseg.naming import DEFAULT_RULES
+
+    defaults = tuple(rule.name for rule in DEFAULT_RULES)
     toml = "[names]\n" + "".join(
         f'"{d}" = {{ name = {json.dumps(f"{EVIL[i % 2]} ${i} $$", ensure_ascii=False)}, '
         f"action = {json.dumps(EVIL[0])} }}\n"
@@ -265,6 +284,7 @@ def test_text_from_the_data_is_escaped_everywhere(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
+    write_report(out, svg=True)  # SVGs are opt-in: build them to check them too
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert any(EVIL[0] in s["name"] or EVIL[1] in s["name"] for s in summary["segments"])
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -274,5 +294,155 @@ def test_text_from_the_data_is_escaped_everywhere(tmp_path: Path) -> None:
     assert "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
     assert page.count("<script>") == 1  # the report's own self-check only
     _check_self_contained(page)
-    for svg in (out / "figures").glob("*.svg"):
+    svgs = list((out / "figures").glob("*.svg"))
+    assert svgs
+    for svg in svgs:
         assert "<script" not in svg.read_text(encoding="utf-8")
+
+
+# --- the figure list and the layout ----------------------------------------------------------
+
+
+def _extra_figure(d: ReportData) -> Figure:
+    fig = Figure(figsize=(4.0, 3.0))
+    ax = fig.add_subplot()
+    ax.plot(d.selection.k_values, d.selection.sse)
+    ax.set(title="Merges", xlabel="customers", ylabel="distance")
+    return fig
+
+
+def test_figure_list_names_every_figure_once_in_page_order() -> None:
+    slugs = [f.slug for f in FIGURES]
+    assert len(set(slugs)) == len(slugs)
+    others = ("merge-heights", "information-criteria")  # Ward's and the mixtures' own
+    assert tuple(s for s in slugs if s not in others) == FIGURE_SLUGS  # a K-Means report's
+    order = [sid for sid, _ in PAGE_SECTIONS]
+    assert [title for _, title in PAGE_SECTIONS] == list(SECTIONS)
+    assert [order.index(f.section) for f in FIGURES] == sorted(
+        order.index(f.section) for f in FIGURES
+    )
+
+
+def test_a_method_adds_a_figure_with_one_entry(tiny_run: Path) -> None:
+    data = report_data(read_run(tiny_run))
+    assert data.method == "kmeans"
+    specs = (
+        FigureSpec(
+            "k",
+            "bic",
+            "BIC curve",
+            "-",
+            _extra_figure,
+            applies=uses("gmm"),
+            missing="No BIC for {d.method}.",
+        ),
+        *FIGURES,
+        FigureSpec(
+            "k",
+            "dendrogram",
+            "Dendrogram",
+            "{d.n:,} customers.",
+            _extra_figure,
+            applies=uses("kmeans", "ward"),
+            wide=False,
+        ),
+    )
+    built, notes = build_figures(data, specs)
+    slugs = [f.page.slug for f in built]
+    assert "bic" not in slugs and notes["k"] == "No BIC for kmeans."
+    assert slugs.index("dendrogram") == slugs.index("k-metrics") + 1  # into its section
+    assert [f.page.number for f in built] == list(range(1, len(built) + 1))
+    assert built[slugs.index("dendrogram")].page.caption == f"{data.n:,} customers."
+
+
+def _undrawn_tick_labels(fig: Figure) -> set[Text]:
+    """Labels of ticks beyond the axis limits: matplotlib keeps them but does not draw them."""
+    out: set[Text] = set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis, getattr(ax, "zaxis", None)):
+            if axis is None:
+                continue
+            lo, hi = sorted(axis.get_view_interval())
+            slack = 1e-9 * (hi - lo)
+            for tick in [*axis.get_major_ticks(), *axis.get_minor_ticks()]:
+                if not lo - slack <= tick.get_loc() <= hi + slack:
+                    out.update((tick.label1, tick.label2))
+    return out
+
+
+def _texts_inside(fig: Figure) -> list[str]:
+    """Texts drawn (partly) outside the figure: none, if nothing is clipped."""
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box, undrawn = fig.bbox, _undrawn_tick_labels(fig)
+    out = []
+    for t in fig.findobj(Text):
+        if t in undrawn or not (t.get_visible() and t.get_text().strip()):
+            continue
+        e = t.get_window_extent(renderer)
+        if e.x0 < box.x0 - 1 or e.y0 < box.y0 - 1 or e.x1 > box.x1 + 1 or e.y1 > box.y1 + 1:
+            out.append(t.get_text())
+    return out
+
+
+def _drawn(spec: FigureSpec, data: ReportData) -> Figure:
+    fig = spec.build(data)
+    canvas = FigureCanvasAgg(fig)
+    fig.set_dpi(DPI)
+    fit_layout(fig)
+    canvas.draw()
+    return fig
+
+
+def test_layout_keeps_every_label_inside_the_figure(demo: Path) -> None:
+    data = report_data(read_run(demo))
+    with report_style():
+        for spec in filter(lambda spec: spec.applies(data), FIGURES):
+            fig = _drawn(spec, data)
+            assert _texts_inside(fig) == [], spec.slug
+            for ax in fig.axes:  # axes boxes do not overlap (colorbars sit beside theirs)
+                for other in fig.axes:
+                    if ax is not other and ax.name != "3d":
+                        assert not ax.bbox.overlaps(other.bbox) or spec.slug == "scatter-3d"
+
+
+def test_layout_makes_room_for_long_segment_names(tiny_run: Path) -> None:
+    data = report_data(read_run(tiny_run))
+    long = {c: f"Customers who bought {c} things and then some more, {EVIL[0]}" for c in data.names}
+    data = dataclasses.replace(data, names=long)
+    with report_style():
+        for spec in FIGURES:
+            if spec.applies(data):
+                assert _texts_inside(_drawn(spec, data)) == [], spec.slug
+
+
+@pytest.mark.parametrize(
+    ("method", "own", "model_text"),
+    [
+        ("hierarchical", ["merge-heights", "k-metrics"], "Ward hierarchical clustering"),
+        ("gmm", ["information-criteria", "k-metrics"], "A mixture of k = "),
+        ("rfm-scores", [], "R, F and M scores from 1 to 5"),
+    ],
+)
+def test_each_method_gets_its_own_figures(
+    tmp_path: Path, method: str, own: list[str], model_text: str
+) -> None:
+    from custseg.generate import generate_transactions
+
+    src = generate_transactions(tmp_path / "tx.csv", rows=4_000, customers=150, seed=1)
+    out = tmp_path / "out"
+    args = ["run", str(src), "--out", str(out), "--method", method, "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text(encoding="utf-8")
+    stems = [p.stem.split("-", 1)[1] for p in sorted((out / "figures").glob("*.png"))]
+    k_figures = [
+        s for s in stems if s in ("elbow", "merge-heights", "information-criteria", "k-metrics")
+    ]
+    assert k_figures == own  # the elbow is K-Means' own
+    assert model_text in page and "K-Means" not in page
+    _check_figures(out, page)
+    data = report_data(read_run(out))
+    with report_style():
+        for spec in FIGURES:
+            if spec.applies(data):
+                assert _texts_inside(_drawn(spec, data)) == [], spec.slug

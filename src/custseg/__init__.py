@@ -8,7 +8,7 @@ Examples
 >>> import custseg
 >>> result = custseg.run(custseg.datasets.online_retail_path())
 >>> result.k, len(result.customers)
-(3, 4338)
+(5, 4338)
 """
 
 from __future__ import annotations

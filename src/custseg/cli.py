@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import shutil
 import signal
 import sys
@@ -32,6 +33,7 @@ from .config import (
     ClusterConfig,
     ClusterMethod,
     OutlierMethod,
+    Preset,
     RunConfig,
     SelectMethod,
     TransformMethod,
@@ -42,7 +44,7 @@ from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .pipeline import SegmentationResult
+    from .pipeline import BacktestResult, SegmentationResult
 
 __all__ = ["app", "main", "parse_k_range"]
 
@@ -318,8 +320,78 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     console.print(f"Wrote {', '.join(files)} to {out}")
 
 
+def _print_backtest(result: BacktestResult, out: Path, files: list[str]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _stdout()
+    o, ev = result.outcomes, result.evidence
+    console.print(
+        f"Segments fitted on the {len(o.train):,} customers who bought before {o.as_of} "
+        f"(k = {result.training.k}), measured over the {o.holdout_days} days to {o.end}: "
+        f"{int(o.buys.sum()):,} bought again; {o.new_customers:,} new customers are not counted."
+    )
+    plain = not console.is_terminal
+    table = Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+    for col in (
+        "segment",
+        "customers",
+        "buy again",
+        "orders / customer",
+        "revenue / customer",
+        "revenue share",
+    ):
+        table.add_column(
+            col, justify="left" if col == "segment" else "right", no_wrap=col == "segment"
+        )
+    for row in result.segments.to_dict(orient="records"):
+        table.add_row(
+            Text(str(row["segment"])),
+            f"{int(row['customers']):,}",
+            f"{row['share_buying_again']:.0%}",
+            f"{row['orders_per_customer']:.2f}",
+            f"{row['revenue_per_customer']:,.0f}",
+            f"{row['share_of_holdout_revenue']:.1%}",
+        )
+    console.print(table)
+    evidence = Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+    for col in (
+        "ranking by",
+        "Spearman (revenue)",
+        "AUC (buys again)",
+        "segments - this (95% interval)",
+    ):
+        evidence.add_column(col, justify="left" if col == "ranking by" else "right")
+    for name in ev.spearman:
+        diff = ev.differences.get(name)
+        text = "" if diff is None else f"{_ci(diff['spearman'])} / {_ci(diff['auc'])}"
+        evidence.add_row(
+            _BASELINE_WORDS.get(name, name), f"{ev.spearman[name]:.3f}", f"{ev.auc[name]:.3f}", text
+        )
+    console.print(evidence)
+    console.print(f"Wrote {', '.join(files)} to {out}")
+
+
+def _ci(t: tuple[float, float, float]) -> str:
+    return f"{t[0]:+.3f} [{t[1]:+.3f}, {t[2]:+.3f}]"
+
+
+_BASELINE_WORDS = {
+    "segments": "segments (their value)",
+    "monetary": "monetary",
+    "frequency": "frequency",
+    "recency": "recency",
+    "rfm_score": "RFM score (R+F+M)",
+}
+
+
 @contextlib.contextmanager
-def _input_path(source: str) -> Iterator[str]:
+def _input_path(source: Any) -> Iterator[Any]:
     """The input path; ``-`` copies standard input (CSV, gzipped or not) to a temporary file."""
     if source != "-":
         yield source
@@ -339,34 +411,40 @@ def _input_path(source: str) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _segments_frame(result: SegmentationResult) -> Any:
-    """The segments.csv columns as a DataFrame, for --out-table."""
-    from .output import SEGMENT_COLUMNS
+def _engine(name: str | None, spark_master: str | None) -> Engine:
+    """The engine a command runs on, opened here so the progress thread can poll it."""
+    from .engine import connect
 
-    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
+    return connect(name or ("spark" if spark_master else None), spark_master=spark_master)
 
 
-def _input_and_engine(
-    source: str, *, engine: str | None, table: str | None
-) -> tuple[Any, str | None]:
-    """A database URL as INPUT is the engine, and --table names the input table."""
+def _engine_input(input: str, options: dict[str, Any]) -> tuple[Any, tuple[str | None, str | None]]:
+    """The source and the engine: a database URL as INPUT is the engine, --table its table."""
     from .engine import is_url
     from .load import CatalogTable
 
-    if is_url(source):
+    engine, table = options["engine"], options["table"]
+    if is_url(input):
         if engine is not None:
-            raise ConfigError(f"INPUT {source.split('@')[-1]!r} is a database: drop --engine.")
+            raise ConfigError(f"INPUT {input.split('@')[-1]!r} is a database: drop --engine.")
         if not table:
             raise ConfigError(
                 "A database input needs --table: "
                 "custseg run postgresql://user@host/db --table sales."
             )
-        return CatalogTable(table), source
+        return CatalogTable(table), (input, options["spark_master"])
     if table:
         raise ConfigError(
             "--table goes with a database URL as INPUT (custseg run postgresql://... --table NAME)."
         )
-    return source, engine
+    return input, (engine, options["spark_master"])
+
+
+def _segments_frame(result: SegmentationResult) -> Any:
+    """The segments.csv columns as a DataFrame, for --out-table."""
+    from .output import SEGMENT_COLUMNS
+
+    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
 
 
 def _execute(
@@ -379,33 +457,28 @@ def _execute(
     config: RunConfig,
     read_options: dict[str, Any],
     report: bool = True,
-    engine: str | None = None,
-    spark_master: str | None = None,
+    engine: tuple[str | None, str | None] = (None, None),
     out_table: str | None = None,
 ) -> None:
-    from .engine import connect as connect_engine
     from .output import build_summary, write_run
     from .pipeline import run
 
-    with contextlib.ExitStack() as stack:
-        # The engine is opened here, so the progress thread polls the engine the run uses.
-        eng = stack.enter_context(connect_engine(engine, spark_master=spark_master))
+    with _engine(*engine) as eng:
         if out_table:
             eng.check_out_table(out_table, force=force)  # before the work, not after it
-        progress = stack.enter_context(_progress(quiet, eng))
-        path = stack.enter_context(_input_path(source)) if isinstance(source, str) else source
-        result = run(path, config=config, progress=progress, engine=eng, **read_options)
-        written = write_run(
-            result,
-            out,
-            force=force,
-            report=report,
-            command=["custseg", *sys.argv[1:]],
-            progress=progress,
-        )
-        if out_table:
-            progress("write table")
-            eng.write_table(out_table, _segments_frame(result), force=force)
+        with _progress(quiet, eng) as progress, _input_path(source) as path:
+            result = run(path, config=config, progress=progress, engine=eng, **read_options)
+            written = write_run(
+                result,
+                out,
+                force=force,
+                report=report,
+                command=["custseg", *sys.argv[1:]],
+                progress=progress,
+            )
+            if out_table:
+                progress("write table")
+                eng.write_table(out_table, _segments_frame(result), force=force)
     if json_out:
         sys.stdout.write(build_summary(result).dumps())
     elif not quiet:
@@ -442,148 +515,254 @@ _COLUMN_HELP = {
 }
 
 
+def _option(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+    )
+
+
+#: The options every command that segments transactions takes (run, backtest, ...): reading,
+#: cleaning and clustering. Declared once; :func:`_with_run_options` adds them to a command.
+_RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
+    _option(
+        "engine",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="duckdb | spark | a database URL: where rows are read and aggregated."
+            ),
+        ],
+    ),
+    _option(
+        "spark_master",
+        Annotated[
+            str | None,
+            typer.Option(help="Spark master: local[N] or spark://host:port [local[2]]."),
+        ],
+    ),
+    _option(
+        "table",
+        Annotated[str | None, typer.Option(help="Input table, with a database URL as INPUT.")],
+    ),
+    _option(
+        "preset",
+        Annotated[
+            Preset | None,
+            typer.Option(
+                help="Named settings: default (evidence-chosen) or tutorial (the "
+                "reference tutorial's method: z-score outliers, no transform, knee)."
+            ),
+        ],
+    ),
+    _option(
+        "config_file",
+        Annotated[
+            Path | None,
+            typer.Option("--config", help="TOML/JSON file with [clean], [cluster], [names]."),
+        ],
+    ),
+    *(
+        _option(f"{role}_col", Annotated[str | None, typer.Option(help=text)])
+        for role, text in _COLUMN_HELP.items()
+    ),
+    _option(
+        "date_format",
+        Annotated[
+            str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
+        ],
+    ),
+    _option(
+        "encoding",
+        Annotated[str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")],
+    ),
+    _option("delimiter", Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")]),
+    _option(
+        "sheet", Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")]
+    ),
+    _option(
+        "as_of",
+        Annotated[
+            str | None,
+            typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase]."),
+        ],
+    ),
+    _option("since", Annotated[str | None, typer.Option(help="Ignore rows before this date.")]),
+    _option("until", Annotated[str | None, typer.Option(help="Ignore rows after this date.")]),
+    _option(
+        "exclude_codes",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="Comma-separated stock codes that are not products, e.g. POST,M,DOT."
+            ),
+        ],
+    ),
+    _option(
+        "drop_duplicates",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--drop-duplicates/--keep-duplicates",
+                help="Drop exact duplicate rows [default: keep].",
+            ),
+        ],
+    ),
+    _option(
+        "strict",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--strict/--lenient",
+                help="Refuse unreadable numbers and dates instead of counting them in the ledger "
+                "[default: lenient].",
+            ),
+        ],
+    ),
+    _option(
+        "method",
+        Annotated[
+            ClusterMethod | None, typer.Option(help="Segmentation method [default: kmeans].")
+        ],
+    ),
+    _option(
+        "outliers",
+        Annotated[OutlierMethod | None, typer.Option(help="Outlier rule [default: zscore].")],
+    ),
+    _option(
+        "transform",
+        Annotated[TransformMethod | None, typer.Option(help="Feature transform [default: log].")],
+    ),
+    _option("k", Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")]),
+    _option(
+        "k_range",
+        Annotated[str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")],
+    ),
+    _option(
+        "select",
+        Annotated[
+            SelectMethod | None,
+            typer.Option(
+                help="How k is chosen [default: backtest, what the segments predict on a holdout "
+                "of your data; auto: the method's own rule, knee for kmeans, merge-gap for "
+                "hierarchical, bic for gmm]."
+            ),
+        ],
+    ),
+    _option(
+        "holdout",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="Holdout for --select backtest and `custseg backtest`, e.g. 90d, "
+                "12w [default: 90d]."
+            ),
+        ],
+    ),
+    _option(
+        "score_bins",
+        Annotated[
+            int | None,
+            typer.Option(help="RFM score bins for --method rfm-scores: 5 (quintiles) or 4."),
+        ],
+    ),
+    _option("seed", SeedOpt),
+)
+
+
+def parse_duration(text: str) -> int:
+    """``"90d"``, ``"12w"``, ``"3m"`` (30-day months) or ``"90"`` -> days."""
+    units = {"d": 1, "w": 7, "m": 30}
+    t = text.strip().lower()
+    unit = t[-1] if t and t[-1] in units else "d"
+    number = t[:-1] if t and t[-1] in units else t
+    if not number.isdigit() or int(number) < 1:
+        raise ConfigError(
+            f"--holdout {text!r} is not a duration. Use days, weeks or months, e.g. 90d, 12w, 3m."
+        )
+    return int(number) * units[unit]
+
+
+def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+    """The run's settings and reading options from the shared options' values."""
+    o = options
+    config = build_run_config(
+        preset=o["preset"],
+        config_file=o["config_file"],
+        clean={
+            "as_of": o["as_of"],
+            "since": o["since"],
+            "until": o["until"],
+            "exclude_codes": _codes(o["exclude_codes"]),
+            "drop_duplicates": o["drop_duplicates"],
+            "strict": o["strict"],
+        },
+        cluster={
+            "method": o["method"],
+            "score_bins": o["score_bins"],
+            "outliers": o["outliers"],
+            "transform": o["transform"],
+            "k": o["k"],
+            "k_values": parse_k_range(o["k_range"]) if o["k_range"] else None,
+            "select": o["select"],
+            "holdout_days": parse_duration(o["holdout"]) if o["holdout"] else None,
+            "random_state": o["seed"],
+        },
+        label=_flag,
+    )
+    read_options = {
+        "columns": {role: o[f"{role}_col"] for role in _COLUMN_HELP},
+        "date_format": o["date_format"],
+        "encoding": o["encoding"],
+        "delimiter": o["delimiter"],
+        "sheet": o["sheet"],
+    }
+    return config, read_options
+
+
+def _with_run_options(fn: F) -> F:
+    """Add the shared run options to a command; it receives them as ``options``."""
+    sig = inspect.signature(fn, eval_str=True)  # the command's own options, resolved
+    own = [p for p in sig.parameters.values() if p.name != "options"]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = {p.name: kwargs.pop(p.name, p.default) for p in _RUN_OPTIONS}
+        return fn(*args, options=options, **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[*own, *_RUN_OPTIONS])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *_RUN_OPTIONS]}
+    return wrapper  # type: ignore[return-value]
+
+
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="INPUT",
+        help="CSV, Parquet or Excel file, a folder of them, a glob, or - for CSV on stdin.",
+    ),
+]
+
+
 @app.command("run", cls=_Command)
 @_handles_errors
+@_with_run_options
 def run_command(
-    input: Annotated[
-        str,
-        typer.Argument(
-            metavar="INPUT",
-            help="CSV, Parquet or Excel file, a folder of them, a glob, or - for CSV on stdin.",
-        ),
-    ],
+    input: InputArg,
     out: OutOpt = Path("custseg-output"),
     force: ForceOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
-    config_file: Annotated[
-        Path | None,
-        typer.Option("--config", help="TOML/JSON file with [clean], [cluster], [names]."),
-    ] = None,
-    customer_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["customer"])] = None,
-    invoice_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["invoice"])] = None,
-    date_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["date"])] = None,
-    quantity_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["quantity"])] = None,
-    price_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["price"])] = None,
-    amount_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["amount"])] = None,
-    stock_code_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["stock_code"])] = None,
-    date_format: Annotated[
-        str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
-    ] = None,
-    encoding: Annotated[
-        str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")
-    ] = None,
-    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
-    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
-    as_of: Annotated[
-        str | None,
-        typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase]."),
-    ] = None,
-    since: Annotated[str | None, typer.Option(help="Ignore rows before this date.")] = None,
-    until: Annotated[str | None, typer.Option(help="Ignore rows after this date.")] = None,
-    exclude_codes: Annotated[
-        str | None,
-        typer.Option(help="Comma-separated stock codes that are not products, e.g. POST,M,DOT."),
-    ] = None,
-    drop_duplicates: Annotated[
-        bool | None,
-        typer.Option(
-            "--drop-duplicates/--keep-duplicates", help="Drop exact duplicate rows [default: keep]."
-        ),
-    ] = None,
-    strict: Annotated[
-        bool | None,
-        typer.Option(
-            "--strict/--lenient",
-            help=(
-                "Refuse unreadable numbers and dates instead of counting them in the ledger "
-                "[default: lenient]."
-            ),
-        ),
-    ] = None,
-    method: Annotated[
-        ClusterMethod | None, typer.Option(help="Segmentation method [default: kmeans].")
-    ] = None,
-    outliers: Annotated[
-        OutlierMethod | None, typer.Option(help="Outlier rule [default: zscore].")
-    ] = None,
-    transform: Annotated[
-        TransformMethod | None, typer.Option(help="Feature transform [default: none].")
-    ] = None,
-    k: Annotated[int | None, typer.Option("--k", help="Fix the number of segments.")] = None,
-    k_range: Annotated[
-        str | None, typer.Option(help="k values to sweep, e.g. 1-10 [default: 1-10].")
-    ] = None,
-    select: Annotated[
-        SelectMethod | None,
-        typer.Option(
-            help="How k is chosen [default: auto, the method's own rule: knee for kmeans, "
-            "merge-gap for hierarchical, bic for gmm]."
-        ),
-    ] = None,
-    score_bins: Annotated[
-        int | None,
-        typer.Option(help="RFM score bins for --method rfm-scores: 5 (quintiles) or 4."),
-    ] = None,
-    seed: SeedOpt = None,
     report: ReportOpt = True,
-    engine: Annotated[
-        str | None,
-        typer.Option(help="duckdb | spark | a database URL: where rows are read and aggregated."),
-    ] = None,
-    spark_master: Annotated[
-        str | None, typer.Option(help="Spark master: local[N] or spark://host:port [local[2]].")
-    ] = None,
-    table: Annotated[
-        str | None, typer.Option(help="Input table, with a database URL as INPUT.")
-    ] = None,
     out_table: Annotated[
         str | None,
         typer.Option(help="Also write the segments to this table (replaced only with --force)."),
     ] = None,
+    *,
+    options: dict[str, Any],
 ) -> None:
     """Segment the customers of a transaction file or table."""
-    config = build_run_config(
-        config_file=config_file,
-        clean={
-            "as_of": as_of,
-            "since": since,
-            "until": until,
-            "exclude_codes": _codes(exclude_codes),
-            "drop_duplicates": drop_duplicates,
-            "strict": strict,
-        },
-        cluster={
-            "method": method,
-            "score_bins": score_bins,
-            "outliers": outliers,
-            "transform": transform,
-            "k": k,
-            "k_values": parse_k_range(k_range) if k_range else None,
-            "select": select,
-            "random_state": seed,
-        },
-        label=_flag,
-    )
-    columns = {
-        "customer": customer_col,
-        "invoice": invoice_col,
-        "date": date_col,
-        "quantity": quantity_col,
-        "price": price_col,
-        "amount": amount_col,
-        "stock_code": stock_code_col,
-    }
-    read_options = {
-        "columns": columns,
-        "date_format": date_format,
-        "encoding": encoding,
-        "delimiter": delimiter,
-        "sheet": sheet,
-    }
-    source, engine = _input_and_engine(input, engine=engine, table=table)
-    if spark_master and engine is None:
-        engine = "spark"
+    config, read_options = _settings(options)
+    source, engine = _engine_input(input, options)
     _execute(
         source,
         out=out,
@@ -594,9 +773,43 @@ def run_command(
         read_options=read_options,
         report=report,
         engine=engine,
-        spark_master=spark_master,
         out_table=out_table,
     )
+
+
+@app.command("backtest", cls=_Command)
+@_handles_errors
+@_with_run_options
+def backtest_command(
+    input: InputArg,
+    out: OutOpt = Path("custseg-backtest"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write backtest.html [default: report].")
+    ] = True,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the intervals of the differences.")
+    ] = 1000,
+    *,
+    options: dict[str, Any],
+) -> None:
+    """Segment the data before a cutoff and measure what the segments predict after it."""
+    from .output import build_backtest, write_backtest
+    from .pipeline import backtest
+
+    config, read_options = _settings(options)
+    source, engine = _engine_input(input, options)
+    with _engine(*engine) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
+        result = backtest(
+            path, config=config, bootstrap=bootstrap, progress=progress, engine=eng, **read_options
+        )
+        written = write_backtest(result, out, force=force, report=report)
+    if json_out:
+        sys.stdout.write(build_backtest(result).dumps())
+    elif not quiet:
+        _print_backtest(result, out, [p.name for p in written])
 
 
 @app.command("demo", cls=_Command)

@@ -496,7 +496,15 @@ def _final_fit(method: Method, prep: _Prepared, config: ClusterConfig) -> tuple[
     start = sweep.fits.get(k)
     if sweep.sample is None and start is not None:
         return start, sweep
-    return method.fit(Zfit, k, Rfit, start=start), sweep
+    idx = _sample_rows(len(Zfit), method.fit_limit, config.random_state)
+    if idx is None:
+        return method.fit(Zfit, k, Rfit, start=start), sweep
+    fit = method.fit(Zfit[idx], k, Rfit[idx], start=start)
+    note = (
+        f"The final {method.name} model was fitted on a seeded sample of {len(idx):,} of the "
+        f"{len(Zfit):,} customers; all of them were then assigned by the model."
+    )
+    return dataclasses.replace(fit, final_notes=(*fit.final_notes, note)), sweep
 
 
 def _rules_selection(fit: Fit, metrics: dict[str, float | None], sse: float) -> KSelection:
@@ -605,6 +613,15 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
         raise EmptyDataError(
             "No customers to segment: the feature table has 0 rows. Check the input and filters."
         )
+    notes_first: list[str] = []
+    if config.select == "backtest" and config.method != "rfm-scores" and config.k is None:
+        notes_first.append(
+            "select='backtest' needs the transactions (an RFM table has no holdout to cut): "
+            "k was chosen by the method's own rule. Use custseg.run or the CLI to backtest."
+        )
+        config = config.replace(select="auto")
+    elif config.select == "backtest":
+        config = config.replace(select="auto")
     if config.method == "rfm-scores" and features != RFM_COLUMNS:
         raise ConfigError(
             f"--method rfm-scores scores recency, frequency and monetary; got features "
@@ -628,12 +645,7 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
     if method.name != "rfm-scores":
         perm = _canonical_order(Xs, labels_s, centers)
         centers, state = centers[perm], state.permuted(perm)
-        # Relabel against the reordered centres (not by remapping ids) so that a row exactly
-        # between two centres goes where ClusterModel.predict sends it: the lower id.
-        labels_s = state.predict(Xs, prep.Z, centers)
     rows = np.ones(n, dtype=bool) if getattr(method, "fits_outliers", False) else prep.fit_mask
-    metrics = _metrics_of(labels_s[rows], prep.Z[rows], sweep, final.k, config)
-    selection = _selection(sweep, final, metrics, final.criterion.get("sse", 0.0), config)
     model = ClusterModel(
         features=features,
         transform=config.transform,
@@ -647,8 +659,13 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
         params=method.params(),
         state=state,
     )
+    # Labels from the model itself (not by remapping ids), so that a row exactly between two
+    # centres goes where ClusterModel.predict sends it: the lower id.
     found = model.assign(Xs)
-    notes = [*prep.notes, *(sweep.notes if sweep and config.k is not None else ())]
+    labels_s = found.labels
+    metrics = _metrics_of(labels_s[rows], prep.Z[rows], sweep, final.k, config)
+    selection = _selection(sweep, final, metrics, final.criterion.get("sse", 0.0), config)
+    notes = [*notes_first, *prep.notes, *(sweep.notes if sweep and config.k is not None else ())]
     if selection.note and selection.note not in notes:
         notes.append(selection.note)
     said = " ".join(notes)
@@ -665,3 +682,28 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
         probability=None if found.probability is None else _unsort(found.probability, order),
         scores=None if found.scores is None else _unsort(found.scores, order),
     )
+
+
+def sweep_partitions(
+    X: np.ndarray | pd.DataFrame, *, config: ClusterConfig
+) -> tuple[list[int], list[np.ndarray]]:
+    """Every k of the sweep and the segment of every row at that k (ids not canonical).
+
+    The same preprocessing and sweep as :func:`fit_segments`; every row, outliers included,
+    is assigned by each k's fitted state. Used to choose k by what the segments predict
+    (``select="backtest"``).
+    """
+    X_raw, _ = features_matrix(X)
+    if X_raw.shape[0] == 0:
+        raise EmptyDataError("No customers to segment: the feature table has 0 rows.")
+    order = np.lexsort(X_raw.T[::-1])
+    Xs = X_raw[order]
+    base = config.replace(select="auto", k=None) if config.select == "backtest" else config
+    prep = _prepare(Xs, base)
+    method = get_method(base)
+    sweep = _sweep(method, prep.Z[prep.fit_mask], Xs[prep.fit_mask], base)
+    ks = sweep.selection.k_values
+    labels = [
+        _unsort(sweep.fits[k].state.predict(Xs, prep.Z, sweep.fits[k].centers), order) for k in ks
+    ]
+    return ks, labels

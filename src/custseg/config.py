@@ -37,11 +37,13 @@ from .errors import ConfigError
 
 __all__ = [
     "METHOD_RULES",
+    "PRESETS",
     "CleanConfig",
     "ClusterConfig",
     "ClusterMethod",
     "NameOverride",
     "OutlierMethod",
+    "Preset",
     "RunConfig",
     "ScoreRule",
     "SelectMethod",
@@ -55,15 +57,17 @@ __all__ = [
 OutlierMethod = Literal["zscore", "iqr", "none"]
 TransformMethod = Literal["none", "log"]
 #: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
-#: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``).
-SelectMethod = Literal["auto", "knee", "merge-gap", "bic", "silhouette"]
+#: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``);
+#: ``backtest``: what the segments predict on the user's own data (see custseg.backtest).
+SelectMethod = Literal["auto", "knee", "merge-gap", "bic", "silhouette", "backtest"]
 ClusterMethod = Literal["kmeans", "hierarchical", "gmm", "rfm-scores"]
 #: The rules each method can choose k by (besides a fixed ``k``).
 METHOD_RULES: dict[str, tuple[str, ...]] = {
-    "kmeans": ("auto", "knee", "silhouette"),
-    "hierarchical": ("auto", "merge-gap", "knee", "silhouette"),
-    "gmm": ("auto", "bic", "silhouette"),
-    "rfm-scores": ("auto",),
+    "kmeans": ("auto", "knee", "silhouette", "backtest"),
+    "hierarchical": ("auto", "merge-gap", "knee", "silhouette", "backtest"),
+    "gmm": ("auto", "bic", "silhouette", "backtest"),
+    # The rule table fixes k: the default "backtest" has nothing to choose and is accepted.
+    "rfm-scores": ("auto", "backtest"),
 }
 
 #: Names a value in a message: a CLI flag, a config-file key, a keyword argument.
@@ -312,30 +316,46 @@ class ClusterConfig(Settings):
         Fix the number of clusters; otherwise it is chosen from ``k_values``.
     k_values : tuple of int
         Candidate k for the sweep (default 1..10).
-    select : {"knee", "silhouette"}
-        The knee of the SSE curve (kneed), or the best silhouette. With no knee the best
-        silhouette is taken and a warning says so.
+    select : {"auto", "knee", "merge-gap", "bic", "silhouette", "backtest"}
+        How k is chosen: the method's own rule (``auto``), the knee of the SSE curve
+        (kneed), the largest merge-height gap (Ward), the lowest BIC (mixtures), the best
+        silhouette, or what the segments predict on a holdout (``backtest``). When the rule
+        finds nothing the best silhouette is taken and a warning says so.
     random_state : int or None
         Seed for K-Means and for the silhouette sample (None: unseeded, not reproducible).
     n_init : int
         K-Means restarts.
     silhouette_sample : int
         Largest number of customers the silhouette is computed on (a seeded sample beyond it).
+    method : {"kmeans", "hierarchical", "gmm", "rfm-scores"}
+        The segmentation method (see :mod:`custseg.methods`).
+    score_bins : {4, 5}
+        Score bins of ``rfm-scores`` (quartiles or quintiles).
+    holdout_days : int
+        The holdout of ``select="backtest"`` (and of ``custseg backtest``), in days.
+    score_rules : tuple of ScoreRule, optional
+        The rule table of ``rfm-scores`` (default: :data:`custseg.naming.SCORE_RULES`).
     """
 
     method: ClusterMethod = Field("kmeans", title="method")
     outliers: OutlierMethod = Field("zscore", title="outlier method")
     z_threshold: Annotated[float, AfterValidator(_positive)] = 3.0
     iqr_factor: Annotated[float, AfterValidator(_positive)] = 3.0
-    transform: TransformMethod = Field("none", title="transform")
+    transform: TransformMethod = Field("log", title="transform")
     k: Annotated[Integer | None, AfterValidator(_at_least(1))] = None
     k_values: Annotated[tuple[Integer, ...], AfterValidator(_k_values)] = tuple(range(1, 11))
-    select: SelectMethod = Field("auto", title="selection")
+    select: SelectMethod = Field("backtest", title="selection")
     random_state: Integer | None = 0
     n_init: Annotated[Integer, AfterValidator(_at_least(1, _INTEGER))] = 10
     silhouette_sample: Annotated[Integer, AfterValidator(_at_least(2, _INTEGER))] = 10_000
     score_bins: Literal[4, 5] = Field(5, title="number of score bins")
+    holdout_days: Annotated[Integer, AfterValidator(_at_least(1))] = 90
     score_rules: tuple[ScoreRule, ...] | None = None
+
+    @classmethod
+    def preset(cls, name: Preset, **changes: Any) -> ClusterConfig:
+        """A named set of settings (see :data:`PRESETS`), with ``changes`` over it."""
+        return cls.build({**PRESETS[name], **{k: v for k, v in changes.items() if v is not None}})
 
     @model_validator(mode="after")
     def _method_options(self) -> Self:
@@ -356,6 +376,17 @@ class ClusterConfig(Settings):
             except ConfigError as exc:
                 raise _fail(str(exc).rstrip(".")) from None
         return self
+
+
+Preset = Literal["default", "tutorial"]
+#: Named settings: ``default`` is the evidence-chosen default (docs/defaults.md: K-Means on
+#: log R, F, M, k chosen by what the segments predict on a holdout of the user's own data);
+#: ``tutorial`` is the reference tutorial's own method (z-score outliers, no transform, k at
+#: the knee of the SSE curve).
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "tutorial": {"method": "kmeans", "outliers": "zscore", "transform": "none", "select": "auto"},
+}
 
 
 class NameOverride(Settings):
@@ -472,6 +503,7 @@ def load_config_file(path: str | Path, base: RunConfig | None = None) -> RunConf
 
 def build_run_config(
     *,
+    preset: Preset | None = None,
     config_file: str | Path | None = None,
     clean: Mapping[str, Any] | None = None,
     cluster: Mapping[str, Any] | None = None,
@@ -481,6 +513,8 @@ def build_run_config(
 
     Parameters
     ----------
+    preset : {"default", "tutorial"}, optional
+        Named settings under the config file (see :data:`PRESETS`).
     config_file : path, optional
         A TOML or JSON file (see :func:`load_config_file`).
     clean, cluster : mapping, optional
@@ -494,7 +528,9 @@ def build_run_config(
     ConfigError
         If the file or a value is invalid.
     """
-    base = load_config_file(config_file) if config_file else RunConfig()
+    base = RunConfig(cluster=ClusterConfig.preset(preset or "default"))
+    if config_file:
+        base = load_config_file(config_file, base)
     return RunConfig(
         clean=base.clean.replace(label=label, **(clean or {})),
         cluster=base.cluster.replace(label=label, **(cluster or {})),

@@ -22,7 +22,7 @@ from .config import ClusterConfig, ClusterMethod, OutlierMethod, SelectMethod, T
 from .errors import ConfigError
 from .methods.gmm import GaussianState
 from .methods.scores import ScoreState
-from .naming import SegmentName, describe_segments
+from .naming import SegmentName, describe_segments, place_outliers
 
 __all__ = ["RFMSegmenter"]
 
@@ -203,6 +203,8 @@ class RFMSegmenter(ClusterMixin, TransformerMixin, BaseEstimator):
         config = self._config()
         arr = validate_data(self, self._rfm_view(X), dtype=np.float64)
         fit = fit_segments(arr, config=config)
+        if arr.shape[1] == len(FEATURES):
+            fit = place_outliers(pd.DataFrame(arr, columns=list(FEATURES)), fit)
         model: ClusterModel = fit.model
         self.model_ = model
         self.scaler_mean_ = np.asarray(model.scaler_mean, dtype=np.float64)

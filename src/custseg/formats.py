@@ -33,9 +33,13 @@ from .model import ClusterModel, KSelection
 
 __all__ = [
     "LEVELS",
+    "BacktestEvidence",
+    "BacktestFile",
+    "BacktestSegment",
     "CustomerStats",
     "Document",
     "InputRecord",
+    "Interval",
     "LedgerRecord",
     "Machine",
     "MethodRecord",
@@ -43,6 +47,7 @@ __all__ = [
     "ModelFile",
     "RunInput",
     "RunRecord",
+    "ScoredWith",
     "SegmentRecord",
     "SegmentRef",
     "Summary",
@@ -163,6 +168,10 @@ class SegmentRecord(_Part):
     monetary_mean: float | None
     monetary_median: float | None
     levels: dict[str, Level]
+    #: The levels the name asserts (features the segment is mixed on are left out).
+    asserted: dict[str, Level]
+    #: Share of members whose own third contradicts an asserted level by two steps.
+    contradiction_share: float
 
 
 class LedgerRecord(_Part):
@@ -222,6 +231,14 @@ class InputRecord(_Part):
     date_format: str | None
 
 
+class ScoredWith(_Part):
+    """The saved model that scored a run's customers."""
+
+    model_sha256: str
+    model_as_of: dt.date
+    model_file: str
+
+
 class Summary(Document):
     """summary.json: everything a run found, reproducible byte for byte."""
 
@@ -240,6 +257,8 @@ class Summary(Document):
     customers: CustomerStats
     input: InputRecord
     settings: RunConfig
+    #: When the segments were scored with a saved model rather than fitted: which one.
+    scored_with: ScoredWith | None = None
 
 
 # --- model.json ------------------------------------------------------------------------------
@@ -277,6 +296,9 @@ class ModelFile(Document):
     model: ModelField
     segments: list[SegmentRef]
     settings: RunConfig
+    #: The source columns of each role in the run (scoring reuses them where they exist;
+    #: dates are read as a run reads them, whatever the format).
+    columns: dict[str, str] = Field(default_factory=dict)
 
 
 # --- run.json --------------------------------------------------------------------------------
@@ -312,3 +334,64 @@ class RunRecord(Document):
     timings_seconds: dict[str, float]
     machine: Machine
     warnings: list[str] = Field(default_factory=list)
+
+
+# --- backtest.json ---------------------------------------------------------------------------
+
+
+class BacktestSegment(_Part):
+    """What one training segment's customers did in the holdout."""
+
+    cluster: int
+    name: str
+    customers: int
+    share_buying_again: float
+    orders_per_customer: float
+    revenue_per_customer: float
+    share_of_holdout_revenue: float
+    #: The segment's value: its members' mean training monetary value.
+    value: float
+
+
+class Interval(_Part):
+    """A difference segments - baseline, with its bootstrap 95% interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+class BacktestEvidence(_Part):
+    """Spearman (holdout revenue) and AUC (buys again) of every ranking, and the differences."""
+
+    spearman: dict[str, float]
+    auc: dict[str, float]
+    differences: dict[str, dict[str, Interval]]
+    bootstrap: int
+    bootstrap_customers: int
+    seed: int | None
+
+
+class BacktestFile(Document):
+    """backtest.json: what segments fitted before a cutoff predicted about the holdout."""
+
+    FILE: ClassVar[str] = "backtest.json"
+
+    format: Literal["custseg-backtest"] = "custseg-backtest"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    holdout_days: int
+    cutoff: dt.date
+    end: dt.date
+    train_as_of: dt.date
+    customers: int
+    buying_again: int
+    holdout_revenue: float
+    new_customers: int
+    new_revenue: float
+    k: int
+    k_selection: KSelection
+    segments: list[BacktestSegment]
+    evidence: BacktestEvidence
+    input: InputRecord
+    settings: RunConfig

@@ -45,6 +45,7 @@ MODEL_FORMAT = "custseg-cluster-model"
 MODEL_VERSION = 1
 
 Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Level = Literal["low", "medium", "high"]
 Bound = Annotated[float | None, Field(strict=True, allow_inf_nan=False)]
 StrictInt = Annotated[int, Field(strict=True)]
 _FROZEN = ConfigDict(extra="forbid", arbitrary_types_allowed=False)
@@ -312,6 +313,12 @@ class ClusterModel:
         The method's parameters.
     state : CentroidState, GaussianState or ScoreState
         What the method needs beyond the centres to predict.
+    level_cuts : tuple of (float, float), optional
+        Per feature, the values that divide all customers into thirds: below the first is
+        the low third, at or above the second the high third (raw units).
+    assertions : tuple of dict, optional
+        Per segment, the levels its name asserts (see :mod:`custseg.naming`). With them,
+        outliers are placed in the nearest segment whose name they do not contradict.
 
     Examples
     --------
@@ -324,7 +331,7 @@ class ClusterModel:
     (0, False)
     >>> fit.model
     ClusterModel(method='kmeans', k=2, features=('recency', 'frequency', 'monetary'), \
-transform='none', outliers='zscore')
+transform='log', outliers='zscore')
     """
 
     features: tuple[str, ...]
@@ -338,6 +345,8 @@ transform='none', outliers='zscore')
     method: MethodName = "kmeans"
     params: dict[str, Any] = Field(default_factory=dict)
     state: State = Field(default_factory=CentroidState)
+    level_cuts: tuple[tuple[Finite, Finite], ...] | None = None
+    assertions: tuple[dict[str, Level], ...] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterModel:
@@ -357,6 +366,10 @@ transform='none', outliers='zscore')
             raise ValueError(f"'centers' must be a list of k={self.k} rows")
         if any(row is not None and len(row) != n for row in self.centers):
             raise ValueError(f"'centers' must be a list of {n} numbers")
+        if self.assertions is not None and len(self.assertions) != self.k:
+            raise ValueError(f"'assertions' must have k={self.k} entries")
+        if self.level_cuts is not None and len(self.level_cuts) != n:
+            raise ValueError(f"'level_cuts' must have {n} pairs")
         if not isinstance(self.state, STATES[self.method]):
             raise ValueError(f"'state' is not the state of a {self.method} model")
         if self.method != "rfm-scores" and any(row is None for row in self.centers):
@@ -401,7 +414,37 @@ transform='none', outliers='zscore')
             labels = self.state.predict(arr, Z, centers)
         if isinstance(self.state, ScoreState):
             scores = self.state.scores(arr)
+        elif self.assertions is not None and self.level_cuts is not None and outlier.any():
+            labels = labels.copy()
+            labels[outlier] = self._place(arr[outlier], Z[outlier], centers)
         return Assignment(labels, outlier, probability, scores)
+
+    def levels(self, X_raw: np.ndarray) -> np.ndarray:
+        """Each row's third of the training customers per feature: 0 low, 1 medium, 2 high."""
+        if self.level_cuts is None:
+            raise InputError("This model has no level cuts. Re-create it with custseg run.")
+        cuts = np.asarray(self.level_cuts, dtype=np.float64)
+        return (X_raw >= cuts[:, 0]).astype(np.int64) + (X_raw >= cuts[:, 1])
+
+    def _place(self, raw: np.ndarray, Z: np.ndarray, centers: np.ndarray) -> np.ndarray:
+        """The nearest segment (most likely, for mixtures) each row does not contradict."""
+        assert self.assertions is not None
+        if isinstance(self.state, GaussianState):
+            preference = np.argsort(-self.state.log_resp(Z, centers), axis=1, kind="stable")
+        else:
+            d2 = ((Z[:, np.newaxis, :] - centers[np.newaxis, :, :]) ** 2).sum(axis=2)
+            preference = np.argsort(d2, axis=1, kind="stable")
+        own = self.levels(raw)
+        bad = np.zeros((len(raw), self.k), dtype=bool)
+        for c, asserted in enumerate(self.assertions):
+            for j, feature in enumerate(self.features):
+                level = asserted.get(feature)
+                if level in ("low", "high"):
+                    opposite = 2 if level == "low" else 0
+                    bad[:, c] |= own[:, j] == opposite
+        ok = ~np.take_along_axis(bad, preference, axis=1)
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), 0)
+        return np.asarray(preference[np.arange(len(raw)), first], dtype=np.int64)
 
     def predict(self, X_raw: np.ndarray | pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Segment and outlier flag for each row of raw features (see :meth:`assign`).
@@ -443,6 +486,8 @@ transform='none', outliers='zscore')
             "method": self.method,
             "params": dict(self.params),
             "state": self.state.to_dict(),
+            "level_cuts": None if self.level_cuts is None else [list(c) for c in self.level_cuts],
+            "assertions": None if self.assertions is None else [dict(a) for a in self.assertions],
         }
 
     @classmethod
@@ -475,6 +520,8 @@ transform='none', outliers='zscore')
                 method=doc.method,
                 params=doc.params,
                 state=state,
+                level_cuts=doc.level_cuts,
+                assertions=doc.assertions,
             )
         except ValidationError as exc:
             raise _invalid(exc, d) from None
@@ -522,6 +569,8 @@ class _ModelDoc:
     method: MethodName
     params: dict[str, Any]
     state: dict[str, Any]
+    level_cuts: tuple[tuple[Finite, Finite], ...] | None
+    assertions: tuple[dict[str, Level], ...] | None
 
 
 _MODEL_DOC: TypeAdapter[_ModelDoc] = TypeAdapter(_ModelDoc)

@@ -1,47 +1,39 @@
-"""Cluster profiles -> names, descriptions and marketing actions, by a deterministic rule table.
+"""Segment profiles -> names, descriptions and marketing actions that fit every member.
 
-Each segment gets a level per feature, ``"low"``, ``"medium"`` or ``"high"``, from where its
-median falls among all customers' values (:func:`segment_levels`). **Low recency means recent**
-(few days since the last purchase); high recency means lapsed.
+A name asserts levels: Champions are recent, frequent and high-spending. Every customer has
+a level per feature, the third of the whole customer base they fall in (**low recency means
+recent**: few days since the last purchase). A segment's level is that of its median
+(:func:`segment_levels`); its name may assert a low or high level only where fewer than
+:data:`CONTRADICTION_LIMIT` of its members sit in the opposite third - a member so placed
+*contradicts* the name by two steps (:func:`segment_assertions`). Medium never contradicts
+by two steps.
 
-The rules of :data:`DEFAULT_RULES`, first match wins (R = recency level, F = frequency, M =
-monetary; ``*`` = any):
+Names come from the vocabulary :data:`DEFAULT_RULES`, the industry's words. In segment order
+(highest spend first) each segment takes the most specific name whose levels all hold for
+it and that no earlier segment took; a segment left without one is named from its levels
+in words ("Recent frequent low-spending customers"), and segments whose levels read the
+same are told apart by the feature on which their medians differ most ("higher spend",
+"lower spend"). Names are unique, never numbered. Descriptions are written from the levels
+asserted and give medians; tables of means say so.
 
-=========================  =========  =========  =========
-name                       R          F          M
-=========================  =========  =========  =========
-Champions                  low        high       high
-Loyal customers            low/med    high       *
-Potential loyalists        low        medium     *
-New customers              low        low        *
-Needs attention            medium     medium     *
-Needs attention            medium     low        high
-Occasional buyers          medium     low        low/med
-Can't lose them            high       high       high
-At risk                    high       high       *
-At risk                    high       *          high
-At risk                    high       medium     medium
-Hibernating                high       *          *
-Customers (catch-all)      *          *          *
-=========================  =========  =========  =========
-
-They speak the reference tutorial's language: its high-value, frequent, recent buyers (possibly
-resellers: cross-sell, up-sell) are Champions / Loyal customers; its formerly frequent buyers who
-stopped coming (churn risk) are At risk / Can't lose them; its recent newcomers (new-user
-promotions) are New customers; its occasional buyers are Occasional buyers / Hibernating.
+Outliers are left out of the assertions and then placed in the nearest segment whose name
+they do not contradict (:meth:`custseg.model.ClusterModel.assign`): a one-order wholesaler
+is not a Champion. RFM score segments keep their rule table's names.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import reprlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from .cluster import ClusterFit
     from .model import ClusterModel
 
 from .config import ScoreRule
@@ -49,20 +41,27 @@ from .errors import ConfigError, EmptyDataError, InputError, SchemaError
 from .methods.scores import ScoreState
 
 __all__ = [
+    "CONTRADICTION_LIMIT",
     "DEFAULT_RULES",
     "LEVELS",
     "PROFILE_COLUMNS",
     "SCORE_RULES",
     "NamingRule",
     "SegmentName",
+    "contradiction_shares",
+    "customer_levels",
     "describe_segments",
+    "level_cuts",
     "name_rule_segments",
     "name_segments",
+    "place_outliers",
     "profile_segments",
+    "segment_assertions",
     "segment_levels",
 ]
 
 _RFM = ("recency", "frequency", "monetary")
+Level = Literal["low", "medium", "high"]
 LEVELS = ("low", "medium", "high")
 
 PROFILE_COLUMNS = (
@@ -156,19 +155,21 @@ def profile_segments(
     return out
 
 
-def _percentile_rank(sorted_values: np.ndarray, x: float) -> float:
-    """Share of values below x, counting ties as half (scipy percentileofscore kind='mean')."""
-    below = np.searchsorted(sorted_values, x, side="left")
-    upto = np.searchsorted(sorted_values, x, side="right")
-    return float((below + upto) / 2 / len(sorted_values))
+#: Largest share of a segment's members that may sit in the opposite third of a level its
+#: name asserts (the promise of a name: under 1% of members contradict it).
+CONTRADICTION_LIMIT = 0.01
+
+
+def _level(share_below: float) -> str:
+    return "low" if share_below < 1 / 3 else "high" if share_below > 2 / 3 else "medium"
 
 
 def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[str, str]]:
     """Level of each segment on each feature: ``"low"``, ``"medium"`` or ``"high"``.
 
     The level comes from the percentile rank of the segment's median among all customers'
-    values (ties counted as half): below 1/3 is low, above 2/3 high, otherwise medium.
-    Low recency means recent (few days since the last purchase).
+    values (``scipy.stats.percentileofscore``, ties counted as half): below 1/3 is low,
+    above 2/3 high, otherwise medium. Low recency means recent.
 
     Parameters
     ----------
@@ -180,7 +181,8 @@ def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[
     Returns
     -------
     dict
-        ``{cluster: {"recency": level, "frequency": level, "monetary": level}}``.
+        ``{cluster: {"recency": level, "frequency": level, "monetary": level}}`` (empty for
+        a segment without customers).
 
     Raises
     ------
@@ -196,6 +198,8 @@ def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[
     >>> segment_levels(profile_segments(rfm, np.array([0, 1, 2])), rfm)[0]
     {'recency': 'low', 'frequency': 'high', 'monetary': 'high'}
     """
+    from scipy.stats import percentileofscore
+
     _check_rfm(rfm)
     missing = [f"{c}_median" for c in _RFM if f"{c}_median" not in profiles.columns]
     if missing:
@@ -204,36 +208,132 @@ def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[
         )
     if len(rfm) == 0:
         raise EmptyDataError("No customers to compare segments with: the RFM table is empty.")
-    sorted_values = {c: np.sort(np.asarray(rfm[c], dtype=np.float64)) for c in _RFM}
     levels: dict[int, dict[str, str]] = {}
-    for cluster, row in profiles.iterrows():
-        lv: dict[str, str] = {}
-        if not row.get("customers", 1):
-            levels[int(cluster)] = lv  # type: ignore[call-overload]  # empty: no levels
+    present = profiles[profiles["customers"] > 0] if "customers" in profiles else profiles
+    for c in _RFM:
+        values = np.asarray(rfm[c], dtype=np.float64)
+        pct = np.atleast_1d(
+            percentileofscore(values, present[f"{c}_median"].to_numpy(), kind="mean")
+        )
+        for cluster, p in zip(present.index, pct, strict=True):
+            levels.setdefault(int(cluster), {})[c] = _level(float(p) / 100)
+    return {int(c): levels.get(int(c), {}) for c in profiles.index}
+
+
+def level_cuts(rfm: pd.DataFrame) -> tuple[tuple[float, float], ...]:
+    """Per feature, the values cutting all customers into thirds: a value below the first
+    is in the low third, at or above the second in the high third.
+
+    The thirds are those of :func:`segment_levels` (percentile rank, ties as half), so one
+    value is always in one third.
+
+    Examples
+    --------
+    >>> level_cuts(pd.DataFrame({"recency": [1, 2, 3], "frequency": [1, 1, 5],
+    ...                          "monetary": [10.0, 20, 30]}))
+    ((2.0, 3.0), (1.0, 5.0), (20.0, 30.0))
+    """
+    _check_rfm(rfm)
+    out = []
+    for c in _RFM:
+        values = np.sort(np.asarray(rfm[c], dtype=np.float64))
+        distinct = np.unique(values)
+        below = np.searchsorted(values, distinct, side="left")
+        upto = np.searchsorted(values, distinct, side="right")
+        share = (below + upto) / 2 / len(values)
+        lo = distinct[share >= 1 / 3]
+        hi = distinct[share > 2 / 3]
+        # With no value in a third, only values beyond every customer's would be in it.
+        beyond = float(np.nextafter(distinct[-1], np.inf))
+        out.append((float(lo[0]) if lo.size else beyond, float(hi[0]) if hi.size else beyond))
+    return tuple(out)
+
+
+def customer_levels(rfm: pd.DataFrame, cuts: tuple[tuple[float, float], ...]) -> np.ndarray:
+    """Each customer's third per feature (columns R, F, M): 0 low, 1 medium, 2 high."""
+    X = rfm[list(_RFM)].to_numpy(dtype=np.float64)
+    c = np.asarray(cuts, dtype=np.float64)
+    return (c[:, 0] <= X).astype(np.int64) + (c[:, 1] <= X)
+
+
+_CODE = {"low": 0, "medium": 1, "high": 2}
+
+
+def contradiction_shares(
+    own: np.ndarray, labels: np.ndarray, asserted: Mapping[int, Mapping[str, str]]
+) -> dict[int, float]:
+    """Per segment, the share of members whose own third is opposite a level the name asserts."""
+    out: dict[int, float] = {}
+    for cluster, levels in asserted.items():
+        members = own[labels == cluster]
+        if not len(members):
+            out[int(cluster)] = 0.0
             continue
-        for c in _RFM:
-            p = _percentile_rank(sorted_values[c], float(row[f"{c}_median"]))
-            lv[c] = "low" if p < 1 / 3 else "high" if p > 2 / 3 else "medium"
-        levels[int(cluster)] = lv  # type: ignore[call-overload]
-    return levels
+        bad = np.zeros(len(members), dtype=bool)
+        for j, feature in enumerate(_RFM):
+            level = levels.get(feature)
+            if level in ("low", "high"):
+                bad |= members[:, j] == 2 - _CODE[level]
+        out[int(cluster)] = float(bad.mean())
+    return out
+
+
+def segment_assertions(
+    rfm: pd.DataFrame, labels: np.ndarray, *, rows: np.ndarray | None = None
+) -> dict[int, dict[str, str]]:
+    """The levels each segment's name may assert: its median's level, kept for low or high
+    only while fewer than :data:`CONTRADICTION_LIMIT` of its members (among ``rows``, by
+    default all) sit in the opposite third of any level kept.
+
+    Examples
+    --------
+    >>> rfm = pd.DataFrame({"recency": [1, 2, 300, 301, 302, 1],
+    ...                     "frequency": [9, 8, 1, 1, 2, 1],
+    ...                     "monetary": [900.0, 800, 9, 8, 7, 5]})
+    >>> segment_assertions(rfm, np.array([0, 0, 1, 1, 1, 0]))[0]
+    {'recency': 'low'}
+    """
+    keep = np.ones(len(rfm), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
+    sub, lab = rfm[keep], np.asarray(labels)[keep]
+    profiles = profile_segments(sub, lab)
+    levels = segment_levels(profiles, rfm)
+    own = customer_levels(sub, level_cuts(rfm))
+    out: dict[int, dict[str, str]] = {}
+    for cluster, lv in levels.items():
+        out[cluster] = _assertable(own[lab == cluster], lv)
+    return out
+
+
+def _assertable(members: np.ndarray, lv: Mapping[str, str]) -> dict[str, str]:
+    """The levels kept: medium always; low and high while the members opposite any kept
+    level stay under the limit (the least contradicted first)."""
+    kept = {f: v for f, v in lv.items() if v == "medium"}
+    opposite = {
+        f: members[:, _RFM.index(f)] == 2 - _CODE[v] for f, v in lv.items() if v != "medium"
+    }
+    bad = np.zeros(len(members), dtype=bool)
+    for f in sorted(opposite, key=lambda f: (opposite[f].mean(), _RFM.index(f))):
+        union = bad | opposite[f]
+        if union.mean() < CONTRADICTION_LIMIT:
+            kept[f], bad = lv[f], union
+    return {f: kept[f] for f in _RFM if f in kept}
 
 
 @dataclass(frozen=True)
 class NamingRule:
-    """One row of the naming table.
+    """One name of the vocabulary.
 
     Parameters
     ----------
     name : str
         Segment name.
     when : mapping of feature -> tuple of levels
-        The rule matches when each listed feature's level is among those given (features not
-        listed match any level). An empty mapping matches everything (a catch-all).
+        The name fits a segment when each listed feature's asserted level is among those
+        given; a feature the segment cannot assert (mixed) never fits. More listed features
+        make a more specific name, preferred when several fit.
     description : str
-        A template filled with the segment profile by ``str.format``: ``{customers}``,
-        ``{share_customers}``, ``{revenue}``, ``{share_revenue}``, ``{recency_mean}``,
-        ``{recency_median}``, ... ``{monetary_median}``, and ``{times}`` (the median frequency
-        in words: "once", "twice", "3 times").
+        Who they are, a few words ("top customers"), leading the description; or a whole
+        template (with ``{customers}`` and the profile fields) given as an override.
     action : str
         One sentence: the marketing action suggested.
     """
@@ -244,118 +344,135 @@ class NamingRule:
     action: str
 
     def matches(self, levels: Mapping[str, str]) -> bool:
-        """Whether the segment levels satisfy this rule."""
+        """Whether the segment's asserted levels satisfy this rule."""
         return all(levels.get(f) in allowed for f, allowed in self.when.items())
 
 
-_LAST = (
-    "last bought {recency_median:,.0f} days ago, bought {times} and spent "
-    "{monetary_median:,.0f} on median ({share_revenue:.0%} of revenue)."
-)
-
 _LO, _MED, _HI = ("low",), ("medium",), ("high",)
+_REWARD = (
+    "Reward them with early access and loyalty perks, up-sell and cross-sell premium lines, "
+    "ask for reviews and referrals, and check for resellers to offer volume terms."
+)
+_WIN_BACK = "Win them back now with personal outreach and tailored offers; ask what went wrong."
+_REACTIVATE = "Send personalised reactivation offers and win-back campaigns before they churn."
+_NURTURE = "Send limited-time offers and recommendations based on past purchases before they lapse."
 
+#: The vocabulary (R = recency level, low = recent; F = frequency; M = monetary).
 DEFAULT_RULES: tuple[NamingRule, ...] = (
-    NamingRule(
-        "Champions",
-        {"recency": _LO, "frequency": _HI, "monetary": _HI},
-        "{customers:,} recent, frequent, high-spending customers: they " + _LAST,
-        "Reward them with early access and loyalty perks, up-sell and cross-sell premium lines, "
-        "ask for reviews and referrals, and check for resellers to offer volume terms.",
-    ),
-    NamingRule(
-        "Loyal customers",
-        {"recency": ("low", "medium"), "frequency": _HI},
-        "{customers:,} customers who buy often: they " + _LAST,
-        "Cross-sell related products and enrol them in a loyalty programme to keep them buying.",
-    ),
-    NamingRule(
-        "Potential loyalists",
-        {"recency": _LO, "frequency": _MED},
-        "{customers:,} recent customers with a few orders each: they " + _LAST,
-        "Offer membership or a loyalty programme and recommend products to make them regulars.",
-    ),
-    NamingRule(
-        "New customers",
-        {"recency": _LO, "frequency": _LO},
-        "{customers:,} recent newcomers with few purchases: they " + _LAST,
-        "Welcome them with onboarding and a new-customer promotion to earn a second order.",
-    ),
-    NamingRule(
-        "Needs attention",
-        {"recency": _MED, "frequency": _MED},
-        "{customers:,} middling customers who have not bought lately: they " + _LAST,
-        "Send limited-time offers and recommendations based on past purchases before they lapse.",
-    ),
-    NamingRule(
-        "Needs attention",
-        {"recency": _MED, "frequency": _LO, "monetary": _HI},
-        "{customers:,} big-ticket customers who have not bought lately: they " + _LAST,
-        "Send limited-time offers and recommendations based on past purchases before they lapse.",
-    ),
-    NamingRule(
-        "Occasional buyers",
-        {"recency": _MED, "frequency": _LO, "monetary": ("low", "medium")},
-        "{customers:,} occasional buyers with small baskets: they " + _LAST,
-        "Keep them in low-cost newsletters and seasonal campaigns; test small incentives.",
-    ),
-    NamingRule(
-        "Can't lose them",
-        {"recency": _HI, "frequency": _HI, "monetary": _HI},
-        "{customers:,} formerly top customers who stopped coming: they " + _LAST,
-        "Win them back now with personal outreach and tailored offers; ask what went wrong.",
-    ),
-    NamingRule(
-        "At risk",
-        {"recency": _HI, "frequency": _HI},
-        "{customers:,} formerly frequent buyers who stopped coming (churn risk): they " + _LAST,
-        "Send personalised reactivation offers and win-back campaigns before they churn.",
-    ),
-    NamingRule(
-        "At risk",
-        {"recency": _HI, "monetary": _HI},
-        "{customers:,} formerly high-spending buyers who stopped coming (churn risk): they "
-        + _LAST,
-        "Send personalised reactivation offers and win-back campaigns before they churn.",
-    ),
-    NamingRule(
-        "At risk",
-        {"recency": _HI, "frequency": _MED, "monetary": _MED},
-        "{customers:,} formerly regular buyers who stopped coming (churn risk): they " + _LAST,
-        "Send personalised reactivation offers and win-back campaigns before they churn.",
-    ),
-    NamingRule(
-        "Hibernating",
-        {"recency": _HI},
-        "{customers:,} lapsed customers with few, small purchases: they " + _LAST,
-        "Try one low-cost reactivation campaign, then let them go from paid channels.",
-    ),
-    NamingRule(
-        "Customers",
-        {},
-        "{customers:,} customers who " + _LAST,
-        "Review this segment's profile and choose a campaign that fits it.",
-    ),
+    NamingRule("Champions", {"recency": _LO, "frequency": _HI, "monetary": _HI},
+               "top customers", _REWARD),
+    NamingRule("Can't lose them", {"recency": _HI, "frequency": _HI, "monetary": _HI},
+               "former top customers", _WIN_BACK),
+    NamingRule("Lost", {"recency": _HI, "frequency": _LO, "monetary": _LO},
+               "long-gone small buyers",
+               "Leave them out of paid campaigns; an occasional newsletter at most."),
+    NamingRule("Loyal customers", {"recency": ("low", "medium"), "frequency": _HI},
+               "loyal customers",
+               "Cross-sell related products and enrol them in a loyalty programme."),
+    NamingRule("Potential loyalists", {"recency": _LO, "frequency": _MED},
+               "promising repeat customers",
+               "Offer membership or a loyalty programme and recommend products to make them "
+               "regulars."),
+    NamingRule("New customers", {"recency": _LO, "frequency": _LO}, "newcomers",
+               "Welcome them with onboarding and a new-customer promotion to earn a second "
+               "order."),
+    NamingRule("Need attention", {"recency": _MED, "frequency": _MED}, "middling customers",
+               _NURTURE),
+    NamingRule("About to sleep", {"recency": _MED, "frequency": _LO}, "drifting customers",
+               "Reconnect with popular products and a time-limited discount before they go "
+               "quiet."),
+    NamingRule("At risk", {"recency": _HI, "frequency": ("medium", "high")},
+               "former regulars", _REACTIVATE),
+    NamingRule("Lapsed big spenders", {"recency": _HI, "monetary": _HI},
+               "former big spenders", _WIN_BACK),
+    NamingRule("Hibernating", {"recency": _HI, "frequency": _LO}, "lapsed customers",
+               "Try one low-cost reactivation campaign, then let them go from paid channels."),
+    NamingRule("Loyal big spenders", {"frequency": _HI, "monetary": _HI},
+               "frequent big spenders", _REWARD),
+    NamingRule("Recent big spenders", {"recency": _LO, "monetary": _HI},
+               "recent big spenders",
+               "Thank them and follow up with premium recommendations to earn the next order."),
+    NamingRule("Lapsing big spenders", {"recency": _MED, "monetary": _HI},
+               "big spenders going quiet", _NURTURE),
+    NamingRule("Recent small buyers", {"recency": _LO, "monetary": _LO},
+               "recent small buyers",
+               "Grow the basket: bundles, free-shipping thresholds, a second-order offer."),
+    NamingRule("Big-ticket buyers", {"frequency": _LO, "monetary": _HI},
+               "buyers of few, large orders",
+               "Offer volume terms and account management; ask what would bring them back."),
+    NamingRule("Frequent buyers", {"frequency": _HI}, "frequent buyers",
+               "Keep them buying with a loyalty programme and replenishment reminders."),
+    NamingRule("Big spenders", {"monetary": _HI}, "big spenders",
+               "Give them premium service and early access to new lines."),
+    NamingRule("Recent customers", {"recency": _LO}, "recent customers",
+               "Follow up while they remember you: recommendations and a second-order offer."),
+    NamingRule("Regular customers", {"frequency": _MED}, "regular customers", _NURTURE),
+    NamingRule("Lapsing customers", {"recency": _MED}, "customers going quiet", _NURTURE),
+    NamingRule("Lapsed customers", {"recency": _HI}, "lapsed customers", _REACTIVATE),
+    NamingRule("Occasional buyers", {"frequency": _LO}, "occasional buyers",
+               "Keep them in low-cost newsletters and seasonal campaigns; test small incentives."),
+    NamingRule("Low spenders", {"monetary": _LO}, "low spenders",
+               "Serve them through low-cost channels; test bundles to lift their basket."),
+    NamingRule("Mid spenders", {"monetary": _MED}, "mid spenders", _NURTURE),
+)  # fmt: skip
+
+#: What each asserted level says about the customers, in the description.
+_SAYS: dict[tuple[str, str], str] = {
+    ("recency", "low"): "bought recently",
+    ("recency", "medium"): "have not bought for a while",
+    ("recency", "high"): "have not bought for a long time",
+    ("frequency", "high"): "buy often",
+    ("frequency", "medium"): "have bought a few times",
+    ("frequency", "low"): "rarely buy",
+    ("monetary", "high"): "spend a lot",
+    ("monetary", "medium"): "spend a middling amount",
+    ("monetary", "low"): "spend little",
+}
+#: Words for names made from levels: (feature, level) -> adjective.
+_WORDS: dict[tuple[str, str], str] = {
+    ("recency", "low"): "recent",
+    ("recency", "medium"): "lapsing",
+    ("recency", "high"): "lapsed",
+    ("frequency", "high"): "frequent",
+    ("frequency", "medium"): "repeat",
+    ("frequency", "low"): "occasional",
+    ("monetary", "high"): "high-spending",
+    ("monetary", "medium"): "mid-spending",
+    ("monetary", "low"): "low-spending",
+}
+#: How two segments with the same levels are told apart: (feature) -> (more, less).
+_APART = {
+    "monetary": ("higher spend", "lower spend"),
+    "frequency": ("more frequent", "less frequent"),
+    "recency": ("less recent", "more recent"),
+}
+_NUMBERS = (
+    "median {recency_median:,.0f} days since the last order, {frequency_median:,.0f} "
+    "{orders} and {monetary_median:,.0f} spent; {share_revenue:.0%} of revenue."
 )
 
 
 @dataclass(frozen=True)
 class SegmentName:
-    """Name, description and action of one cluster.
+    """Name, description and action of one segment.
 
     Parameters
     ----------
     cluster : int
-        Cluster id.
+        Segment id.
     name : str
         Segment name, unique within a run.
     description : str
-        One sentence with the segment's numbers.
+        One sentence with the segment's numbers (medians).
     action : str
         One sentence: the suggested marketing action.
     levels : dict
-        ``{"recency", "frequency", "monetary"} -> "low" | "medium" | "high"`` (low recency =
-        recent).
+        ``{"recency", "frequency", "monetary"} -> "low" | "medium" | "high"`` of the
+        segment's medians (low recency = recent).
+    asserted : dict
+        The levels the name asserts (features the segment is mixed on are left out).
+    contradiction_share : float
+        Share of members whose own third contradicts an asserted level by two steps.
     """
 
     cluster: int
@@ -363,25 +480,8 @@ class SegmentName:
     description: str
     action: str
     levels: dict[str, str] = field(default_factory=dict)
-
-
-_QUALIFIERS = {
-    # feature: (word if this segment's median is higher, word if lower)
-    "monetary": ("higher spend", "lower spend"),
-    "frequency": ("more frequent", "less frequent"),
-    "recency": ("less recent", "more recent"),
-}
-
-
-def _qualifier(row: pd.Series, holder: pd.Series) -> str:
-    """Words telling a segment from the one already holding its name: its largest relative gap."""
-    best, word = -1.0, "other"
-    for f in ("monetary", "frequency", "recency"):
-        a, b = float(row[f"{f}_median"]), float(holder[f"{f}_median"])
-        gap = abs(a - b) / max(abs(a), abs(b), 1e-12)
-        if gap > best:
-            best, word = gap, _QUALIFIERS[f][0 if a > b else 1]
-    return word if best > 0 else "other"
+    asserted: dict[str, str] = field(default_factory=dict)
+    contradiction_share: float = 0.0
 
 
 def _template_values(row: pd.Series) -> dict[str, Any]:
@@ -390,6 +490,7 @@ def _template_values(row: pd.Series) -> dict[str, Any]:
     values["customers"] = round(values.get("customers", 0))
     f = float(values.get("frequency_median", 0.0))
     values["times"] = {1.0: "once", 2.0: "twice"}.get(f, f"{f:,.0f} times")
+    values["orders"] = "order" if round(f) == 1 else "orders"
     return values
 
 
@@ -404,51 +505,45 @@ def _fill(template: str, values: Mapping[str, Any], name: str) -> str:
         ) from None
 
 
-def name_segments(
-    profiles: pd.DataFrame,
-    levels: Mapping[int, Mapping[str, str]],
-    *,
-    rules: Sequence[NamingRule] = DEFAULT_RULES,
-    overrides: Mapping[str, Mapping[str, str]] | None = None,
-) -> list[SegmentName]:
-    """Name each cluster by the first rule its levels match; names are unique within a run.
+def _joined(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
-    Clusters are named in id order (with canonical ids, the highest spenders first). When a
-    cluster's first matching name is already taken, it takes its next matching rule with an
-    unused name (catch-all rules excepted); when none is left, it keeps its first name with a
-    qualifier telling it from the segment holding that name, e.g. ``"Champions (lower spend)"``.
 
-    Parameters
-    ----------
-    profiles : DataFrame
-        Output of :func:`profile_segments`.
-    levels : mapping
-        Output of :func:`segment_levels`.
-    rules : sequence of NamingRule
-        Ordered rule table; the last rule should be a catch-all (empty ``when``).
-    overrides : mapping, optional
-        ``{default name: {"name": ..., "description": ..., "action": ...}}`` (each key
-        optional); a description override is a template like the rules'.
+def _says(asserted: Mapping[str, str], medians: Mapping[str, str]) -> str:
+    parts = [_SAYS[(f, asserted[f])] for f in _RFM if f in asserted]
+    if parts:
+        return "who " + _joined(parts)
+    leaning = [_SAYS[(f, medians[f])] for f in _RFM if medians.get(f, "medium") != "medium"]
+    if leaning:
+        return "most of whom " + _joined(leaning) + ", though not every one"
+    return "with mixed recency, frequency and spend"
 
-    Returns
-    -------
-    list of SegmentName, one per profile row, in cluster order.
 
-    Raises
-    ------
-    ConfigError
-        If no rule matches a cluster, an override is malformed, or overrides would make two
-        segments share a name.
+def _description(
+    who: str, asserted: Mapping[str, str], row: pd.Series, medians: Mapping[str, str]
+) -> str:
+    values = _template_values(row)
+    head = f"{values['customers']:,} {who} ({values.get('share_customers', 0):.0%}) "
+    return head + _says(asserted, medians) + ": " + _NUMBERS.format_map(values)
 
-    Examples
-    --------
-    >>> rfm = pd.DataFrame({"recency": [1, 50, 300], "frequency": [9, 3, 1],
-    ...                     "monetary": [900.0, 90.0, 9.0]})
-    >>> prof = profile_segments(rfm, np.array([0, 1, 2]))
-    >>> [s.name for s in name_segments(prof, segment_levels(prof, rfm))]
-    ['Champions', 'Needs attention', 'Hibernating']
-    """
-    overrides = dict(overrides or {})
+
+def _generated(asserted: Mapping[str, str], medians: Mapping[str, str]) -> str:
+    """A name in words from the asserted levels; with none, "Mostly ..." from the medians."""
+    words = [_WORDS[(f, asserted[f])] for f in _RFM if f in asserted]
+    if words:
+        return (" ".join(words) + " customers").capitalize()
+    leaning = [_WORDS[(f, medians[f])] for f in _RFM if medians.get(f, "medium") != "medium"]
+    return ("Mostly " + " ".join(leaning) + " customers") if leaning else "Mixed customers"
+
+
+def _action(asserted: Mapping[str, str]) -> str:
+    for rule in DEFAULT_RULES:  # the action of the most specific fitting name
+        if rule.matches(asserted) and rule.when:
+            return rule.action
+    return "Review this segment's profile and choose a campaign that fits it."
+
+
+def _check_overrides(overrides: Mapping[str, Any]) -> None:
     for key, ov in overrides.items():
         if not isinstance(ov, Mapping) or not set(ov) <= {"name", "description", "action"}:
             raise ConfigError(
@@ -460,60 +555,166 @@ def name_segments(
                 f"Override for {key!r} has an empty or non-text value: {reprlib.repr(ov)}. "
                 "Give non-empty text."
             )
-    taken: dict[str, int] = {}
-    chosen: list[tuple[int, NamingRule, str, pd.Series]] = []
-    for cluster, row in profiles.iterrows():
-        c = int(cluster)  # type: ignore[call-overload]
-        lv = levels.get(c)
-        if lv is None:
-            raise ConfigError(f"No levels for cluster {c}. Pass the output of segment_levels.")
-        matching = [r for r in rules if r.matches(lv)]
-        if not matching:
-            raise ConfigError(
-                f"No naming rule matches cluster {c} with levels {dict(lv)}. "
-                "End the rule table with a catch-all rule (empty when)."
-            )
-        pick: tuple[NamingRule, str] | None = None
-        for r in matching:
-            if r.name not in taken and (r is matching[0] or r.when):
-                pick = (r, r.name)
-                break
-        if pick is None:
-            first = matching[0]
-            holder = chosen[taken[first.name]][3]
-            base = f"{first.name} ({_qualifier(row, holder)})"
-            name, i = base, 2
-            while name in taken:
-                name, i = f"{base[:-1]} {i})", i + 1
-            pick = (first, name)
-        taken[pick[1]] = len(chosen)
-        chosen.append((c, pick[0], pick[1], row))
 
-    out: list[SegmentName] = []
-    for c, rule, default_name, row in chosen:
-        ov = overrides.get(default_name, {})
-        name = ov.get("name", default_name)
-        values = _template_values(row)
-        values["cluster"] = c
-        values["name"] = name
-        description = _fill(ov.get("description", rule.description), values, name)
+
+def _pick(
+    asserted: Mapping[str, str], rules: Sequence[NamingRule], taken: set[str]
+) -> NamingRule | None:
+    """The most specific fitting rule no earlier segment took (ties: table order)."""
+    fitting = [r for r in rules if r.when and r.matches(asserted) and r.name not in taken]
+    return max(fitting, key=lambda r: len(r.when)) if fitting else None
+
+
+def _tell_apart(names: list[str], profiles: pd.DataFrame) -> list[str]:
+    """Segments sharing a name get words from the feature their medians differ most on."""
+    out = list(names)
+    for name in sorted(set(names)):
+        idx = [i for i, n in enumerate(names) if n == name]
+        if len(idx) < 2:
+            continue
+        rows = profiles.iloc[idx]
+        spread = {
+            f: float(rows[f"{f}_median"].max() - rows[f"{f}_median"].min())
+            / max(abs(float(rows[f"{f}_median"].max())), 1e-12)
+            for f in ("monetary", "frequency", "recency")
+        }
+        feature = max(spread, key=lambda f: spread[f])
+        order = np.argsort(-rows[f"{feature}_median"].to_numpy(), kind="stable")
+        more, less = _APART[feature]
+        words = _ordinal(len(idx), more, less)
+        for position, j in enumerate(order):
+            out[idx[int(j)]] = f"{name} ({words[position]})"
+    return out
+
+
+def _ordinal(n: int, more: str, less: str) -> list[str]:
+    """n words from most to least: higher, lower; highest ... lowest, spelled out."""
+    if n == 2:
+        return [more, less]
+    base_more, base_less = more.split(" ", 1), less.split(" ", 1)
+    noun = base_more[1] if len(base_more) > 1 else ""
+    top = {"higher": "highest", "more": "most", "less": "least", "lower": "lowest"}
+    first = f"{top.get(base_more[0], base_more[0])} {noun}".strip()
+    last = f"{top.get(base_less[0], base_less[0])} {noun}".strip()
+    middle = [f"{w} {noun}".strip() for w in ("upper-middle", "middle", "lower-middle")]
+    inner = middle[1:2] if n == 3 else middle if n == 5 else [middle[0], middle[2]]
+    if n > 5:
+        inner = [f"{middle[1]} {i}" for i in range(1, n - 1)]
+    return [first, *inner, last]
+
+
+def name_segments(
+    profiles: pd.DataFrame,
+    levels: Mapping[int, Mapping[str, str]],
+    *,
+    rules: Sequence[NamingRule] = DEFAULT_RULES,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+    shares: Mapping[int, float] | None = None,
+    median_levels: Mapping[int, Mapping[str, str]] | None = None,
+) -> list[SegmentName]:
+    """Name each segment from the levels it asserts; names are unique and never numbered.
+
+    In segment order (with canonical ids, the highest spenders first) each segment takes the
+    most specific rule whose levels all hold for it and that no earlier segment took; a
+    segment left without one is named from its levels in words; segments with the same name
+    are told apart by the feature their medians differ most on.
+
+    Parameters
+    ----------
+    profiles : DataFrame
+        Output of :func:`profile_segments`.
+    levels : mapping
+        The levels each segment may assert (:func:`segment_assertions`; the median levels of
+        :func:`segment_levels` when every member fits them).
+    rules : sequence of NamingRule
+        The vocabulary.
+    overrides : mapping, optional
+        ``{default name: {"name": ..., "description": ..., "action": ...}}`` (each key
+        optional); a description override is a template of the profile fields.
+    shares : mapping, optional
+        Contradiction share per segment, recorded on the names.
+    median_levels : mapping, optional
+        The median levels per segment, recorded on the names (default: ``levels``).
+
+    Returns
+    -------
+    list of SegmentName, one per profile row, in segment order.
+
+    Raises
+    ------
+    ConfigError
+        If an override is malformed, a description template is invalid, or overrides would
+        make two segments share a name.
+
+    Examples
+    --------
+    >>> rfm = pd.DataFrame({"recency": [1, 50, 300], "frequency": [9, 3, 1],
+    ...                     "monetary": [900.0, 90.0, 9.0]})
+    >>> prof = profile_segments(rfm, np.array([0, 1, 2]))
+    >>> [s.name for s in name_segments(prof, segment_levels(prof, rfm))]
+    ['Champions', 'Need attention', 'Lost']
+    """
+    overrides = dict(overrides or {})
+    _check_overrides(overrides)
+    if len(profiles) == 1:
+        return [_all_customers(profiles, overrides)]
+    taken: set[str] = set()
+    picked: list[NamingRule | None] = []
+    names: list[str] = []
+    for cluster in profiles.index:
+        asserted = dict(levels.get(int(cluster), {}))
+        rule = _pick(asserted, rules, taken)
+        picked.append(rule)
+        medians = (median_levels or levels).get(int(cluster), {})
+        names.append(rule.name if rule else _generated(asserted, medians))
+        taken.add(names[-1])
+    names = _tell_apart(names, profiles)
+    out = []
+    for (cluster, row), rule, default in zip(profiles.iterrows(), picked, names, strict=True):
+        c = int(cluster)  # type: ignore[call-overload]
+        asserted = dict(levels.get(c, {}))
+        base = rule.name if rule else default
+        ov = overrides.get(default, overrides.get(base, {}))
+        name = ov.get("name", default)
+        who = rule.description if rule else "customers"
+        lv = dict((median_levels or levels).get(c, {}))
+        if "description" in ov:
+            description = _fill(ov["description"], _template_values(row) | {"name": name}, name)
+        else:
+            description = _description(who, asserted, row, lv)
+        action = ov.get("action", rule.action if rule else _action(asserted))
         out.append(
             SegmentName(
-                cluster=c,
-                name=name,
-                description=description,
-                action=ov.get("action", rule.action),
-                levels=dict(levels[c]),
+                c, name, description, action, lv, asserted, float((shares or {}).get(c, 0.0))
             )
         )
-    names = [s.name for s in out]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted({s.name for s in out if [t.name for t in out].count(s.name) > 1})
     if dupes:
         raise ConfigError(
             f"Segment name overrides give two segments the name(s) {dupes}. "
             "Choose names that differ from each other and from the other segments."
         )
     return out
+
+
+def _all_customers(
+    profiles: pd.DataFrame, overrides: Mapping[str, Mapping[str, str]]
+) -> SegmentName:
+    """k = 1: one segment, named for what it is."""
+    row = profiles.iloc[0]
+    ov = overrides.get("All customers", {})
+    values = _template_values(row)
+    description = (
+        f"Every customer is in this one segment ({values['customers']:,}): k = 1 does not "
+        "split customers who should be treated differently, so it is rarely useful; let k "
+        "be chosen or pass --k 2 or more. In all, " + _NUMBERS.format_map(values)
+    )
+    return SegmentName(
+        int(profiles.index[0]),
+        ov.get("name", "All customers"),
+        ov.get("description", description),
+        ov.get("action", "Split them first: run again without --k, or with --k 2 or more."),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -556,57 +757,15 @@ SCORE_RULES: dict[int, tuple[ScoreRule, ...]] = {
     ),
 }
 
-#: Description template and action of each rule segment name (others get a generic text).
-_RULE_WORDS: dict[str, tuple[str, str]] = {
-    "Champions": (
-        "{customers:,} customers who bought recently and often: they " + _LAST,
-        DEFAULT_RULES[0].action,
-    ),
-    "Loyal customers": (
-        "{customers:,} customers who buy often: they " + _LAST,
-        DEFAULT_RULES[1].action,
-    ),
-    "Potential loyalists": (
-        "{customers:,} recent customers with a few orders each: they " + _LAST,
-        DEFAULT_RULES[2].action,
-    ),
-    "New customers": (
-        "{customers:,} customers whose first and only orders are recent: they " + _LAST,
-        DEFAULT_RULES[3].action,
-    ),
+#: Who the rule segments are and what to do, by name (other names: generic words).
+_RULE_TEXT: dict[str, tuple[str, str]] = {
+    rule.name: (rule.description, rule.action) for rule in DEFAULT_RULES
+} | {
     "Promising": (
-        "{customers:,} fairly recent customers with one or two orders: they " + _LAST,
+        "fairly recent customers",
         "Build the relationship: a welcome series, a second-order incentive, brand content.",
     ),
-    "Need attention": (
-        "{customers:,} middling customers who have not bought lately: they " + _LAST,
-        "Send limited-time offers and recommendations based on past purchases before they lapse.",
-    ),
-    "About to sleep": (
-        "{customers:,} customers with few orders who are drifting away: they " + _LAST,
-        "Reconnect with popular products and a time-limited discount before they go quiet.",
-    ),
-    "Can't lose them": (
-        "{customers:,} formerly very frequent customers who stopped coming: they " + _LAST,
-        "Win them back now with personal outreach and tailored offers; ask what went wrong.",
-    ),
-    "At risk": (
-        "{customers:,} formerly regular customers who stopped coming (churn risk): they " + _LAST,
-        "Send personalised reactivation offers and win-back campaigns before they churn.",
-    ),
-    "Hibernating": (
-        "{customers:,} lapsed customers with few orders: they " + _LAST,
-        "Try one low-cost reactivation campaign, then let them go from paid channels.",
-    ),
-    "Lost": (
-        "{customers:,} long-lapsed customers with one or two orders: they " + _LAST,
-        "Leave them out of paid campaigns; an occasional newsletter at most.",
-    ),
 }
-_GENERIC = (
-    "{customers:,} customers who " + _LAST,
-    "Review this segment's profile and choose a campaign that fits it.",
-)
 
 
 def _cells(rule: ScoreRule) -> str:
@@ -622,26 +781,33 @@ def name_rule_segments(
     levels: Mapping[int, Mapping[str, str]],
     *,
     overrides: Mapping[str, Mapping[str, str]] | None = None,
+    shares: Mapping[int, float] | None = None,
+    median_levels: Mapping[int, Mapping[str, str]] | None = None,
 ) -> list[SegmentName]:
     """Names, descriptions and actions of RFM score segments: the rule table's names.
 
     Segment ``i`` is row ``i`` of ``rules``; a segment without customers says so.
     """
+    overrides = dict(overrides or {})
+    _check_overrides(overrides)
     out = []
     for cluster, row in profiles.iterrows():
         c = int(cluster)  # type: ignore[call-overload]
         rule = rules[c]
-        ov = dict((overrides or {}).get(rule.name, {}))
-        template, action = _RULE_WORDS.get(rule.name, _GENERIC)
+        ov = overrides.get(rule.name, {})
+        asserted = dict(levels.get(c, {}))
+        who, action = _RULE_TEXT.get(rule.name, ("customers", _action(asserted)))
         name = ov.get("name", rule.name)
         if not row["customers"]:
             description = f"No customer falls in this segment ({_cells(rule)})."
+        elif "description" in ov:
+            description = _fill(ov["description"], _template_values(row) | {"name": name}, name)
         else:
-            values = _template_values(row) | {"cluster": c, "name": name}
-            description = _fill(ov.get("description", template), values, name)
-        out.append(
-            SegmentName(c, name, description, ov.get("action", action), dict(levels.get(c, {})))
-        )
+            medians = dict((median_levels or levels).get(c, {}))
+            description = _description(who, asserted, row, medians)
+        lv = dict((median_levels or levels).get(c, {}))
+        share = float((shares or {}).get(c, 0.0))
+        out.append(SegmentName(c, name, description, ov.get("action", action), lv, asserted, share))
     return out
 
 
@@ -651,8 +817,12 @@ def describe_segments(
     model: ClusterModel,
     *,
     overrides: Mapping[str, Mapping[str, str]] | None = None,
+    asserted: Mapping[int, Mapping[str, str]] | None = None,
 ) -> tuple[pd.DataFrame, list[SegmentName]]:
     """Profiles and names of a model's segments: rule names for RFM scores, levels otherwise.
+
+    ``asserted`` are the levels the names may assert (default: the model's, else computed
+    from ``labels``); the contradiction shares are measured over every member.
 
     Returns
     -------
@@ -660,12 +830,53 @@ def describe_segments(
         See :func:`profile_segments` (every rule segment listed for RFM scores).
     names : list of SegmentName
     """
-    if isinstance(model.state, ScoreState):
-        profiles = profile_segments(rfm, labels, k=model.k)
-        levels = segment_levels(profiles, rfm)
+    state = model.state
+    profiles = profile_segments(rfm, labels, k=model.k if isinstance(state, ScoreState) else None)
+    medians = segment_levels(profiles, rfm)
+    if asserted is None and model.assertions is not None:
+        asserted = dict(enumerate(model.assertions))
+    if asserted is None:
+        asserted = segment_assertions(rfm, labels)
+    own = customer_levels(rfm, model.level_cuts or level_cuts(rfm))
+    shares = contradiction_shares(own, np.asarray(labels), asserted)
+    if isinstance(state, ScoreState):
         return profiles, name_rule_segments(
-            profiles, model.state.rules, levels, overrides=overrides
+            profiles,
+            state.rules,
+            asserted,
+            overrides=overrides,
+            shares=shares,
+            median_levels=medians,
         )
-    profiles = profile_segments(rfm, labels)
-    levels = segment_levels(profiles, rfm)
-    return profiles, name_segments(profiles, levels, overrides=overrides)
+    return profiles, name_segments(
+        profiles, asserted, overrides=overrides, shares=shares, median_levels=medians
+    )
+
+
+def _levels_of(levels: Mapping[str, str]) -> dict[str, Level]:
+    return {f: cast(Level, v) for f, v in levels.items()}
+
+
+def place_outliers(rfm: pd.DataFrame, fit: ClusterFit) -> ClusterFit:
+    """Give the model the levels its names may assert (from the non-outliers) and place every
+    outlier in the nearest segment whose name it does not contradict.
+
+    RFM score segments are left as they are: each customer's own scores place it.
+    """
+    if isinstance(fit.model.state, ScoreState):
+        cuts = level_cuts(rfm)
+        asserted = segment_assertions(rfm, fit.labels)
+        model = dataclasses.replace(
+            fit.model,
+            level_cuts=cuts,
+            assertions=tuple(_levels_of(asserted.get(c, {})) for c in range(fit.model.k)),
+        )
+        return dataclasses.replace(fit, model=model)
+    asserted = segment_assertions(rfm, fit.labels, rows=~np.asarray(fit.outlier))
+    model = dataclasses.replace(
+        fit.model,
+        level_cuts=level_cuts(rfm),
+        assertions=tuple(_levels_of(asserted.get(c, {})) for c in range(fit.model.k)),
+    )
+    found = model.assign(rfm[list(_RFM)])
+    return dataclasses.replace(fit, model=model, labels=found.labels)

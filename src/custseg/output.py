@@ -20,8 +20,12 @@ import numpy as np
 
 from . import __version__
 from .formats import (
+    BacktestEvidence,
+    BacktestFile,
+    BacktestSegment,
     CustomerStats,
     InputRecord,
+    Interval,
     LedgerRecord,
     Machine,
     MethodRecord,
@@ -34,17 +38,19 @@ from .formats import (
     Summary,
 )
 from .naming import PROFILE_COLUMNS, SegmentName
-from .pipeline import SegmentationResult
+from .pipeline import BacktestResult, SegmentationResult
 from .runs import SEGMENTS_FILE, atomic_output_dir
 
 __all__ = [
     "EXTRA_COLUMNS",
     "OUTPUT_FILES",
     "SEGMENT_COLUMNS",
+    "build_backtest",
     "build_model",
     "build_run_record",
     "build_summary",
     "neutralize_cell",
+    "write_backtest",
     "write_outputs",
     "write_run",
 ]
@@ -75,6 +81,8 @@ SEGMENT_COLUMNS = (
     "segment",
 )
 
+# Per-k figures summary.json keeps in k_selection rather than under the method.
+_IN_K_SELECTION = ("sse", "silhouette", "calinski_harabasz", "davies_bouldin")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -254,6 +262,8 @@ def _segment_record(result: SegmentationResult, s: SegmentName) -> SegmentRecord
         action=s.action,
         **{col: row[col].item() for col in PROFILE_COLUMNS},
         levels=s.levels,
+        asserted=s.asserted,
+        contradiction_share=s.contradiction_share,
     )
 
 
@@ -263,7 +273,6 @@ def build_summary(result: SegmentationResult) -> Summary:
     It holds nothing that changes between identical runs (no timestamps, no timings).
     """
     customers = result.customers
-    source = result.source
     return Summary(
         custseg_version=__version__,
         as_of=result.as_of,
@@ -273,9 +282,11 @@ def build_summary(result: SegmentationResult) -> Summary:
         method=MethodRecord(
             name=result.fit.model.method,
             params=result.fit.model.params,
-            figures=result.fit.figures
-            if result.fit.model.method in ("hierarchical", "gmm")
-            else {},
+            figures={
+                name: values
+                for name, values in result.fit.figures.items()
+                if name not in _IN_K_SELECTION
+            },
             sweep_sample=result.fit.sweep_sample,
         ),
         segments=[_segment_record(result, s) for s in result.segments],
@@ -287,18 +298,24 @@ def build_summary(result: SegmentationResult) -> Summary:
             frequency_mean=float(customers["frequency"].mean()),
             monetary_mean=float(customers["monetary"].mean()),
         ),
-        input=InputRecord(
-            name=Path(source.name).name if source.files else source.name,
-            files=len(source.files),
-            size_bytes=source.size_bytes,
-            sha256=source.sha256,
-            format=source.format,
-            encoding=source.encoding,
-            sheet=source.sheet,
-            columns=result.columns.used() if result.columns else {},
-            date_format=result.date_format,
-        ),
+        input=_input_record(result),
         settings=result.config,
+        scored_with=result.scored_with,
+    )
+
+
+def _input_record(result: SegmentationResult) -> InputRecord:
+    source = result.source
+    return InputRecord(
+        name=Path(source.name).name if source.files else source.name,
+        files=len(source.files),
+        size_bytes=source.size_bytes,
+        sha256=source.sha256,
+        format=source.format,
+        encoding=source.encoding,
+        sheet=source.sheet,
+        columns=result.columns.used() if result.columns else {},
+        date_format=result.date_format,
     )
 
 
@@ -313,4 +330,68 @@ def build_model(result: SegmentationResult) -> ModelFile:
             for s in result.segments
         ],
         settings=result.config,
+        columns=result.columns.used() if result.columns else {},
     )
+
+
+def build_backtest(result: BacktestResult) -> BacktestFile:
+    """The backtest.json document (reproducible: no timings, no paths)."""
+    out, ev, training = result.outcomes, result.evidence, result.training
+    table = result.segments.rename(columns={"segment": "name"})
+    segments = [
+        BacktestSegment(cluster=int(cluster), **{str(k): _plain(v) for k, v in row.items()})
+        for cluster, row in zip(table.index, table.to_dict("records"), strict=True)
+    ]
+    differences = {
+        name: {metric: Interval(estimate=t[0], low=t[1], high=t[2]) for metric, t in d.items()}
+        for name, d in ev.differences.items()
+    }
+    return BacktestFile(
+        custseg_version=__version__,
+        holdout_days=out.holdout_days,
+        cutoff=out.cutoff,
+        end=out.end,
+        train_as_of=out.as_of,
+        customers=len(out.train),
+        buying_again=int(out.buys.sum()),
+        holdout_revenue=float(out.revenue.sum()),
+        new_customers=out.new_customers,
+        new_revenue=out.new_revenue,
+        k=training.k,
+        k_selection=training.fit.selection,
+        segments=segments,
+        evidence=BacktestEvidence(
+            spearman=ev.spearman,
+            auc=ev.auc,
+            differences=differences,
+            bootstrap=ev.bootstrap,
+            bootstrap_customers=ev.bootstrap_customers,
+            seed=ev.seed,
+        ),
+        input=_input_record(training),
+        settings=training.config,
+    )
+
+
+def _plain(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def write_backtest(
+    result: BacktestResult, out: str | Path, *, force: bool = False, report: bool = True
+) -> list[Path]:
+    """Write backtest.json (and backtest.html with its figure) into a folder, whole or not at all.
+
+    Raises
+    ------
+    OutputError
+        If ``out`` exists without ``force``, is a file, or cannot be written.
+    """
+    target = Path(out)
+    with atomic_output_dir(target, force=force) as tmp:
+        written = [build_backtest(result).write(tmp / BacktestFile.FILE)]
+        if report:
+            from .report import write_backtest_page  # type: ignore[attr-defined]
+
+            written.append(write_backtest_page(tmp))
+    return [target / p.name for p in written]

@@ -7,10 +7,10 @@ import dataclasses
 import datetime as dt
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ibis.expr.types as ir
 import numpy as np
@@ -23,13 +23,26 @@ from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
 from .engine import Engine, EngineSpec
 from .engine import connect as connect_engine
-from .errors import CustsegWarning
+from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
-from .naming import SegmentName, describe_segments
+from .naming import SegmentName, describe_segments, place_outliers
+
+if TYPE_CHECKING:
+    from .backtest import Evidence, Outcomes
+    from .formats import ScoredWith
 from .schema import RFM_COLUMNS, ColumnMap
 
-__all__ = ["STAGES", "SegmentationResult", "run", "segment_rfm"]
+__all__ = [
+    "STAGES",
+    "BacktestResult",
+    "SegmentationResult",
+    "backtest",
+    "customer_table",
+    "reemit_warnings",
+    "run",
+    "segment_rfm",
+]
 
 #: The stages a run goes through, in order, as reported to a progress callback.
 STAGES: tuple[str, ...] = ("load", "clean and aggregate", "cluster and name")
@@ -69,6 +82,8 @@ class SegmentationResult:
     warnings : tuple of str
         Every :class:`CustsegWarning` the run gave, in order (kept in run.json, so nothing is
         lost when a caller silences them).
+    scored_with : ScoredWith or None
+        The saved model that scored the customers (``custseg score``), else None.
     """
 
     customers: pd.DataFrame
@@ -83,6 +98,7 @@ class SegmentationResult:
     config: RunConfig
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    scored_with: ScoredWith | None = None
 
     @property
     def k(self) -> int:
@@ -116,10 +132,25 @@ def segment_rfm(
     for RFM scores), the fit, the profiles and the segment names.
     """
     config = config or RunConfig()
-    fit = fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster)
+    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster))
     for note in fit.notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
+    if fit.model.k == 1:
+        warnings.warn(
+            "k = 1 puts every customer in one segment: segments help only when they split "
+            "customers who should be treated differently. Let k be chosen, or pass --k 2 "
+            "or more.",
+            CustsegWarning,
+            stacklevel=2,
+        )
     profiles, names = describe_segments(rfm, fit.labels, fit.model, overrides=config.names or None)
+    return customer_table(rfm, fit, names), fit, profiles, names
+
+
+def customer_table(rfm: pd.DataFrame, fit: ClusterFit, names: list[SegmentName]) -> pd.DataFrame:
+    """One row per customer: R, F, M, outlier, cluster, segment, and the method's extras
+    (``segment_probability`` for mixtures; ``r_score``, ``f_score``, ``m_score`` and
+    ``rfm_cell`` for RFM scores)."""
     by_cluster = {s.cluster: s.name for s in names}
     customers = rfm[list(RFM_COLUMNS)].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
@@ -132,7 +163,7 @@ def segment_rfm(
             customers[name] = fit.scores[:, j]
         cells = fit.scores.astype(str)
         customers["rfm_cell"] = np.char.add(np.char.add(cells[:, 0], cells[:, 1]), cells[:, 2])
-    return customers, fit, profiles, names
+    return customers
 
 
 def run(
@@ -187,7 +218,7 @@ def run(
     """
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
             warnings.simplefilter("always", CustsegWarning)
             result = _run(
                 source,
@@ -200,15 +231,90 @@ def run(
                     "sheet": sheet,
                 },
                 progress=progress or (lambda _stage: None),
-                engine=engine if engine is not None else con,
+                con=eng,
             )
     finally:
-        given = _reemit(caught)
+        given = reemit_warnings(caught)
     return dataclasses.replace(result, warnings=tuple(given))
 
 
-def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
-    """Warn again what a run warned (to the caller's filters); the custseg ones, once each."""
+@contextlib.contextmanager
+def _engine_for(engine: EngineSpec, con: BaseBackend | None) -> Iterator[Engine]:
+    """The engine a run uses: the caller's (left open), or one opened and closed here."""
+    spec = engine if engine is not None else con
+    if isinstance(spec, Engine):
+        yield spec
+        return
+    with connect_engine(spec) as eng:
+        yield eng
+
+
+def _span(ledger: Ledger) -> tuple[dt.date, dt.date] | None:
+    if ledger.date_min is None or ledger.date_max is None:
+        return None
+    return ledger.date_min.date(), ledger.date_max.date()
+
+
+@dataclass(frozen=True)
+class _BacktestChoice:
+    """k chosen by what the segments predicted on a holdout, and the figures per k."""
+
+    k: int | None
+    figures: dict[str, list[float | None]]
+    note: str
+
+    def apply(self, fit: ClusterFit) -> ClusterFit:
+        """The final fit, with its selection saying how k was chosen (a fallback is warned)."""
+        if self.k is None:  # fell back to the method's own rule
+            if not self.note:
+                return fit
+            warnings.warn(self.note, CustsegWarning, stacklevel=3)
+            return dataclasses.replace(fit, notes=(self.note, *fit.notes))
+        selection = dataclasses.replace(fit.selection, method="backtest", note=self.note)
+        figures = {**fit.figures, **self.figures}
+        return dataclasses.replace(fit, selection=selection, figures=figures)
+
+
+def _k_by_backtest(
+    tx: Any, span: tuple[dt.date, dt.date] | None, config: RunConfig
+) -> tuple[RunConfig, _BacktestChoice]:
+    """Choose k by the holdout Spearman of the segments' value with revenue (1-SE rule).
+
+    Every k of the sweep is fitted on the data before the cutoff; the smallest k whose
+    Spearman is within one bootstrap standard error of the best is taken, then the final
+    model is fitted on all the data with that k. ``span`` is the first and last purchase
+    date the holdout may use (inside a backtest: up to its own cutoff, never beyond).
+    """
+    from .backtest import choose_k_by_holdout, holdout_outcomes
+
+    cluster = config.cluster
+    plain = config.model_copy(update={"cluster": cluster.replace(select="auto")})
+    if cluster.method == "rfm-scores":  # the rule table fixes k: nothing to choose
+        return plain, _BacktestChoice(None, {}, "")
+    if span is None:
+        return plain, _BacktestChoice(None, {}, "No purchase dates: k chosen by the method's rule.")
+    try:
+        outcomes = holdout_outcomes(
+            tx.table,
+            clean=config.clean,
+            holdout_days=cluster.holdout_days,
+            first=span[0],
+            last=span[1],
+        )
+    except InputError as exc:
+        short = str(exc).split(". Pass")[0]
+        why = f"--select backtest: {short}; k was chosen by the method's own rule instead."
+        return plain, _BacktestChoice(None, {}, why)
+    k, figures, note = choose_k_by_holdout(outcomes, cluster, seed=cluster.random_state)
+    fixed = config.model_copy(update={"cluster": cluster.replace(select="auto", k=k)})
+    return fixed, _BacktestChoice(k, figures, note)
+
+
+def reemit_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Warn again what a run warned (to the caller's filters); the custseg ones, once each.
+
+    Returns the custseg warnings' texts, for run.json.
+    """
     given: list[str] = []
     for w in caught:
         text = str(w.message)
@@ -220,55 +326,234 @@ def _reemit(caught: list[warnings.WarningMessage]) -> list[str]:
     return given
 
 
+@dataclass(frozen=True)
+class _Aggregated:
+    """The input loaded, cleaned and aggregated: what every command starts from."""
+
+    tx: Any
+    rfm: pd.DataFrame
+    ledger: Ledger
+    as_of: dt.date
+
+
+def _aggregate(
+    source: Any,
+    *,
+    config: RunConfig,
+    read_options: dict[str, Any],
+    progress: Progress,
+    lap: Callable[[str], None],
+    con: Engine,
+) -> _Aggregated:
+    progress(STAGES[0])
+    with con.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
+        tx = load_transactions(
+            source,
+            **read_options,
+            need_stock_code=bool(config.clean.exclude_codes),
+            engine=con,
+        )
+    lap(STAGES[0])
+    progress(STAGES[1])
+    marked = mark_drops(tx.table, config=config.clean)
+    with con.translate_errors(tx.source.name):
+        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+        explain_drops(marked, ledger, tx.columns, config=config.clean)
+    lap(STAGES[1])
+    return _Aggregated(tx, rfm, ledger, as_of)
+
+
+def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(stage: str) -> None:
+        now = time.perf_counter()
+        timings[stage] = now - clock[0]
+        clock[0] = now
+
+    return timings, lap
+
+
 def _run(
     source: str | Path | pd.DataFrame | pa.Table | ir.Table,
     *,
     config: RunConfig,
     read_options: dict[str, Any],
     progress: Progress,
-    engine: EngineSpec,
+    con: Engine,
 ) -> SegmentationResult:
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(stage: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[stage] = now - clock
-        clock = now
-
-    progress(STAGES[0])
-    eng = connect_engine(engine)
-    with contextlib.ExitStack() as stack:
-        if not isinstance(engine, Engine):
-            stack.callback(eng.close)  # opened here: closed here (the RFM table is in pandas)
-        with eng.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
-            tx = load_transactions(
-                source,
-                **read_options,
-                need_stock_code=bool(config.clean.exclude_codes),
-                engine=eng,
-            )
-        lap(STAGES[0])
-        progress(STAGES[1])
-        marked = mark_drops(tx.table, config=config.clean)
-        with eng.translate_errors(tx.source.name):
-            rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
-            explain_drops(marked, ledger, tx.columns, config=config.clean)
-    lap(STAGES[1])
+    timings, lap = _stopwatch()
+    agg = _aggregate(
+        source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
+    )
     progress(STAGES[2])
-    customers, fit, profiles, names = segment_rfm(rfm, config=config)
+    chosen = None
+    if config.cluster.select == "backtest" and config.cluster.k is None:
+        fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
+    customers, fit, profiles, names = segment_rfm(agg.rfm, config=fitted if chosen else config)
+    if chosen is not None:
+        fit = chosen.apply(fit)
     lap(STAGES[2])
     return SegmentationResult(
         customers=customers,
-        as_of=as_of,
-        ledger=ledger,
+        as_of=agg.as_of,
+        ledger=agg.ledger,
         fit=fit,
         profiles=profiles,
         segments=names,
-        columns=tx.columns,
-        source=tx.source,
-        date_format=tx.date_format,
+        columns=agg.tx.columns,
+        source=agg.tx.source,
+        date_format=agg.tx.date_format,
         config=config,
         timings=timings,
     )
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """What the segments fitted before a cutoff predicted about the holdout after it.
+
+    Attributes
+    ----------
+    outcomes : Outcomes
+        The cutoff, the holdout and every training customer's outcome.
+    training : SegmentationResult
+        The segmentation of the data before the cutoff (every run option applies).
+    segments : DataFrame
+        Per segment: customers, share buying again, orders and revenue per customer, share of
+        holdout revenue, value (see :func:`custseg.backtest.segment_outcomes`).
+    evidence : Evidence
+        Spearman and AUC of the segments and the baselines, bootstrap differences.
+    ledger : Ledger
+        The ledger of the whole input.
+    """
+
+    outcomes: Outcomes
+    training: SegmentationResult
+    segments: pd.DataFrame
+    evidence: Evidence
+    ledger: Ledger
+    warnings: tuple[str, ...] = ()
+
+
+def backtest(
+    source: str | Path | pd.DataFrame | pa.Table | ir.Table,
+    *,
+    config: RunConfig | None = None,
+    bootstrap: int = 1000,
+    columns: ColumnMap | Mapping[str, str | None] | None = None,
+    date_format: str | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    sheet: str | int | None = None,
+    progress: Progress | None = None,
+    engine: EngineSpec = None,
+    con: BaseBackend | None = None,
+) -> BacktestResult:
+    """Segment the data before a cutoff and measure what the segments predict after it.
+
+    The holdout is ``config.cluster.holdout_days`` long (see :mod:`custseg.backtest` for every
+    definition). Every run option applies to the training segmentation.
+
+    Raises
+    ------
+    InputError
+        If the data spans too little time for the holdout, or cannot be read.
+
+    Examples
+    --------
+    >>> from custseg.datasets import online_retail_path
+    >>> bt = backtest(online_retail_path(), bootstrap=100)
+    >>> str(bt.outcomes.cutoff), len(bt.outcomes.train)
+    ('2011-09-10', 3370)
+    """
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
+            warnings.simplefilter("always", CustsegWarning)
+            result = _backtest(
+                source,
+                config=config or RunConfig(),
+                bootstrap=bootstrap,
+                read_options={
+                    "columns": columns,
+                    "date_format": date_format,
+                    "encoding": encoding,
+                    "delimiter": delimiter,
+                    "sheet": sheet,
+                },
+                progress=progress or (lambda _stage: None),
+                con=eng,
+            )
+    finally:
+        given = reemit_warnings(caught)
+    return dataclasses.replace(result, warnings=tuple(given))
+
+
+def _backtest(
+    source: Any,
+    *,
+    config: RunConfig,
+    bootstrap: int,
+    read_options: dict[str, Any],
+    progress: Progress,
+    con: Engine,
+) -> BacktestResult:
+    from .backtest import (
+        baseline_scores,
+        evidence,
+        holdout_outcomes,
+        segment_outcomes,
+        segment_values,
+    )
+
+    timings, lap = _stopwatch()
+    agg = _aggregate(
+        source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
+    )
+    progress("backtest")
+    led = agg.ledger
+    assert led.date_min is not None and led.date_max is not None  # there are purchase lines
+    outcomes = holdout_outcomes(
+        agg.tx.table,
+        clean=config.clean,
+        holdout_days=config.cluster.holdout_days,
+        first=led.date_min.date(),
+        last=led.date_max.date(),
+    )
+    train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})
+    chosen = None
+    if config.cluster.select == "backtest" and config.cluster.k is None:
+        # The k is chosen inside the training span only: the holdout stays unseen.
+        inner = (led.date_min.date(), outcomes.cutoff)
+        train_config, chosen = _k_by_backtest(agg.tx, inner, train_config)
+    customers, fit, profiles, names = segment_rfm(outcomes.train, config=train_config)
+    if chosen is not None:
+        fit = chosen.apply(fit)
+    labels = customers["cluster"].to_numpy()
+    values = segment_values(labels, outcomes.train["monetary"].to_numpy(dtype=np.float64))
+    scores = {"segments": values, **baseline_scores(outcomes.train)}
+    ev = evidence(
+        scores,
+        outcomes.revenue,
+        outcomes.buys,
+        bootstrap=bootstrap,
+        seed=config.cluster.random_state,
+    )
+    lap("backtest")
+    training = SegmentationResult(
+        customers=customers,
+        as_of=outcomes.as_of,
+        ledger=led,
+        fit=fit,
+        profiles=profiles,
+        segments=names,
+        columns=agg.tx.columns,
+        source=agg.tx.source,
+        date_format=agg.tx.date_format,
+        config=train_config,
+        timings=timings,
+    )
+    table = segment_outcomes(labels, {s.cluster: s.name for s in names}, outcomes)
+    return BacktestResult(outcomes, training, table, ev, led)

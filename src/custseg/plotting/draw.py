@@ -1,9 +1,9 @@
-"""Figures of a segmentation: each ``plot_*`` draws computed data on the axes it is given.
+"""Drawing: each ``plot_*`` draws computed data on the axes it is given.
 
-Plot functions never compute statistics, save or show: :mod:`custseg.report` computes the
-figure data, creates the figures, saves and closes them. Every function takes its axes as a
-keyword (``ax=`` or, for multi-panel figures, ``axes=``) and returns what it drew on; without
-axes it creates a new pyplot figure, for notebooks.
+Plot functions never compute statistics, save or show: :mod:`custseg.plotting.data` computes
+the figure data; :mod:`custseg.report` creates the figures, saves and closes them. Every
+function takes its axes as a keyword (``ax=`` or, for multi-panel figures, ``axes=``) and
+returns what it drew on; without axes it creates a new pyplot figure, for notebooks.
 
 Text from the data (segment names) goes through :func:`plain_text`, so a ``$`` in a name is
 drawn as a dollar sign instead of starting mathtext.
@@ -22,19 +22,22 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
-from .model import KSelection
-from .schema import RFM_COLUMNS
+from ..schema import RFM_COLUMNS
 
 if TYPE_CHECKING:
     from mpl_toolkits.mplot3d.axes3d import Axes3D
+
+    from ..model import KSelection
 
 __all__ = [
     "FEATURE_LABELS",
     "SEGMENT_PALETTE",
     "plain_text",
     "plot_elbow",
+    "plot_information_criteria",
     "plot_k_metrics",
     "plot_ledger",
+    "plot_merge_heights",
     "plot_pca",
     "plot_rfm_boxplots",
     "plot_rfm_histograms",
@@ -45,8 +48,6 @@ __all__ = [
     "plot_silhouette",
     "segment_colors",
 ]
-
-FEATURES = RFM_COLUMNS
 
 #: Axis labels of the three RFM features.
 FEATURE_LABELS: dict[str, str] = {
@@ -311,6 +312,101 @@ def plot_elbow(selection: KSelection, *, ax: Axes | None = None) -> Axes:
     return ax
 
 
+def _by_k(k_values: Sequence[int], values: Sequence[float | None]) -> tuple[np.ndarray, np.ndarray]:
+    """k and value where the value is defined."""
+    ks = np.asarray(k_values, dtype=np.float64)
+    vals = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    ok = np.isfinite(vals)
+    return ks[ok], vals[ok]
+
+
+def plot_merge_heights(
+    k_values: Sequence[int],
+    heights: Sequence[float | None],
+    *,
+    k: int | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Ward merge heights by k: the cost of merging k segments into k - 1.
+
+    Parameters
+    ----------
+    k_values : sequence of int
+    heights : sequence of float or None
+        Height of the merge taking k segments to k - 1, per k (None where undefined, k = 1).
+    k : int, optional
+        The k used, drawn as a dashed line.
+    ax : Axes, optional
+
+    Returns
+    -------
+    Axes
+        The height line; a dashed vertical line labelled with the k used.
+    """
+    ax = ax if ax is not None else _new_axes()[0]
+    ks, vals = _by_k(k_values, heights)
+    ax.plot(ks, vals, marker="o", color="#1d4ed8", label="merge height")
+    if k is not None:
+        ax.axvline(k, linestyle="--", color=_ACCENT, label=f"largest gap (k = {k})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _thousands(ax)
+    ax.legend(frameon=False)
+    ax.set(
+        xlabel="Number of clusters k",
+        ylabel="Height of the merge to k - 1",
+        title="Ward merge heights",
+    )
+    return ax
+
+
+def plot_information_criteria(
+    k_values: Sequence[int],
+    bic: Sequence[float | None],
+    aic: Sequence[float | None],
+    *,
+    k: int | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """BIC and AIC of a Gaussian mixture by k, the lowest BIC starred.
+
+    Parameters
+    ----------
+    k_values : sequence of int
+    bic, aic : sequence of float or None
+        Per k (lower is better).
+    k : int, optional
+        The k used, drawn as a dotted line.
+    ax : Axes, optional
+
+    Returns
+    -------
+    Axes
+        Two lines (BIC solid, AIC dashed), a star at the lowest BIC.
+    """
+    ax = ax if ax is not None else _new_axes()[0]
+    ks, b = _by_k(k_values, bic)
+    ax.plot(ks, b, marker="o", color="#1d4ed8", label="BIC")
+    ax.plot(*_by_k(k_values, aic), marker="o", color=_NEUTRAL, linestyle="--", label="AIC")
+    if b.size:
+        i = int(np.argmin(b))
+        ax.plot(
+            [ks[i]],
+            [b[i]],
+            marker="*",
+            markersize=15,
+            color=_ACCENT,
+            linestyle="none",
+            label=f"lowest BIC (k = {int(ks[i])})",
+        )
+    if k is not None:
+        ax.axvline(k, color=_NEUTRAL, linestyle=":", linewidth=1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _thousands(ax)
+    ax.legend(frameon=False)
+    ax.set(xlabel="Number of components k", ylabel="Information criterion", title="BIC and AIC")
+    return ax
+
+
 _METRICS = (
     ("silhouette", "Silhouette (higher is better)", np.nanargmax),
     ("calinski_harabasz", "Calinski-Harabasz (higher is better)", np.nanargmax),
@@ -433,22 +529,28 @@ def plot_segment_means(
     feats = list(means)
     out = _axes_list(axes, len(feats))
     colors = colors or segment_colors(clusters)
-    labels = [_wrap(names.get(c, f"cluster {c}"), 14) for c in clusters]
+    # Up to 3 segments: level names, wrapped; more: slanted names on fewer lines, so that
+    # neighbours do not overlap.
+    many = len(clusters) > 3
+    rotation = 45 if many else 0
+    labels = [_wrap(names.get(c, f"cluster {c}"), 24 if many else 14) for c in clusters]
     x = np.arange(len(clusters))
     for ax, feat in zip(out, feats, strict=True):
         vals = np.asarray(means[feat], dtype=float)
         bars = ax.bar(x, vals, color=[colors.get(c, _NEUTRAL) for c in clusters], width=0.65)
         ax.bar_label(
             bars,
-            labels=[f"{v:,.0f}" if v >= 100 else f"{v:,.1f}" for v in vals],
+            # NaN: an empty segment (no bar, no number)
+            labels=["" if np.isnan(v) else f"{v:,.0f}" if v >= 100 else f"{v:,.1f}" for v in vals],
             fontsize=8,
             padding=2,
         )
         ax.set_xticks(
             x,
             labels,
-            rotation=20 if len(clusters) > 3 else 0,
-            ha="right" if len(clusters) > 3 else "center",
+            rotation=rotation,
+            ha="right" if rotation else "center",
+            rotation_mode="anchor" if many else "default",
         )
         ax.margins(y=0.15)
         _thousands(ax)
@@ -460,7 +562,7 @@ def plot_segment_profile(
     ratios: np.ndarray,
     *,
     segment_names: Sequence[str],
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = RFM_COLUMNS,
     ax: Axes | None = None,
 ) -> Axes:
     """Heatmap of each segment's mean relative to the average customer (1.0 = average).
@@ -482,11 +584,14 @@ def plot_segment_profile(
     """
     ax = ax if ax is not None else _new_axes()[0]
     r = np.asarray(ratios, dtype=float)
-    logr = np.log2(np.clip(r, 1e-3, None))
-    lim = max(float(np.abs(logr).max()) if logr.size else 1.0, 0.5)
+    logr = np.log2(np.clip(r, 1e-3, None))  # NaN (an empty segment) stays NaN: a blank cell
+    finite = np.abs(logr[np.isfinite(logr)])
+    lim = max(float(finite.max()) if finite.size else 1.0, 0.5)
     im = ax.imshow(logr, cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), aspect="auto")
     for i in range(r.shape[0]):
         for j in range(r.shape[1]):
+            if not np.isfinite(r[i, j]):
+                continue
             strong = abs(logr[i, j]) > lim * 0.6
             ax.text(
                 j,
@@ -503,7 +608,11 @@ def plot_segment_profile(
     ax.grid(False)  # grid lines would cut through the cells and their numbers
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.figure.colorbar(im, ax=ax, label="log2(segment mean / average)", shrink=0.8)
+    # Beside the axes, not in its grid cell, so that a layout can place it (as constrained
+    # layout and custseg.report.render.fit_layout do).
+    ax.figure.colorbar(
+        im, ax=ax, label="log2(segment mean / average)", shrink=0.8, use_gridspec=False
+    )
     ax.set(title="Segment means vs the average")
     return ax
 
@@ -586,7 +695,7 @@ def plot_scatter_3d(
     *,
     names: Mapping[int, str],
     log: Sequence[bool] = (False, False, False),
-    features: Sequence[str] = FEATURES,
+    features: Sequence[str] = RFM_COLUMNS,
     colors: Mapping[int, str] | None = None,
     ax: Axes3D | None = None,
 ) -> Axes3D:

@@ -1,0 +1,199 @@
+"""Tests of custseg.backtest: holdout outcomes, rankings' evidence, k chosen by backtest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import rankdata, spearmanr
+from sklearn.metrics import roc_auc_score
+from typer.testing import CliRunner
+
+from custseg.backtest import _codes, _resampled_ranks, auc, evidence, spearman
+from custseg.cli import app
+from custseg.config import ClusterConfig, RunConfig
+from custseg.errors import InputError
+from custseg.pipeline import backtest, run
+
+runner = CliRunner()
+
+
+def _log(seed: int = 0, customers: int = 40, days: int = 200) -> pd.DataFrame:
+    """A hand-made log: each customer buys at their own rate over ``days`` days."""
+    rng = np.random.default_rng(seed)
+    start = dt.datetime(2022, 1, 1, 10)
+    rows = []
+    invoice = 1000
+    for c in range(customers):
+        rate = rng.uniform(0.005, 0.08)
+        for day in range(days):
+            if rng.random() < rate:
+                invoice += 1
+                for _ in range(rng.integers(1, 4)):
+                    rows.append(
+                        {
+                            "CustomerID": f"K{c:03d}",
+                            "InvoiceNo": str(invoice),
+                            "InvoiceDate": (start + dt.timedelta(days=day)).isoformat(sep=" "),
+                            "Quantity": int(rng.integers(1, 10)),
+                            "UnitPrice": round(float(rng.uniform(1, 20)), 2),
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def _independent(df: pd.DataFrame, holdout: int) -> dict[str, object]:
+    """The backtest's definitions, computed again with pandas."""
+    d = df.assign(
+        date=pd.to_datetime(df["InvoiceDate"]).dt.normalize(),
+        value=df["Quantity"] * df["UnitPrice"],
+    )
+    last = d["date"].max()
+    cutoff = last - pd.Timedelta(days=holdout)
+    train = d[d["date"] <= cutoff]
+    hold = d[d["date"] > cutoff]
+    as_of = cutoff + pd.Timedelta(days=1)
+    g = train.groupby("CustomerID")
+    rfm = pd.DataFrame(
+        {
+            "recency": (as_of - g["date"].max()).dt.days,
+            "frequency": g["InvoiceNo"].nunique(),
+            "monetary": g["value"].sum(),
+        }
+    )
+    revenue = hold.groupby("CustomerID")["value"].sum().reindex(rfm.index).fillna(0.0)
+    orders = hold.groupby("CustomerID")["InvoiceNo"].nunique().reindex(rfm.index).fillna(0)
+    new = sorted(set(hold["CustomerID"]) - set(rfm.index))
+    return {"cutoff": cutoff.date(), "rfm": rfm, "revenue": revenue, "orders": orders, "new": new}
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    df = _log()
+    path = tmp_path_factory.mktemp("bt") / "log.csv"
+    df.to_csv(path, index=False)
+    return path, df
+
+
+def test_holdout_outcomes_match_an_independent_computation(small) -> None:  # type: ignore[no-untyped-def]
+    path, df = small
+    config = RunConfig(cluster=ClusterConfig(k=3, holdout_days=60, select="auto", outliers="none"))
+    bt = backtest(path, config=config, bootstrap=50)
+    want = _independent(df, 60)
+    o = bt.outcomes
+    assert o.cutoff == want["cutoff"] and o.holdout_days == 60
+    rfm = want["rfm"]
+    got = o.train.sort_index()
+    assert list(got.index) == list(rfm.index)
+    np.testing.assert_array_equal(got["recency"], rfm["recency"])
+    np.testing.assert_array_equal(got["frequency"], rfm["frequency"])
+    np.testing.assert_allclose(got["monetary"], rfm["monetary"], rtol=1e-9)
+    order = np.argsort(o.train.index.to_numpy())
+    np.testing.assert_allclose(o.revenue[order], want["revenue"].to_numpy(), rtol=1e-9)
+    np.testing.assert_array_equal(o.orders[order], want["orders"].to_numpy())
+    assert o.new_customers == len(want["new"])
+
+
+def test_evidence_matches_scipy_and_scikit_learn(small) -> None:  # type: ignore[no-untyped-def]
+    path, df = small
+    config = RunConfig(cluster=ClusterConfig(k=3, holdout_days=60, select="auto", outliers="none"))
+    bt = backtest(path, config=config, bootstrap=50)
+    o = bt.outcomes
+    monetary = o.train["monetary"].to_numpy()
+    assert bt.evidence.spearman["monetary"] == pytest.approx(
+        spearmanr(monetary, o.revenue).statistic
+    )
+    assert bt.evidence.auc["monetary"] == pytest.approx(roc_auc_score(o.buys, monetary))
+    # segments rank customers by their segment's mean training monetary value
+    labels = bt.training.customers["cluster"].to_numpy()
+    value = pd.Series(monetary).groupby(labels).transform("mean").to_numpy()
+    assert bt.evidence.spearman["segments"] == pytest.approx(spearmanr(value, o.revenue).statistic)
+    assert bt.evidence.auc["segments"] == pytest.approx(roc_auc_score(o.buys, value))
+    table = bt.segments
+    assert table["customers"].sum() == len(o.train)
+    assert table["share_of_holdout_revenue"].sum() == pytest.approx(1.0)
+    for cluster, row in table.iterrows():
+        members = labels == cluster
+        assert row["share_buying_again"] == pytest.approx(o.buys[members].mean())
+        assert row["revenue_per_customer"] == pytest.approx(o.revenue[members].mean())
+
+
+def test_rank_helpers_agree_with_scipy() -> None:
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 6, 200).astype(float)
+    y = rng.gamma(1.0, 10, 200) * (x + rng.random(200))
+    assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic)
+    assert auc(x, y > 20) == pytest.approx(roc_auc_score(y > 20, x))
+    codes, n = _codes(x)
+    idx = rng.integers(0, 200, size=(5, 200))
+    np.testing.assert_allclose(_resampled_ranks(codes, n, idx), rankdata(x[idx], axis=1))
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.gamma(1.0, 10, 500)
+    scores = {"segments": np.round(y / 10) + rng.random(500), "monetary": rng.random(500)}
+    a = evidence(scores, y, y > 8, bootstrap=200, seed=7)
+    b = evidence(scores, y, y > 8, bootstrap=200, seed=7)
+    assert a.differences == b.differences
+    est, lo, hi = a.differences["monetary"]["spearman"]
+    assert lo < est < hi and lo > 0  # the segments beat noise, and the interval says so
+
+
+def test_too_short_a_span_is_refused_in_one_line(small) -> None:  # type: ignore[no-untyped-def]
+    path, _ = small
+    config = RunConfig(cluster=ClusterConfig(holdout_days=150))
+    with pytest.raises(InputError, match=r"too little for a 150-day holdout .* --holdout"):
+        backtest(path, config=config, bootstrap=10)
+
+
+def test_select_backtest_chooses_k_inside_the_training_span(retail_parquet: Path) -> None:
+    bt = backtest(retail_parquet, bootstrap=50)
+    sel = bt.training.fit.selection
+    assert sel.method == "backtest"
+    # the inner cutoff is 90 days before the outer one: the holdout is never seen
+    assert f"before {bt.outcomes.cutoff - dt.timedelta(days=90)}" in (sel.note or "")
+    result = run(retail_parquet)
+    figures = result.fit.figures
+    assert result.fit.selection.method == "backtest"
+    assert len(figures["holdout_spearman"]) == len(result.fit.selection.k_values)
+    best = max(figures["holdout_spearman"])
+    k = result.k
+    assert figures["holdout_spearman"][result.fit.selection.k_values.index(k)] <= best
+
+
+def test_select_backtest_falls_back_when_the_data_is_short(small) -> None:  # type: ignore[no-untyped-def]
+    path, _ = small
+    with pytest.warns(
+        UserWarning, match=r"--select backtest: .* k was chosen by the method's own rule"
+    ):
+        result = run(path, config=RunConfig(cluster=ClusterConfig(holdout_days=120)))
+    assert result.fit.selection.method in ("knee", "silhouette")
+
+
+def test_backtest_command_writes_json_and_prints_evidence(small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path, _ = small
+    out = tmp_path / "bt"
+    args = ["backtest", str(path), "-o", str(out), "--holdout", "60d", "--k", "3"]
+    res = runner.invoke(app, [*args, "--bootstrap", "50", "--no-report"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads((out / "backtest.json").read_text())
+    assert doc["format"] == "custseg-backtest" and doc["holdout_days"] == 60
+    assert set(doc["evidence"]["spearman"]) == {
+        "segments",
+        "monetary",
+        "frequency",
+        "recency",
+        "rfm_score",
+    }
+    assert "RFM score (R+F+M)" in res.stdout and "buy again" in res.stdout
+    js = runner.invoke(app, [*args, "--bootstrap", "50", "--no-report", "--json", "--force"])
+    assert json.loads(js.stdout) == json.loads((out / "backtest.json").read_text())
+    bad = runner.invoke(
+        app, ["backtest", str(path), "-o", str(tmp_path / "x"), "--holdout", "ninety"]
+    )
+    assert bad.exit_code == 1 and "--holdout 'ninety' is not a duration" in bad.stderr
