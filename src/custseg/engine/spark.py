@@ -330,6 +330,16 @@ class SparkEngine(Engine):
             )
         return self._view(self.session.table(name), "table")
 
+    def check_out_table(self, name: str, *, force: bool) -> None:
+        """A session custseg started has an in-memory catalog: a table there would vanish."""
+        if self._owned:
+            raise ConfigError(
+                f"--out-table {name} on a Spark session custseg starts would vanish with it "
+                "(its catalog is in memory). Write segments.csv where the lake reads it, or "
+                "pass your own SparkSession from Python: custseg.run(path, engine=spark)."
+            )
+        super().check_out_table(name, force=force)
+
     def write_table(self, name: str, data: pd.DataFrame, *, force: bool = False) -> None:
         """Save a DataFrame as a table of the session's catalog."""
         self.check_out_table(name, force=force)
