@@ -99,7 +99,7 @@ def test_holdout_outcomes_match_an_independent_computation(small) -> None:  # ty
 
 
 def test_evidence_matches_scipy_and_scikit_learn(small) -> None:  # type: ignore[no-untyped-def]
-    path, df = small
+    path, _ = small
     config = RunConfig(cluster=ClusterConfig(k=3, holdout_days=60, select="auto", outliers="none"))
     bt = backtest(path, config=config, bootstrap=50)
     o = bt.outcomes
@@ -166,6 +166,7 @@ def test_select_backtest_chooses_k_inside_the_training_span(retail_parquet: Path
     assert figures["holdout_spearman"][result.fit.selection.k_values.index(k)] <= best
 
 
+@pytest.mark.filterwarnings("ignore::custseg.errors.CustsegWarning")
 def test_select_backtest_falls_back_when_the_data_is_short(small) -> None:  # type: ignore[no-untyped-def]
     path, _ = small
     with pytest.warns(

@@ -295,9 +295,12 @@ def test_usage_errors_are_one_line_exit_1(args: list[str], message: str) -> None
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
 
 
-def test_shell_completion_is_offered() -> None:
+def test_shell_completion_is_offered(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Name the shell (Typer otherwise detects it from the parent processes, which differ
+    # between a terminal, CI and a test runner started in the background).
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     res = runner.invoke(app, ["--show-completion", "bash"])
-    assert res.exit_code == 0
+    assert res.exit_code == 0, (res.output, repr(res.exception))
     assert "_CUSTSEG_COMPLETE" in res.stdout and "complete" in res.stdout
 
 

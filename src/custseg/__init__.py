@@ -59,6 +59,8 @@ _EXPORTS: dict[str, str] = {
     "read_run": "runs",
     "ColumnMap": "schema",
     "detect_columns": "schema",
+    "Comparison": "comparison",
+    "compare": "comparison",
 }
 _MODULES = ("datasets",)
 
@@ -84,6 +86,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from . import datasets
     from .clean import DROP_REASONS, Ledger, clean_transactions, mark_drops
     from .cluster import ClusterFit, fit_segments, select_k
+    from .comparison import Comparison, compare
     from .config import CleanConfig, ClusterConfig, RunConfig, load_config_file
     from .errors import (
         ConfigError,

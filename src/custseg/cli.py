@@ -43,6 +43,7 @@ from .config import (
 from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
+    from .comparison import Comparison
     from .engine import Engine
     from .pipeline import BacktestResult, SegmentationResult
 
@@ -302,9 +303,9 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         ("segment", "left"),
         ("customers", "right"),
         ("revenue share", "right"),
-        ("recency", "right"),
-        ("frequency", "right"),
-        ("monetary", "right"),
+        ("mean recency (days)", "right"),
+        ("mean frequency", "right"),
+        ("mean monetary", "right"),
     ):
         table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
     for row in result.segment_table().to_dict(orient="records"):
@@ -457,6 +458,8 @@ def _execute(
     config: RunConfig,
     read_options: dict[str, Any],
     report: bool = True,
+    svg: bool = False,
+    reference: Path | None = None,
     engine: tuple[str | None, str | None] = (None, None),
     out_table: str | None = None,
 ) -> None:
@@ -467,12 +470,20 @@ def _execute(
         if out_table:
             eng.check_out_table(out_table, force=force)  # before the work, not after it
         with _progress(quiet, eng) as progress, _input_path(source) as path:
-            result = run(path, config=config, progress=progress, engine=eng, **read_options)
+            result = run(
+                path,
+                config=config,
+                progress=progress,
+                reference=reference,
+                engine=eng,
+                **read_options,
+            )
             written = write_run(
                 result,
                 out,
                 force=force,
                 report=report,
+                svg=svg,
                 command=["custseg", *sys.argv[1:]],
                 progress=progress,
             )
@@ -500,6 +511,9 @@ JsonOpt = Annotated[
 ReportOpt = Annotated[
     bool,
     typer.Option("--report/--no-report", help="Write report.html and figures/ [default: report]."),
+]
+SvgOpt = Annotated[
+    bool, typer.Option("--svg", help="Also write an SVG of each figure (for print and slides).")
 ]
 SeedOpt = Annotated[
     int | None, typer.Option("--seed", help="Random seed for K-Means and sampling [default: 0].")
@@ -753,6 +767,14 @@ def run_command(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     report: ReportOpt = True,
+    svg: SvgOpt = False,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="model.json of an earlier run: segments that are the same groups keep its "
+            "names and ids."
+        ),
+    ] = None,
     out_table: Annotated[
         str | None,
         typer.Option(help="Also write the segments to this table (replaced only with --force)."),
@@ -772,6 +794,8 @@ def run_command(
         config=config,
         read_options=read_options,
         report=report,
+        svg=svg,
+        reference=reference,
         engine=engine,
         out_table=out_table,
     )
@@ -812,6 +836,148 @@ def backtest_command(
         _print_backtest(result, out, [p.name for p in written])
 
 
+@app.command("score", cls=_Command)
+@_handles_errors
+def score_command(
+    input: InputArg,
+    model: Annotated[
+        Path, typer.Option("--model", "-m", help="model.json of a finished `custseg run`.")
+    ],
+    out: OutOpt = Path("custseg-scored"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    report: ReportOpt = True,
+    svg: SvgOpt = False,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="Reference date YYYY-MM-DD [default: day after the last purchase]."),
+    ] = None,
+    customer_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["customer"])] = None,
+    invoice_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["invoice"])] = None,
+    date_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["date"])] = None,
+    quantity_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["quantity"])] = None,
+    price_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["price"])] = None,
+    amount_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["amount"])] = None,
+    stock_code_col: Annotated[str | None, typer.Option(help=_COLUMN_HELP["stock_code"])] = None,
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
+    ] = None,
+    encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
+    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
+    sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
+) -> None:
+    """Score new transactions with a saved model: its rules, segments and names, unchanged."""
+    from .config import CleanConfig
+    from .output import build_summary, write_run
+    from .scoring import score
+
+    day = CleanConfig.build({"as_of": as_of}, label=_flag).as_of
+    columns = {
+        "customer": customer_col,
+        "invoice": invoice_col,
+        "date": date_col,
+        "quantity": quantity_col,
+        "price": price_col,
+        "amount": amount_col,
+        "stock_code": stock_code_col,
+    }
+    with _progress(quiet) as progress, _input_path(input) as path:
+        result = score(
+            model,
+            path,
+            as_of=day,
+            columns=columns,
+            date_format=date_format,
+            encoding=encoding,
+            delimiter=delimiter,
+            sheet=sheet,
+            progress=progress,
+        )
+        written = write_run(
+            result,
+            out,
+            force=force,
+            report=report,
+            svg=svg,
+            command=["custseg", *sys.argv[1:]],
+            progress=progress,
+        )
+    if json_out:
+        sys.stdout.write(build_summary(result).dumps())
+    elif not quiet:
+        _print_account(result, out, [p.name for p in written])
+
+
+@app.command("compare-methods", cls=_Command)
+@_handles_errors
+@_with_run_options
+def compare_methods_command(
+    input: InputArg,
+    out: OutOpt = Path("custseg-methods"),
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples of each method's backtest.")
+    ] = 200,
+    *,
+    options: dict[str, Any],
+) -> None:
+    """Every segmentation method on one input, side by side: which fits these data?"""
+    from .method_comparison import compare_methods
+    from .output import write_methods
+
+    config, read_options = _settings(options)
+    with _progress(quiet) as progress, _input_path(input) as path:
+        result = compare_methods(
+            path, config=config, bootstrap=bootstrap, read_options=read_options, progress=progress
+        )
+        written = write_methods(result, config, out, force=force)
+    if json_out:
+        sys.stdout.write(written[0].read_text(encoding="utf-8"))
+    elif not quiet:
+        _print_methods(result, out, [p.name for p in written])
+
+
+def _print_methods(result: Any, out: Path, files: list[str]) -> None:
+    from rich import box
+    from rich.table import Table
+
+    console = _stdout()
+    plain = not console.is_terminal
+    table = Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+    heads = ("method", "k", "k by", "silhouette", "Calinski-H.", "Davies-B.", "largest",
+             "stable: seeds", "resamples", "Spearman", "AUC")  # fmt: skip
+    for col in heads:
+        table.add_column(col, justify="left" if col in ("method", "k by") else "right")
+
+    def f(v: float | None, spec: str) -> str:
+        return "n/a" if v is None else format(v, spec)
+
+    for r in result.rows:
+        table.add_row(
+            r.method, str(r.k), r.k_rule, f(r.silhouette, ".3f"), f(r.calinski_harabasz, ",.0f"),
+            f(r.davies_bouldin, ".3f"), f"{r.largest_share:.0%}", f(r.stability_seeds, ".3f"),
+            f(r.stability_resamples, ".3f"), f(r.holdout_spearman, ".3f"), f(r.holdout_auc, ".3f"),
+        )  # fmt: skip
+    for name, v in result.baselines.items():
+        label = _BASELINE_WORDS.get(name, name)
+        table.add_row(f"baseline: {label}", *[""] * 8, f(v["spearman"], ".3f"), f(v["auc"], ".3f"))
+    console.print(table)
+    if result.holdout_days:
+        console.print(
+            f"Spearman and AUC: segments fitted up to {result.cutoff}, measured over the next "
+            f"{result.holdout_days} days (custseg backtest); stable: adjusted Rand index of "
+            "refits."
+        )
+    if result.note:
+        console.print(result.note)
+    console.print(f"Wrote {', '.join(files)} to {out}")
+
+
 @app.command("demo", cls=_Command)
 @_handles_errors
 def demo_command(
@@ -821,6 +987,7 @@ def demo_command(
     json_out: JsonOpt = False,
     seed: SeedOpt = None,
     report: ReportOpt = True,
+    svg: SvgOpt = False,
 ) -> None:
     """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
     from .datasets import CITATION, online_retail_path
@@ -837,6 +1004,7 @@ def demo_command(
         config=config,
         read_options={},
         report=report,
+        svg=svg,
     )
 
 
@@ -847,11 +1015,12 @@ def report_command(
         Path, typer.Argument(metavar="RUN", help="Output folder of a finished `custseg run`.")
     ],
     quiet: QuietOpt = False,
+    svg: SvgOpt = False,
 ) -> None:
     """Rebuild report.html and figures/ from a finished run's files, without re-running it."""
     from .report import write_report
 
-    paths = write_report(out_dir)
+    paths = write_report(out_dir, svg=svg)
     if not quiet:
         figures = paths[0].parent / "figures"
         typer.echo(f"Wrote {paths[0]} and {len(paths) - 1} figure files in {figures}")
@@ -905,6 +1074,72 @@ def generate_command(
             )
     if not quiet:
         typer.echo(f"Wrote {rows:,} rows to {path}")
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+@app.command("compare", cls=_Command)
+@_handles_errors
+def compare_command(
+    old_run: Annotated[Path, typer.Argument(metavar="OLD_RUN", help="The earlier run's folder.")],
+    new_run: Annotated[Path, typer.Argument(metavar="NEW_RUN", help="The later run's folder.")],
+    out: OutOpt = Path("custseg-compare"),
+    force: ForceOpt = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print errors only.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print compare.json on stdout instead of the account.")
+    ] = False,
+    report: Annotated[
+        bool, typer.Option("--report/--no-report", help="Write compare.html.")
+    ] = True,
+) -> None:
+    """Show who moved from which segment to which between two runs, with their revenue."""
+    from .comparison import compare
+    from .output import build_compare, write_compare
+
+    comparison = compare(old_run, new_run)
+    written = write_compare(comparison, out, force=force, report=report)
+    if json_out:
+        sys.stdout.write(build_compare(comparison).dumps())
+    elif not quiet:
+        _print_compare(comparison, out, [p.name for p in written])
+
+
+def _print_compare(comparison: Comparison, out: Path, files: list[str]) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _stdout()
+    c, t = comparison, comparison.totals()
+    for side, r in (("Old", c.old), ("New", c.new)):
+        s = r.summary
+        console.print(
+            f"{side}: {r.out_dir}, as of {s.as_of}, {s.method.name} k = {s.k}, "
+            f"{len(r.customers):,} customers."
+        )
+    console.print(
+        f"{t['customers_common']:,} customers in both runs: {t['stayed']:,} in a segment of "
+        f"the same name, {t['moved']:,} in another; {t['new']:,} new, {t['lost']:,} lost."
+    )
+    console.print(
+        f"Revenue: {t['revenue_old']:,.0f} in the old run, {t['revenue_new']:,.0f} in the new "
+        f"({t['revenue_new_of_new']:,.0f} from new customers)."
+    )
+    plain = not console.is_terminal
+    table = Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+    matrix = c.matrix()
+    table.add_column(Text("old \\ new"), no_wrap=True)
+    for col in [*matrix.columns, "total"]:
+        table.add_column(Text(str(col)), justify="right")
+    for name, row in matrix.iterrows():
+        table.add_row(Text(str(name)), *(f"{int(v):,}" for v in [*row, row.sum()]))
+    table.add_row(Text("total"), *(f"{int(v):,}" for v in [*matrix.sum(), matrix.to_numpy().sum()]))
+    console.print(table)
+    console.print(f"Wrote {', '.join(files)} to {out}")
 
 
 def _terminate(signum: int, _frame: Any) -> None:

@@ -25,7 +25,7 @@ import dataclasses
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -406,6 +406,8 @@ class ClusterFit:
         Each row's probability of its segment (Gaussian mixtures).
     scores : ndarray of shape (n, 3) or None
         R, F, M scores of every row (RFM score segments).
+    matches : tuple of custseg.reference.Match
+        How each segment matched a reference model's (empty without a reference).
     """
 
     model: ClusterModel
@@ -418,6 +420,7 @@ class ClusterFit:
     sweep_sample: int | None = None
     probability: np.ndarray | None = None
     scores: np.ndarray | None = None
+    matches: tuple[Any, ...] = ()
 
 
 def _canonical_order(X_raw: np.ndarray, labels: np.ndarray, centers: np.ndarray) -> np.ndarray:
@@ -707,3 +710,35 @@ def sweep_partitions(
         _unsort(sweep.fits[k].state.predict(Xs, prep.Z, sweep.fits[k].centers), order) for k in ks
     ]
     return ks, labels
+
+
+def fit_labels(
+    X: np.ndarray | pd.DataFrame,
+    *,
+    config: ClusterConfig,
+    k: int,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Segments of every row of ``X`` from one fit of the method at ``k`` (no sweep).
+
+    The same preprocessing as :func:`fit_segments`, fitted on ``rows`` (indices into ``X``;
+    default all rows) with ``config.random_state``; every row is then assigned by the fitted
+    state (ids are not canonical: compare labellings with the adjusted Rand index). Used to
+    measure how much a segmentation depends on the seed and on the sample.
+    """
+    X_raw, _ = features_matrix(X)
+    fitted = X_raw if rows is None else X_raw[rows]
+    order = np.lexsort(fitted.T[::-1])
+    fitted = fitted[order]
+    base = config.replace(select="auto")
+    prep = _prepare(fitted, base.replace(k=k) if base.method != "rfm-scores" else base)
+    method = get_method(base)
+    keep = (
+        np.ones(len(prep.Z), dtype=bool)
+        if getattr(method, "fits_outliers", False)
+        else prep.fit_mask
+    )
+    fit = method.fit(prep.Z[keep], k, fitted[keep])
+    Xt = transform_features(X_raw, transform=base.transform)
+    Z = standardize(Xt, prep.mean, prep.scale)
+    return np.asarray(fit.state.predict(X_raw, Z, fit.centers), dtype=np.int64)

@@ -36,20 +36,31 @@ __all__ = [
     "BacktestEvidence",
     "BacktestFile",
     "BacktestSegment",
+    "CompareFile",
+    "CompareRun",
+    "CompareTotals",
     "CustomerStats",
     "Document",
+    "Flow",
     "InputRecord",
     "Interval",
     "LedgerRecord",
     "Machine",
+    "MatchRecord",
     "MethodRecord",
+    "MethodRowRecord",
+    "MethodsFile",
     "Metrics",
     "ModelFile",
+    "NewSegmentSource",
+    "OldSegmentFate",
+    "ReferenceRecord",
     "RunInput",
     "RunRecord",
     "ScoredWith",
     "SegmentRecord",
     "SegmentRef",
+    "StabilityRecord",
     "Summary",
 ]
 
@@ -207,6 +218,17 @@ class MethodRecord(_Part):
     sweep_sample: int | None
 
 
+class StabilityRecord(_Part):
+    """Adjusted Rand indices of refits against the run's segments (see custseg.stability)."""
+
+    seeds: list[float]
+    resamples: list[float]
+    seed_mean: float
+    resample_mean: float
+    sample: int | None
+    deterministic: bool
+
+
 class CustomerStats(_Part):
     """Counts and means over all customers."""
 
@@ -239,6 +261,26 @@ class ScoredWith(_Part):
     model_file: str
 
 
+class MatchRecord(_Part):
+    """How one segment matched the reference run's (see custseg.reference)."""
+
+    cluster: int
+    name: str
+    old_cluster: int | None
+    old_name: str | None
+    distance: float | None
+    radius: float | None
+
+
+class ReferenceRecord(_Part):
+    """The reference model a run's names were matched to, and each segment's match."""
+
+    model_sha256: str
+    model_as_of: dt.date
+    model_file: str
+    matches: list[MatchRecord]
+
+
 class Summary(Document):
     """summary.json: everything a run found, reproducible byte for byte."""
 
@@ -252,6 +294,7 @@ class Summary(Document):
     k_selection: KSelection
     metrics: Metrics
     method: MethodRecord
+    stability: StabilityRecord | None
     segments: list[SegmentRecord]
     ledger: LedgerRecord
     customers: CustomerStats
@@ -259,6 +302,8 @@ class Summary(Document):
     settings: RunConfig
     #: When the segments were scored with a saved model rather than fitted: which one.
     scored_with: ScoredWith | None = None
+    #: When names were matched to a reference run (--reference): the matching.
+    reference: ReferenceRecord | None = None
 
 
 # --- model.json ------------------------------------------------------------------------------
@@ -394,4 +439,144 @@ class BacktestFile(Document):
     segments: list[BacktestSegment]
     evidence: BacktestEvidence
     input: InputRecord
+    settings: RunConfig
+
+
+# --- compare.json ----------------------------------------------------------------------------
+
+
+class CompareRun(_Part):
+    """One side of a comparison: which run it is (as_of, input, method, k) and its segments."""
+
+    folder: str
+    as_of: dt.date
+    input: RunInput
+    method: str
+    k: int
+    customers: int
+    revenue: float
+    segments: list[SegmentRef]
+
+
+class Flow(_Part):
+    """One cell of the migration matrix: customers of segment ``from`` who are in ``to`` now.
+
+    ``from`` is None for new customers (only in the new run), ``to`` for lost ones.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str | None = Field(alias="from")
+    from_cluster: int | None
+    to: str | None
+    to_cluster: int | None
+    customers: int
+    revenue_old: float
+    revenue_new: float
+
+
+class CompareTotals(_Part):
+    """Customers of each run, in common and by what became of them; revenue of each run."""
+
+    customers_old: int
+    customers_new: int
+    customers_common: int
+    customers_total: int
+    stayed: int
+    moved: int
+    new: int
+    lost: int
+    revenue_old: float
+    revenue_new: float
+    revenue_new_of_new: float
+    revenue_old_of_lost: float
+
+
+class OldSegmentFate(_Part):
+    """What became of an old segment's customers: stayed (same name), moved, lost."""
+
+    cluster: int
+    name: str
+    customers: int
+    revenue_old: float
+    stayed: int
+    moved: int
+    lost: int
+    went_to: dict[str, int]
+
+
+class NewSegmentSource(_Part):
+    """Where a new segment's customers came from: stayed (same name), moved in, new."""
+
+    cluster: int
+    name: str
+    customers: int
+    revenue_new: float
+    stayed: int
+    moved_in: int
+    new: int
+    came_from: dict[str, int]
+
+
+class CompareFile(Document):
+    """compare.json: the migration of customers and revenue from one run's segments to another's.
+
+    The cells of ``matrix`` count every customer of either run once; revenue is each
+    customer's monetary value in the old run (``revenue_old``) and in the new (``revenue_new``).
+    """
+
+    FILE: ClassVar[str] = "compare.json"
+    FIX: ClassVar[str] = "re-create it with `custseg compare OLD_RUN NEW_RUN --out DIR`"
+
+    format: Literal["custseg-compare"] = "custseg-compare"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    old: CompareRun
+    new: CompareRun
+    totals: CompareTotals
+    matrix: list[Flow]
+    old_segments: list[OldSegmentFate]
+    new_segments: list[NewSegmentSource]
+
+    def to_json(self) -> dict[str, Any]:
+        """The plain-JSON form, with each cell's ``from`` key under its own name."""
+        out: dict[str, Any] = json.loads(self.model_dump_json(by_alias=True))
+        return out
+
+
+# --- methods.json ----------------------------------------------------------------------------
+
+
+class MethodRowRecord(_Part):
+    """One method on the data (see custseg.method_comparison.MethodRow)."""
+
+    method: str
+    k: int
+    k_rule: str
+    silhouette: float | None
+    calinski_harabasz: float | None
+    davies_bouldin: float | None
+    largest_share: float
+    stability_seeds: float | None
+    stability_resamples: float | None
+    holdout_spearman: float | None
+    holdout_auc: float | None
+    segments: list[str]
+
+
+class MethodsFile(Document):
+    """methods.json: every method on one input, side by side (custseg compare-methods)."""
+
+    FILE: ClassVar[str] = "methods.json"
+
+    format: Literal["custseg-methods"] = "custseg-methods"
+    format_version: Literal[1] = 1
+    custseg_version: str
+    input: str
+    holdout_days: int | None
+    cutoff: dt.date | None
+    methods: list[MethodRowRecord]
+    #: The baselines' holdout Spearman and AUC (the same holdout for every method).
+    baselines: dict[str, dict[str, float]]
+    note: str | None
     settings: RunConfig

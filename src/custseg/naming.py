@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import reprlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -52,6 +52,7 @@ __all__ = [
     "customer_levels",
     "describe_segments",
     "level_cuts",
+    "level_words",
     "name_rule_segments",
     "name_segments",
     "place_outliers",
@@ -484,6 +485,12 @@ class SegmentName:
     contradiction_share: float = 0.0
 
 
+def level_words(levels: Mapping[str, str]) -> str:
+    """Asserted levels in words: ``{"recency": "low", "monetary": "high"}`` -> "recent,
+    high-spending"."""
+    return ", ".join(_WORDS[(f, levels[f])] for f in _RFM if f in levels)
+
+
 def _template_values(row: pd.Series) -> dict[str, Any]:
     """Profile numbers for description templates, plus ``times`` ("once", "twice", "3 times")."""
     values: dict[str, Any] = {str(k): float(row[k]) for k in row.index if k in PROFILE_COLUMNS}
@@ -565,11 +572,17 @@ def _pick(
     return max(fitting, key=lambda r: len(r.when)) if fitting else None
 
 
-def _tell_apart(names: list[str], profiles: pd.DataFrame) -> list[str]:
-    """Segments sharing a name get words from the feature their medians differ most on."""
+def _tell_apart(
+    names: list[str], profiles: pd.DataFrame, *, fixed: Collection[int] = ()
+) -> list[str]:
+    """Segments sharing a name get words from the feature their medians differ most on
+    (names in ``fixed`` positions stay as they are)."""
     out = list(names)
     for name in sorted(set(names)):
-        idx = [i for i, n in enumerate(names) if n == name]
+        idx = [i for i, n in enumerate(names) if n == name and i not in fixed]
+        if len(idx) == 1 and names.count(name) > 1:  # a kept name: the other one is new
+            out[idx[0]] = f"{name} (new)"
+            continue
         if len(idx) < 2:
             continue
         rows = profiles.iloc[idx]
@@ -611,6 +624,8 @@ def name_segments(
     overrides: Mapping[str, Mapping[str, str]] | None = None,
     shares: Mapping[int, float] | None = None,
     median_levels: Mapping[int, Mapping[str, str]] | None = None,
+    keep: Mapping[int, tuple[str, str]] | None = None,
+    avoid: Collection[str] = (),
 ) -> list[SegmentName]:
     """Name each segment from the levels it asserts; names are unique and never numbered.
 
@@ -635,6 +650,10 @@ def name_segments(
         Contradiction share per segment, recorded on the names.
     median_levels : mapping, optional
         The median levels per segment, recorded on the names (default: ``levels``).
+    keep : mapping, optional
+        Segment -> (name, action) fixed in advance (a reference run's names).
+    avoid : collection of str
+        Names no other segment may take (a reference run's, kept for their own groups).
 
     Returns
     -------
@@ -658,21 +677,30 @@ def name_segments(
     _check_overrides(overrides)
     if len(profiles) == 1:
         return [_all_customers(profiles, overrides)]
-    taken: set[str] = set()
+    keep = dict(keep or {})
+    taken: set[str] = set(avoid) | {name for name, _ in keep.values()}
     picked: list[NamingRule | None] = []
     names: list[str] = []
     for cluster in profiles.index:
+        if int(cluster) in keep:
+            picked.append(None)
+            names.append(keep[int(cluster)][0])
+            continue
         asserted = dict(levels.get(int(cluster), {}))
         rule = _pick(asserted, rules, taken)
         picked.append(rule)
         medians = (median_levels or levels).get(int(cluster), {})
         names.append(rule.name if rule else _generated(asserted, medians))
         taken.add(names[-1])
-    names = _tell_apart(names, profiles)
+    names = _tell_apart(
+        names, profiles, fixed={i for i, c in enumerate(profiles.index) if int(c) in keep}
+    )
     out = []
     for (cluster, row), rule, default in zip(profiles.iterrows(), picked, names, strict=True):
         c = int(cluster)  # type: ignore[call-overload]
         asserted = dict(levels.get(c, {}))
+        if c in keep:
+            rule = next((r for r in DEFAULT_RULES if r.name == keep[c][0]), None)
         base = rule.name if rule else default
         ov = overrides.get(default, overrides.get(base, {}))
         name = ov.get("name", default)
@@ -683,6 +711,8 @@ def name_segments(
         else:
             description = _description(who, asserted, row, lv)
         action = ov.get("action", rule.action if rule else _action(asserted))
+        if c in keep:
+            action = ov.get("action", keep[c][1])
         out.append(
             SegmentName(
                 c, name, description, action, lv, asserted, float((shares or {}).get(c, 0.0))
@@ -818,6 +848,8 @@ def describe_segments(
     *,
     overrides: Mapping[str, Mapping[str, str]] | None = None,
     asserted: Mapping[int, Mapping[str, str]] | None = None,
+    keep: Mapping[int, tuple[str, str]] | None = None,
+    avoid: Collection[str] = (),
 ) -> tuple[pd.DataFrame, list[SegmentName]]:
     """Profiles and names of a model's segments: rule names for RFM scores, levels otherwise.
 
@@ -849,7 +881,13 @@ def describe_segments(
             median_levels=medians,
         )
     return profiles, name_segments(
-        profiles, asserted, overrides=overrides, shares=shares, median_levels=medians
+        profiles,
+        asserted,
+        overrides=overrides,
+        shares=shares,
+        median_levels=medians,
+        keep=keep,
+        avoid=avoid,
     )
 
 

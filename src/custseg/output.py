@@ -12,45 +12,65 @@ import io
 import os
 import platform
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from . import __version__
+from .comparison import Comparison
+from .config import RunConfig
+from .errors import InputError
 from .formats import (
     BacktestEvidence,
     BacktestFile,
     BacktestSegment,
+    CompareFile,
+    CompareRun,
+    CompareTotals,
     CustomerStats,
+    Flow,
     InputRecord,
     Interval,
     LedgerRecord,
     Machine,
+    MatchRecord,
     MethodRecord,
+    MethodRowRecord,
+    MethodsFile,
     Metrics,
     ModelFile,
+    NewSegmentSource,
+    OldSegmentFate,
+    ReferenceRecord,
     RunInput,
     RunRecord,
     SegmentRecord,
     SegmentRef,
+    StabilityRecord,
     Summary,
 )
+from .method_comparison import MethodsResult, rows_as_dicts
 from .naming import PROFILE_COLUMNS, SegmentName
 from .pipeline import BacktestResult, SegmentationResult
-from .runs import SEGMENTS_FILE, atomic_output_dir
+from .runs import SEGMENTS_FILE, RunFiles, atomic_output_dir
 
 __all__ = [
     "EXTRA_COLUMNS",
     "OUTPUT_FILES",
     "SEGMENT_COLUMNS",
     "build_backtest",
+    "build_compare",
     "build_model",
     "build_run_record",
     "build_summary",
     "neutralize_cell",
     "write_backtest",
+    "write_compare",
+    "write_methods",
     "write_outputs",
     "write_run",
 ]
@@ -134,6 +154,7 @@ def write_run(
     *,
     force: bool = False,
     report: bool = True,
+    svg: bool = False,
     command: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
@@ -151,7 +172,9 @@ def write_run(
     force : bool
         Replace ``out`` if it exists and is not empty.
     report : bool
-        Also write report.html and figures/.
+        Also write report.html and figures/ (PNG).
+    svg : bool
+        Also write an SVG of each figure.
     command : list of str, optional
         The command line, for run.json.
     progress : callable, optional
@@ -185,7 +208,7 @@ def write_run(
             notify("write report")
             from .report import write_report  # matplotlib loads only when a report is written
 
-            written += write_report(tmp)[:1]
+            written += write_report(tmp, svg=svg)[:1]
     return [target / p.name for p in written]
 
 
@@ -289,6 +312,16 @@ def build_summary(result: SegmentationResult) -> Summary:
             },
             sweep_sample=result.fit.sweep_sample,
         ),
+        stability=None
+        if result.stability is None
+        else StabilityRecord(
+            seeds=result.stability.seeds,
+            resamples=result.stability.resamples,
+            seed_mean=result.stability.seed_mean,
+            resample_mean=result.stability.resample_mean,
+            sample=result.stability.sample,
+            deterministic=result.stability.deterministic,
+        ),
         segments=[_segment_record(result, s) for s in result.segments],
         ledger=LedgerRecord(**result.ledger.to_dict()),
         customers=CustomerStats(
@@ -301,6 +334,30 @@ def build_summary(result: SegmentationResult) -> Summary:
         input=_input_record(result),
         settings=result.config,
         scored_with=result.scored_with,
+        reference=_reference_record(result),
+    )
+
+
+def _reference_record(result: SegmentationResult) -> ReferenceRecord | None:
+    ref = result.reference
+    if ref is None:
+        return None
+    names = {s.cluster: s.name for s in result.segments}
+    return ReferenceRecord(
+        model_sha256=ref.sha256,
+        model_as_of=ref.doc.as_of,
+        model_file=ref.file,
+        matches=[
+            MatchRecord(
+                cluster=m.cluster,
+                name=names[m.cluster],
+                old_cluster=m.old_cluster,
+                old_name=m.old_name,
+                distance=m.distance,
+                radius=m.radius,
+            )
+            for m in result.fit.matches
+        ],
     )
 
 
@@ -391,7 +448,185 @@ def write_backtest(
     with atomic_output_dir(target, force=force) as tmp:
         written = [build_backtest(result).write(tmp / BacktestFile.FILE)]
         if report:
-            from .report import write_backtest_page  # type: ignore[attr-defined]
+            from .report import write_backtest_page
 
             written.append(write_backtest_page(tmp))
+    return [target / p.name for p in written]
+
+
+# --- compare ---------------------------------------------------------------------------------
+
+
+def _compare_run(r: RunFiles, revenue: float) -> CompareRun:
+    return CompareRun(
+        folder=r.out_dir.name,
+        as_of=r.summary.as_of,
+        input=RunInput(
+            name=r.summary.input.name,
+            size_bytes=r.summary.input.size_bytes,
+            sha256=r.summary.input.sha256 or r.run.input.sha256,
+        ),
+        method=r.summary.method.name,
+        k=r.summary.k,
+        customers=len(r.customers),
+        revenue=round(revenue, 6),
+        segments=[
+            SegmentRef(cluster=s.cluster, name=s.name, description=s.description, action=s.action)
+            for s in r.segments
+        ],
+    )
+
+
+def build_compare(comparison: Comparison) -> CompareFile:
+    """The compare.json document (reproducible: no timings, no paths beyond folder names)."""
+    c, t = comparison, comparison.totals()
+    cells: list[dict[str, Any]] = [
+        {str(k): None if v is pd.NA else _plain(v) for k, v in row.items()}
+        for row in c.flows.to_dict("records")
+    ]
+
+    def spread(cluster: int, side: str, other: str) -> dict[str, int]:
+        """Customers of one segment by the segment on the other side (new and lost apart)."""
+        mine = [
+            f
+            for f in cells
+            if f[f"{side}_cluster"] == cluster and f[f"{other}_cluster"] is not None
+        ]
+        return {str(f[f"{other}_segment"]): int(f["customers"]) for f in mine}
+
+    return CompareFile(
+        custseg_version=__version__,
+        old=_compare_run(c.old, float(t["revenue_old"])),
+        new=_compare_run(c.new, float(t["revenue_new"])),
+        totals=CompareTotals(
+            **{k: round(v, 6) if isinstance(v, float) else v for k, v in t.items()}
+        ),
+        matrix=[
+            Flow(
+                **{"from": f["from_segment"]},
+                from_cluster=f["from_cluster"],
+                to=f["to_segment"],
+                to_cluster=f["to_cluster"],
+                customers=f["customers"],
+                revenue_old=round(f["revenue_old"], 6),
+                revenue_new=round(f["revenue_new"], 6),
+            )
+            for f in cells
+        ],
+        old_segments=[
+            OldSegmentFate(**row, went_to=spread(row["cluster"], "from", "to"))
+            for row in _records(c.old_segments())
+        ],
+        new_segments=[
+            NewSegmentSource(**row, came_from=spread(row["cluster"], "to", "from"))
+            for row in _records(c.new_segments())
+        ],
+    )
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of a per-segment table as plain values, the index as ``cluster``, revenue rounded."""
+    out = []
+    for cluster, row in zip(table.index, table.to_dict("records"), strict=True):
+        plain: dict[str, Any] = {str(k): _plain(v) for k, v in row.items()}
+        plain["name"] = plain.pop("segment")
+        for key in ("revenue_old", "revenue_new"):
+            if key in plain:
+                plain[key] = round(float(plain[key]), 6)
+        out.append({"cluster": int(cluster), **plain})
+    return out
+
+
+def write_compare(
+    comparison: Comparison, out: str | Path, *, force: bool = False, report: bool = True
+) -> list[Path]:
+    """Write compare.json, segments.csv with ``previous_segment`` and compare.html, whole or
+    not at all.
+
+    segments.csv is the new run's, byte for byte, with a last column ``previous_segment``: the
+    customer's segment in the old run ("" for new customers).
+
+    Parameters
+    ----------
+    comparison : Comparison
+    out : path
+        The folder to write.
+    force : bool
+        Replace ``out`` if it exists and is not empty.
+    report : bool
+        Also write compare.html.
+
+    Returns
+    -------
+    list of Path
+        The files written, under ``out``.
+
+    Raises
+    ------
+    OutputError
+        If ``out`` exists without ``force``, is a file, or cannot be written.
+    InputError
+        If the new run's segments.csv changed since it was read.
+    """
+    target = Path(out)
+    with atomic_output_dir(target, force=force) as tmp:
+        written = [build_compare(comparison).write(tmp / CompareFile.FILE)]
+        written.append(
+            _with_previous(
+                comparison.new.out_dir / SEGMENTS_FILE,
+                comparison.previous_segment.tolist(),
+                tmp / SEGMENTS_FILE,
+            )
+        )
+        if report:
+            from .report.compare import write_compare_page
+
+            written.append(write_compare_page(tmp))
+    return [target / p.name for p in written]
+
+
+def _with_previous(source: Path, previous: Sequence[str], path: Path) -> Path:
+    """``source`` with a last column ``previous_segment`` (its other bytes unchanged)."""
+    cells = _csv_cells([str(p) for p in previous])
+    data = source.read_bytes()
+    if b'"' not in data and b"\r" not in data:  # no quoted cell: one line per row
+        lines = data.decode("utf-8").split("\n")
+        rows = lines[:-1] if lines[-1] == "" else lines
+    else:
+        with source.open(newline="", encoding="utf-8") as fh:
+            rows = [_csv_line(r) for r in csv.reader(fh)]
+    if len(rows) != len(cells) + 1:
+        raise InputError(
+            f"{source} has {len(rows) - 1:,} customers, {len(cells):,} when it was read: it "
+            "changed during the comparison; run `custseg compare` again."
+        )
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        fh.write(rows[0] + ",previous_segment\n")
+        fh.writelines(f"{row},{cell}\n" for row, cell in zip(rows[1:], cells, strict=True))
+    return path
+
+
+def _csv_line(row: list[str]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow(row)
+    return buf.getvalue()[:-1]
+
+
+def write_methods(
+    result: MethodsResult, config: RunConfig, out: str | Path, *, force: bool = False
+) -> list[Path]:
+    """Write methods.json into a folder, whole or not at all."""
+    doc = MethodsFile(
+        custseg_version=__version__,
+        input=result.input_name,
+        holdout_days=result.holdout_days,
+        cutoff=result.cutoff,
+        methods=[MethodRowRecord(**row) for row in rows_as_dicts(result)],
+        baselines=result.baselines,
+        note=result.note,
+        settings=config,
+    )
+    target = Path(out)
+    with atomic_output_dir(target, force=force) as tmp:
+        written = [doc.write(tmp / MethodsFile.FILE)]
     return [target / p.name for p in written]

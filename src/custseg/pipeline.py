@@ -27,20 +27,27 @@ from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments, place_outliers
+from .reference import Reference, load_reference, match_reference, reference_config
 
 if TYPE_CHECKING:
     from .backtest import Evidence, Outcomes
     from .formats import ScoredWith
+    from .stability import Stability
 from .schema import RFM_COLUMNS, ColumnMap
 
 __all__ = [
     "STAGES",
+    "Aggregated",
     "BacktestResult",
     "SegmentationResult",
+    "aggregate",
     "backtest",
+    "backtest_aggregated",
     "customer_table",
+    "holdout_of",
     "reemit_warnings",
     "run",
+    "segment_aggregated",
     "segment_rfm",
 ]
 
@@ -84,6 +91,11 @@ class SegmentationResult:
         lost when a caller silences them).
     scored_with : ScoredWith or None
         The saved model that scored the customers (``custseg score``), else None.
+    stability : Stability or None
+        How much the segments depend on the seed and on the sample (see
+        :mod:`custseg.stability`); None for scored runs.
+    reference : Reference or None
+        The reference model whose names the segments kept (``--reference``).
     """
 
     customers: pd.DataFrame
@@ -99,6 +111,8 @@ class SegmentationResult:
     timings: dict[str, float] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     scored_with: ScoredWith | None = None
+    stability: Stability | None = None
+    reference: Reference | None = None
 
     @property
     def k(self) -> int:
@@ -123,16 +137,26 @@ class SegmentationResult:
 
 
 def segment_rfm(
-    rfm: pd.DataFrame, *, config: RunConfig | None = None
+    rfm: pd.DataFrame, *, config: RunConfig | None = None, reference: Reference | None = None
 ) -> tuple[pd.DataFrame, ClusterFit, pd.DataFrame, list[SegmentName]]:
     """Cluster and name an RFM table (index customer id; recency, frequency, monetary).
 
     Returns the customer table with ``outlier``, ``cluster`` and ``segment`` added (and
     ``segment_probability`` for mixtures, ``r_score``, ``f_score``, ``m_score``, ``rfm_cell``
-    for RFM scores), the fit, the profiles and the segment names.
+    for RFM scores), the fit, the profiles and the segment names. With a ``reference`` model,
+    segments that are the same groups keep its names and ids (see :mod:`custseg.reference`).
     """
     config = config or RunConfig()
-    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=config.cluster))
+    cluster = config.cluster if reference is None else reference_config(config.cluster, reference)
+    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=cluster))
+    keep: dict[int, tuple[str, str]] = {}
+    avoid: set[str] = set()
+    if reference is not None:
+        fit, matches = match_reference(rfm, fit, reference)
+        actions = {s.cluster: (s.name, s.action) for s in reference.doc.segments}
+        keep = {m.cluster: actions[m.old_cluster] for m in matches if m.old_cluster in actions}
+        avoid = {s.name for s in reference.doc.segments}
+        fit = dataclasses.replace(fit, matches=tuple(matches))
     for note in fit.notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
     if fit.model.k == 1:
@@ -143,7 +167,9 @@ def segment_rfm(
             CustsegWarning,
             stacklevel=2,
         )
-    profiles, names = describe_segments(rfm, fit.labels, fit.model, overrides=config.names or None)
+    profiles, names = describe_segments(
+        rfm, fit.labels, fit.model, overrides=config.names or None, keep=keep, avoid=avoid
+    )
     return customer_table(rfm, fit, names), fit, profiles, names
 
 
@@ -178,6 +204,7 @@ def run(
     progress: Progress | None = None,
     engine: EngineSpec = None,
     con: BaseBackend | None = None,
+    reference: str | Path | Reference | None = None,
 ) -> SegmentationResult:
     """Segment the customers of a transaction file or table.
 
@@ -199,6 +226,9 @@ def run(
         opened here is closed before returning; one passed in stays open.
     con : backend, optional
         The same as ``engine`` (kept for callers that pass a connection).
+    reference : path or Reference, optional
+        The model.json of an earlier run: segments that are the same groups keep its names
+        and ids (see :mod:`custseg.reference`).
 
     Returns
     -------
@@ -220,9 +250,11 @@ def run(
     try:
         with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
             warnings.simplefilter("always", CustsegWarning)
+            ref = load_reference(reference) if isinstance(reference, str | Path) else reference
             result = _run(
                 source,
-                config=config or RunConfig(),
+                config=_with_reference(config or RunConfig(), ref),
+                reference=ref,
                 read_options={
                     "columns": columns,
                     "date_format": date_format,
@@ -327,7 +359,7 @@ def reemit_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class _Aggregated:
+class Aggregated:
     """The input loaded, cleaned and aggregated: what every command starts from."""
 
     tx: Any
@@ -336,31 +368,41 @@ class _Aggregated:
     as_of: dt.date
 
 
-def _aggregate(
+def aggregate(
     source: Any,
     *,
     config: RunConfig,
-    read_options: dict[str, Any],
-    progress: Progress,
-    lap: Callable[[str], None],
-    con: Engine,
-) -> _Aggregated:
+    read_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    lap: Callable[[str], None] | None = None,
+    con: EngineSpec = None,
+) -> Aggregated:
+    """Load, clean and aggregate transactions: the engine's part of every command.
+
+    ``progress`` is told each stage as it starts, ``lap`` as it ends (both optional).
+    ``con`` is the engine (see :func:`custseg.engine.connect`; a fresh DuckDB by default): it
+    stays open, since the returned table is queried again by some commands.
+    """
+    read_options = read_options or {}
+    progress = progress or (lambda _stage: None)
+    lap = lap or (lambda _stage: None)
+    eng = connect_engine(con)
     progress(STAGES[0])
-    with con.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
+    with eng.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
         tx = load_transactions(
             source,
             **read_options,
             need_stock_code=bool(config.clean.exclude_codes),
-            engine=con,
+            engine=eng,
         )
     lap(STAGES[0])
     progress(STAGES[1])
     marked = mark_drops(tx.table, config=config.clean)
-    with con.translate_errors(tx.source.name):
+    with eng.translate_errors(tx.source.name):
         rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
-    return _Aggregated(tx, rfm, ledger, as_of)
+    return Aggregated(tx, rfm, ledger, as_of)
 
 
 def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
@@ -375,6 +417,13 @@ def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
     return timings, lap
 
 
+def _with_reference(config: RunConfig, ref: Reference | None) -> RunConfig:
+    """The settings a run with ``ref`` needs (a score model's bins and rules)."""
+    if ref is None:
+        return config
+    return config.model_copy(update={"cluster": reference_config(config.cluster, ref)})
+
+
 def _run(
     source: str | Path | pd.DataFrame | pa.Table | ir.Table,
     *,
@@ -382,19 +431,30 @@ def _run(
     read_options: dict[str, Any],
     progress: Progress,
     con: Engine,
+    reference: Reference | None = None,
 ) -> SegmentationResult:
     timings, lap = _stopwatch()
-    agg = _aggregate(
+    agg = aggregate(
         source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
     )
     progress(STAGES[2])
+    result = segment_aggregated(agg, config=config, reference=reference)
+    lap(STAGES[2])
+    return dataclasses.replace(result, timings=timings)
+
+
+def segment_aggregated(
+    agg: Aggregated, *, config: RunConfig, reference: Reference | None = None
+) -> SegmentationResult:
+    """Segment aggregated transactions: k chosen (by backtest, by default), fitted, named,
+    its stability measured (the body of :func:`run` after the engine's work)."""
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
-    customers, fit, profiles, names = segment_rfm(agg.rfm, config=fitted if chosen else config)
+    used = fitted if chosen else config
+    customers, fit, profiles, names = segment_rfm(agg.rfm, config=used, reference=reference)
     if chosen is not None:
         fit = chosen.apply(fit)
-    lap(STAGES[2])
     return SegmentationResult(
         customers=customers,
         as_of=agg.as_of,
@@ -406,8 +466,23 @@ def _run(
         source=agg.tx.source,
         date_format=agg.tx.date_format,
         config=config,
-        timings=timings,
+        stability=_stability(agg.rfm, fit, used),
+        reference=reference,
     )
+
+
+def _stability(rfm: pd.DataFrame, fit: ClusterFit, config: RunConfig) -> Stability | None:
+    from .stability import stability
+
+    measured = stability(rfm, fit.labels, config=config.cluster, k=fit.model.k)
+    if measured is not None and measured.low:
+        warnings.warn(
+            measured.note() + " That is low: the segments are partly an accident of the seed "
+            "or of which customers are in the data; try another --method or a smaller --k.",
+            CustsegWarning,
+            stacklevel=3,
+        )
+    return measured
 
 
 @dataclass(frozen=True)
@@ -500,32 +575,46 @@ def _backtest(
     progress: Progress,
     con: Engine,
 ) -> BacktestResult:
-    from .backtest import (
-        baseline_scores,
-        evidence,
-        holdout_outcomes,
-        segment_outcomes,
-        segment_values,
-    )
-
     timings, lap = _stopwatch()
-    agg = _aggregate(
+    agg = aggregate(
         source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
     )
     progress("backtest")
+    result = backtest_aggregated(agg, config=config, bootstrap=bootstrap)
+    lap("backtest")
+    training = dataclasses.replace(result.training, timings=timings)
+    return dataclasses.replace(result, training=training)
+
+
+def holdout_of(agg: Aggregated, *, config: RunConfig) -> Outcomes:
+    """The holdout outcomes of aggregated transactions (see :mod:`custseg.backtest`)."""
+    from .backtest import holdout_outcomes
+
     led = agg.ledger
     assert led.date_min is not None and led.date_max is not None  # there are purchase lines
-    outcomes = holdout_outcomes(
+    return holdout_outcomes(
         agg.tx.table,
         clean=config.clean,
         holdout_days=config.cluster.holdout_days,
         first=led.date_min.date(),
         last=led.date_max.date(),
     )
+
+
+def backtest_aggregated(
+    agg: Aggregated, *, config: RunConfig, bootstrap: int, outcomes: Outcomes | None = None
+) -> BacktestResult:
+    """The backtest of aggregated transactions (the body of :func:`backtest`); ``outcomes``
+    may be given when several segmentations are measured on one holdout."""
+    from .backtest import baseline_scores, evidence, segment_outcomes, segment_values
+
+    led = agg.ledger
+    outcomes = outcomes or holdout_of(agg, config=config)
     train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         # The k is chosen inside the training span only: the holdout stays unseen.
+        assert led.date_min is not None
         inner = (led.date_min.date(), outcomes.cutoff)
         train_config, chosen = _k_by_backtest(agg.tx, inner, train_config)
     customers, fit, profiles, names = segment_rfm(outcomes.train, config=train_config)
@@ -541,7 +630,6 @@ def _backtest(
         bootstrap=bootstrap,
         seed=config.cluster.random_state,
     )
-    lap("backtest")
     training = SegmentationResult(
         customers=customers,
         as_of=outcomes.as_of,
@@ -553,7 +641,6 @@ def _backtest(
         source=agg.tx.source,
         date_format=agg.tx.date_format,
         config=train_config,
-        timings=timings,
     )
     table = segment_outcomes(labels, {s.cluster: s.name for s in names}, outcomes)
     return BacktestResult(outcomes, training, table, ev, led)

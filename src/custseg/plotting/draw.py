@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FEATURE_LABELS",
     "SEGMENT_PALETTE",
+    "new_axes",
     "plain_text",
     "plot_elbow",
     "plot_information_criteria",
@@ -47,6 +48,7 @@ __all__ = [
     "plot_segment_shares",
     "plot_silhouette",
     "segment_colors",
+    "thousands",
 ]
 
 #: Axis labels of the three RFM features.
@@ -108,7 +110,7 @@ def segment_colors(clusters: Sequence[int]) -> dict[int, str]:
     return {int(c): SEGMENT_PALETTE[int(c) % len(SEGMENT_PALETTE)] for c in clusters}
 
 
-def _new_axes(n: int = 1, *, projection: str | None = None) -> list[Any]:
+def new_axes(n: int = 1, *, projection: str | None = None) -> list[Any]:
     """Fresh pyplot axes for interactive use (report.py always passes its own)."""
     import matplotlib.pyplot as plt
 
@@ -119,14 +121,14 @@ def _new_axes(n: int = 1, *, projection: str | None = None) -> list[Any]:
 
 def _axes_list(axes: Sequence[Axes] | None, n: int) -> list[Axes]:
     if axes is None:
-        return list(_new_axes(n))
+        return list(new_axes(n))
     got = list(axes)
     if len(got) != n:
         raise ValueError(f"axes must hold {n} Axes, got {len(got)}. Pass one per panel.")
     return got
 
 
-def _thousands(ax: Axes, axis: str = "y") -> None:
+def thousands(ax: Axes, axis: str = "y") -> None:
     fmt = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 10 else f"{v:g}")
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
@@ -154,7 +156,7 @@ def plot_ledger(ledger: Mapping[str, Any], *, ax: Axes | None = None) -> Axes:
     Axes
         One horizontal bar per step; drops float from what was left before them.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     read = int(ledger["rows_read"])
     used = int(ledger["rows_used"])
     drops = [(str(r), int(n)) for r, n in dict(ledger["rows_dropped"]).items() if int(n) > 0]
@@ -179,7 +181,7 @@ def plot_ledger(ledger: Mapping[str, Any], *, ax: Axes | None = None) -> Axes:
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.set_xlim(0, max(read, 1) * 1.3)
-    _thousands(ax, "x")
+    thousands(ax, "x")
     ax.set(xlabel="Rows", title="Where the rows went")
     return ax
 
@@ -229,7 +231,7 @@ def plot_rfm_boxplots(
         if log and log.get(feat):
             _log_axis(ax.yaxis, ax.set_yscale)
         else:
-            _thousands(ax)
+            thousands(ax)
         ax.set(title=feat.capitalize(), ylabel=FEATURE_LABELS.get(feat, feat))
     return out
 
@@ -261,7 +263,7 @@ def plot_rfm_histograms(
         if log:
             _log_axis(ax.xaxis, ax.set_xscale)
         else:
-            _thousands(ax, "x")
+            thousands(ax, "x")
         scale = " (log scale)" if log else ""
         ax.set(
             title=feat.capitalize(),
@@ -286,7 +288,7 @@ def plot_elbow(selection: KSelection, *, ax: Axes | None = None) -> Axes:
         The SSE line; a dashed vertical line labelled ``knee`` when a knee was found, and a
         ring around the chosen k.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     ks = list(selection.k_values)
     ax.plot(ks, selection.sse, marker="o", color="#1d4ed8", label="SSE")
     if selection.knee is not None:
@@ -306,7 +308,7 @@ def plot_elbow(selection: KSelection, *, ax: Axes | None = None) -> Axes:
             label=f"chosen (k = {selection.k})",
         )
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _thousands(ax)
+    thousands(ax)
     ax.legend(frameon=False)
     ax.set(xlabel="Number of clusters k", ylabel="Sum of squared errors", title="Elbow method")
     return ax
@@ -343,13 +345,13 @@ def plot_merge_heights(
     Axes
         The height line; a dashed vertical line labelled with the k used.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     ks, vals = _by_k(k_values, heights)
     ax.plot(ks, vals, marker="o", color="#1d4ed8", label="merge height")
     if k is not None:
         ax.axvline(k, linestyle="--", color=_ACCENT, label=f"largest gap (k = {k})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _thousands(ax)
+    thousands(ax)
     ax.legend(frameon=False)
     ax.set(
         xlabel="Number of clusters k",
@@ -383,7 +385,7 @@ def plot_information_criteria(
     Axes
         Two lines (BIC solid, AIC dashed), a star at the lowest BIC.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     ks, b = _by_k(k_values, bic)
     ax.plot(ks, b, marker="o", color="#1d4ed8", label="BIC")
     ax.plot(*_by_k(k_values, aic), marker="o", color=_NEUTRAL, linestyle="--", label="AIC")
@@ -401,7 +403,7 @@ def plot_information_criteria(
     if k is not None:
         ax.axvline(k, color=_NEUTRAL, linestyle=":", linewidth=1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    _thousands(ax)
+    thousands(ax)
     ax.legend(frameon=False)
     ax.set(xlabel="Number of components k", ylabel="Information criterion", title="BIC and AIC")
     return ax
@@ -480,7 +482,7 @@ def plot_silhouette(
     Axes
         One filled band (a PolyCollection) per cluster present.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     colors = colors or segment_colors(sorted(names))
     gap = max(2, int(len(values) * 0.02))
     y0 = 0
@@ -553,7 +555,7 @@ def plot_segment_means(
             rotation_mode="anchor" if many else "default",
         )
         ax.margins(y=0.15)
-        _thousands(ax)
+        thousands(ax)
         ax.set(title=f"Mean {feat}", ylabel=FEATURE_LABELS.get(feat, feat))
     return out
 
@@ -582,7 +584,7 @@ def plot_segment_profile(
     Axes
         An image (log2 colour scale centred on 1x) annotated with each ratio.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     r = np.asarray(ratios, dtype=float)
     logr = np.log2(np.clip(r, 1e-3, None))  # NaN (an empty segment) stays NaN: a blank cell
     finite = np.abs(logr[np.isfinite(logr)])
@@ -642,7 +644,7 @@ def plot_segment_shares(
     Axes
         Two horizontal bars per segment.
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     colors = colors or segment_colors(clusters)
     y = np.arange(len(clusters))
     cols = [colors.get(c, _NEUTRAL) for c in clusters]
@@ -722,7 +724,7 @@ def plot_scatter_3d(
     Axes3D
         One scatter collection per segment.
     """
-    ax = ax if ax is not None else _new_axes(projection="3d")[0]
+    ax = ax if ax is not None else new_axes(projection="3d")[0]
     colors = colors or segment_colors(sorted(names))
     pts = np.asarray(points, dtype=float).copy()
     for j, lg in enumerate(log):
@@ -784,7 +786,7 @@ def plot_pca(
     Axes
         One scatter collection per segment (plus one for the centers).
     """
-    ax = ax if ax is not None else _new_axes()[0]
+    ax = ax if ax is not None else new_axes()[0]
     colors = colors or segment_colors(sorted(names))
     pts = np.asarray(points, dtype=float)
     for c in sorted(int(x) for x in np.unique(labels)):

@@ -24,11 +24,13 @@ from typing import Any
 
 from ..errors import OutputError
 from ..runs import read_run, replace_atomically
+from .backtest import BACKTEST_PAGE, write_backtest_page
 from .figures import FIGURES, FigureSpec, ReportData, report_data, uses
 from .page import SECTIONS, PageFigure, render_page
 from .render import render_figure, report_style
 
 __all__ = [
+    "BACKTEST_PAGE",
     "FIGURES",
     "FIGURES_DIR",
     "REPORT_FILE",
@@ -36,8 +38,10 @@ __all__ = [
     "ReportData",
     "build_figures",
     "uses",
+    "write_backtest_page",
     "write_report",
 ]
+
 
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
@@ -144,9 +148,9 @@ def write_report(out_dir: str | Path, *, svg: bool = False) -> list[Path]:
 
     Examples
     --------
-    >>> paths = write_report("custseg-output")  # doctest: +SKIP
-    >>> paths[0].name  # doctest: +SKIP
-    'report.html'
+    After ``custseg run data.csv --out custseg-output``::
+
+        paths = write_report("custseg-output")  # report.html, then the figure files
     """
     out = Path(out_dir)
     run = read_run(out)

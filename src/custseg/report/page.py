@@ -24,6 +24,7 @@ from markupsafe import Markup
 from rich.filesize import decimal
 
 from ..model import KSelection
+from ..naming import level_words
 from ..runs import RunFiles
 
 __all__ = ["SECTIONS", "PageFigure", "k_agreement", "render_page"]
@@ -158,7 +159,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(count=_count, number=_number, filesize=_filesize)
+    env.filters.update(count=_count, number=_number, filesize=_filesize, level_words=level_words)
     return env
 
 
