@@ -45,6 +45,7 @@ FIGURE_SLUGS = (
     "rfm-boxplots",
     "rfm-histograms",
     "elbow",
+    "holdout-by-k",
     "k-metrics",
     "silhouette",
     "segment-means",

@@ -6,10 +6,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.ticker import MaxNLocator
 
 from .draw import SEGMENT_PALETTE, new_axes, plain_text, thousands
 
-__all__ = ["plot_evidence", "plot_holdout_by_segment"]
+__all__ = ["plot_evidence", "plot_holdout_by_k", "plot_holdout_by_segment"]
 
 
 def plot_holdout_by_segment(
@@ -92,4 +93,38 @@ def plot_evidence(
     ax.axvline(0.5, color="#94a3b8", linestyle=":", linewidth=1)
     ax.legend(loc="center right", frameon=False)
     ax.set(xlabel="Higher is better (AUC 0.5 = chance)", title="Rankings compared")
+    return ax
+
+
+def plot_holdout_by_k(
+    k_values: Sequence[int],
+    spearman: Sequence[float | None],
+    auc: Sequence[float | None],
+    *,
+    k: int | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """How well the segments fitted before the cutoff ranked the holdout, by k: Spearman with
+    holdout revenue and AUC for buying again, the k used drawn dotted.
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = plot_holdout_by_k([2, 3, 4], [0.40, 0.45, None], [0.66, 0.70, 0.71], k=3,
+    ...                        ax=Figure().add_subplot())
+    >>> [len(line.get_xdata()) for line in ax.get_lines()[:2]]
+    [2, 3]
+    """
+    ax = ax if ax is not None else new_axes()[0]
+    for values, color, label in (
+        (spearman, "#2563eb", "Spearman (holdout revenue)"),
+        (auc, "#f59e0b", "AUC (buys again)"),
+    ):
+        pairs = [(kk, v) for kk, v in zip(k_values, values, strict=True) if v is not None]
+        ax.plot([p[0] for p in pairs], [p[1] for p in pairs], marker="o", color=color, label=label)
+    if k is not None:
+        ax.axvline(k, color="#94a3b8", linestyle=":", linewidth=1, label=f"k used ({k})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(loc="best", frameon=False, fontsize=8)
+    ax.set(xlabel="k (number of segments)", ylabel="Higher is better", title="Backtest by k")
     return ax

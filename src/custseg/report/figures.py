@@ -48,6 +48,7 @@ from ..plotting import (
     segment_colors,
     silhouette_values,
 )
+from ..plotting.evidence import plot_holdout_by_k
 from ..runs import RunFiles
 from ..schema import RFM_COLUMNS
 
@@ -318,6 +319,15 @@ def _information_criteria(d: ReportData) -> Figure:
     return fig
 
 
+def _holdout_by_k(d: ReportData) -> Figure:
+    fig = _figure(6.4, 3.6)
+    sel, f = d.selection, d.method_figures
+    plot_holdout_by_k(
+        sel.k_values, f["holdout_spearman"], f["holdout_auc"], k=sel.k, ax=fig.add_subplot()
+    )
+    return fig
+
+
 def _k_metrics(d: ReportData) -> Figure:
     fig = _figure(10.5, 3.2)
     plot_k_metrics(d.selection, axes=fig.subplots(1, 3))
@@ -456,6 +466,18 @@ FIGURES: tuple[FigureSpec, ...] = (
         "dotted line the k used.",
         _information_criteria,
         applies=uses("gmm"),
+        wide=False,
+    ),
+    FigureSpec(
+        "k",
+        "holdout-by-k",
+        "Backtest by k",
+        "k was chosen on the data itself: segments fitted before the holdout cutoff, at each "
+        "k, ranked customers by their segment's value; the lines show how well that ranking "
+        "matched the holdout revenue (Spearman) and who bought again (AUC). The dotted line "
+        "is the smallest k within one bootstrap standard error of the best Spearman.",
+        _holdout_by_k,
+        applies=lambda d: "holdout_spearman" in d.method_figures,
         wide=False,
     ),
     FigureSpec(
