@@ -219,7 +219,7 @@ def test_run_interrupted_keeps_previous_output(out_dir: Path, signum: signal.Sig
 
 def test_signal_during_an_engine_query_is_an_interrupt() -> None:
     """SIGTERM (the CLI's handler) while DuckDB runs a query, as a real run's aggregation."""
-    con = engine.connect(threads=1)
+    con = engine.connect(threads=1).con
     # the call ibis makes to execute an expression on DuckDB
     query = con.con.sql("SELECT count(*) AS n FROM range(1000000000000) t(x) WHERE x % 7 = 3")
     previous = signal.signal(signal.SIGTERM, custseg.cli._terminate)

@@ -17,8 +17,10 @@ import ibis
 import ibis.expr.types as ir
 
 from .config import CleanConfig
+from .engine import ops_for
 from .errors import CustsegWarning, EmptyDataError, InputError
-from .load import CUSTOMER_KEY, INVOICE_KEY, SOURCE_PREFIX, customer_missing
+from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_missing, starts_with_c
+from .load import SOURCE_PREFIX
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY, STOCK_CODE, ColumnMap
 
 __all__ = [
@@ -123,13 +125,14 @@ def mark_drops(table: ir.Table, *, config: CleanConfig) -> ir.Table:
     """
     cols = set(table.columns)
     t: Any = table
+    ops = ops_for(table)
     # The tests read the stored ids where the table has them (tables from load_transactions):
     # the same answers as on the canonical text, without building that text for every row.
     missing = customer_missing(t[CUSTOMER_KEY]) if CUSTOMER_KEY in cols else t[CUSTOMER].isnull()
     branches: list[tuple[ir.BooleanValue, str]] = [(missing, "missing_customer")]
     if INVOICE in cols:
         cancelled = (
-            _starts_with_c(t[INVOICE_KEY].cast("string"))
+            starts_with_c(t[INVOICE_KEY].cast("string"))
             if INVOICE_KEY in cols
             else t[INVOICE].startswith("C")
         )
@@ -137,8 +140,7 @@ def mark_drops(table: ir.Table, *, config: CleanConfig) -> ir.Table:
     values = [AMOUNT] if AMOUNT in cols else [QUANTITY, PRICE]
     invalid = ibis.literal(False)
     for name in values:
-        v = t[name]
-        invalid = invalid | v.isnull() | v.isnan() | v.isinf()
+        invalid = invalid | ops.not_finite(t[name])
     branches.append((invalid, "invalid_number"))
     if AMOUNT in cols:
         branches.append((t[AMOUNT] <= 0, "non_positive_amount"))
@@ -157,11 +159,6 @@ def mark_drops(table: ir.Table, *, config: CleanConfig) -> ir.Table:
     if config.drop_duplicates:
         marked = _mark_duplicates(marked)
     return marked
-
-
-def _starts_with_c(stored: Any) -> Any:
-    """Whether the stripped text starts with "C": stripping removes only characters below "!"."""
-    return stored.startswith("C") | ((stored < "!") & stored.strip().startswith("C"))
 
 
 def _outside_window(date: Any, config: CleanConfig) -> ir.BooleanValue | None:

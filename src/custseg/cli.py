@@ -44,6 +44,7 @@ from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
     from .comparison import Comparison
+    from .engine import Engine
     from .pipeline import BacktestResult, SegmentationResult
 
 __all__ = ["app", "main", "parse_k_range"]
@@ -213,7 +214,7 @@ def _show_progress(quiet: bool) -> bool:
 
 
 @contextlib.contextmanager
-def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
+def _progress(quiet: bool, eng: Engine | None = None) -> Iterator[Callable[[str], None]]:
     """A spinner per stage with elapsed time, on a terminal only.
 
     While a stage runs, a thread polls the engine's query progress, so a long read and
@@ -223,8 +224,6 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
         yield lambda _stage: None
         return
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from . import engine
 
     with Progress(
         SpinnerColumn(),
@@ -244,7 +243,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
         def poll() -> None:
             while not stop.wait(0.25):
-                pct = engine.query_progress()
+                pct = eng.query_progress() if eng is not None else None
                 if current and pct is not None:
                     bar.update(current[-1], completed=pct, total=100)
 
@@ -394,7 +393,7 @@ _BASELINE_WORDS = {
 
 
 @contextlib.contextmanager
-def _input_path(source: str) -> Iterator[str]:
+def _input_path(source: Any) -> Iterator[Any]:
     """The input path; ``-`` copies standard input (CSV, gzipped or not) to a temporary file."""
     if source != "-":
         yield source
@@ -414,6 +413,42 @@ def _input_path(source: str) -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _engine(name: str | None, spark_master: str | None) -> Engine:
+    """The engine a command runs on, opened here so the progress thread can poll it."""
+    from .engine import connect
+
+    return connect(name or ("spark" if spark_master else None), spark_master=spark_master)
+
+
+def _engine_input(input: str, options: dict[str, Any]) -> tuple[Any, tuple[str | None, str | None]]:
+    """The source and the engine: a database URL as INPUT is the engine, --table its table."""
+    from .engine import is_url
+    from .load import CatalogTable
+
+    engine, table = options["engine"], options["table"]
+    if is_url(input):
+        if engine is not None:
+            raise ConfigError(f"INPUT {input.split('@')[-1]!r} is a database: drop --engine.")
+        if not table:
+            raise ConfigError(
+                "A database input needs --table: "
+                "custseg run postgresql://user@host/db --table sales."
+            )
+        return CatalogTable(table), (input, options["spark_master"])
+    if table:
+        raise ConfigError(
+            "--table goes with a database URL as INPUT (custseg run postgresql://... --table NAME)."
+        )
+    return input, (engine, options["spark_master"])
+
+
+def _segments_frame(result: SegmentationResult) -> Any:
+    """The segments.csv columns as a DataFrame, for --out-table."""
+    from .output import SEGMENT_COLUMNS
+
+    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
+
+
 def _execute(
     source: Any,
     *,
@@ -426,21 +461,36 @@ def _execute(
     report: bool = True,
     svg: bool = False,
     reference: Path | None = None,
+    engine: tuple[str | None, str | None] = (None, None),
+    out_table: str | None = None,
 ) -> None:
     from .output import build_summary, write_run
     from .pipeline import run
 
-    with _progress(quiet) as progress, _input_path(source) as path:
-        result = run(path, config=config, progress=progress, reference=reference, **read_options)
-        written = write_run(
-            result,
-            out,
-            force=force,
-            report=report,
-            svg=svg,
-            command=["custseg", *sys.argv[1:]],
-            progress=progress,
-        )
+    with _engine(*engine) as eng:
+        if out_table:
+            eng.check_out_table(out_table, force=force)  # before the work, not after it
+        with _progress(quiet, eng) as progress, _input_path(source) as path:
+            result = run(
+                path,
+                config=config,
+                progress=progress,
+                reference=reference,
+                engine=eng,
+                **read_options,
+            )
+            written = write_run(
+                result,
+                out,
+                force=force,
+                report=report,
+                svg=svg,
+                command=["custseg", *sys.argv[1:]],
+                progress=progress,
+            )
+            if out_table:
+                progress("write table")
+                eng.write_table(out_table, _segments_frame(result), force=force)
     if json_out:
         sys.stdout.write(build_summary(result).dumps())
     elif not quiet:
@@ -489,6 +539,26 @@ def _option(name: str, annotation: Any, default: Any = None) -> inspect.Paramete
 #: The options every command that segments transactions takes (run, backtest, ...): reading,
 #: cleaning and clustering. Declared once; :func:`_with_run_options` adds them to a command.
 _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
+    _option(
+        "engine",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="duckdb | spark | a database URL: where rows are read and aggregated."
+            ),
+        ],
+    ),
+    _option(
+        "spark_master",
+        Annotated[
+            str | None,
+            typer.Option(help="Spark master: local[N] or spark://host:port [local[2]]."),
+        ],
+    ),
+    _option(
+        "table",
+        Annotated[str | None, typer.Option(help="Input table, with a database URL as INPUT.")],
+    ),
     _option(
         "preset",
         Annotated[
@@ -706,13 +776,18 @@ def run_command(
             "names and ids."
         ),
     ] = None,
+    out_table: Annotated[
+        str | None,
+        typer.Option(help="Also write the segments to this table (replaced only with --force)."),
+    ] = None,
     *,
     options: dict[str, Any],
 ) -> None:
-    """Segment the customers of a transaction file."""
+    """Segment the customers of a transaction file or table."""
     config, read_options = _settings(options)
+    source, engine = _engine_input(input, options)
     _execute(
-        input,
+        source,
         out=out,
         force=force,
         quiet=quiet,
@@ -722,6 +797,8 @@ def run_command(
         report=report,
         svg=svg,
         reference=reference,
+        engine=engine,
+        out_table=out_table,
     )
 
 
@@ -748,9 +825,10 @@ def backtest_command(
     from .pipeline import backtest
 
     config, read_options = _settings(options)
-    with _progress(quiet) as progress, _input_path(input) as path:
+    source, engine = _engine_input(input, options)
+    with _engine(*engine) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
         result = backtest(
-            path, config=config, bootstrap=bootstrap, progress=progress, **read_options
+            path, config=config, bootstrap=bootstrap, progress=progress, engine=eng, **read_options
         )
         written = write_backtest(result, out, force=force, report=report)
     if json_out:

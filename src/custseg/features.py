@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .clean import DROP_REASON, DROP_REASONS, Ledger, check_not_empty
+from .engine import ops_for
 from .errors import EmptyDataError, InputError
-from .load import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
+from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
 __all__ = ["RFM_COLUMNS", "compute_rfm", "compute_rfm_and_ledger"]
@@ -35,10 +36,10 @@ _LAST = "last_purchase"
 _MICROS = 1_000_000
 
 
-def _line_value_micros(t: Any) -> Any:
+def _line_value_micros(t: Any, ops: Any) -> Any:
     """A purchase line's value in millionths; at least one, so a tiny positive value stays > 0."""
     value = t[AMOUNT] if AMOUNT in set(t.columns) else t[QUANTITY] * t[PRICE]
-    return ibis.greatest((value * _MICROS).round().cast("int64"), 1)
+    return ibis.greatest(ops.round_half_away(value * _MICROS).cast("int64"), 1)
 
 
 def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFrame:
@@ -90,6 +91,7 @@ def compute_rfm_and_ledger(
         The reference date used.
     """
     t: Any = marked
+    ops = ops_for(marked)
     cols = set(t.columns)
     has_invoice = INVOICE in cols
     # Three steps. First one row per (stored customer id, drop reason, stored invoice id of a
@@ -104,12 +106,12 @@ def compute_rfm_and_ledger(
     if has_invoice:
         invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
         keys["_invoice"] = ibis.ifelse(t[DROP_REASON].isnull(), invoice, ibis.null(invoice.type()))
-    value = ibis.ifelse(t[DROP_REASON].isnull(), _line_value_micros(t), ibis.null("int64"))
+    value = ibis.ifelse(t[DROP_REASON].isnull(), _line_value_micros(t, ops), ibis.null("int64"))
     stage1: Any = marked.group_by(**keys).aggregate(
         _last=t[DATE].max(),
         _first=t[DATE].min(),
         # Only purchase lines are valued: a dropped row's value may be NaN or out of range.
-        _micros=value.sum(),
+        _micros=ops.sum_exact(value),
         _rows=t.count(),
     )
     named: dict[str, Any] = {
@@ -131,7 +133,7 @@ def compute_rfm_and_ledger(
             if has_invoice
             else s["_rows"].sum(where=used)
         ),
-        # DuckDB sums 64-bit integers into 128 bits: no overflow however many lines are summed.
+        # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
         "monetary": s["_micros"].sum(where=used).cast("float64"),
         "rows": s["_rows"].sum(),
         "rows_used": s["_rows"].sum(where=used),

@@ -19,15 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import ibis
 import ibis.expr.datatypes as idt
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-from . import engine
+from .engine import Engine, EngineSpec, ops_for
+from .engine import connect as connect_engine
 from .errors import CustsegWarning, InputError, SchemaError
+from .ids import (
+    CUSTOMER_KEY,
+    INVOICE_KEY,
+    canonical_text,
+    customer_missing,
+    customer_text,
+    invoice_text,
+)
 from .schema import (
     AMOUNT,
     CUSTOMER,
@@ -43,6 +51,7 @@ from .schema import (
 __all__ = [
     "CUSTOMER_KEY",
     "INVOICE_KEY",
+    "CatalogTable",
     "SourceInfo",
     "Transactions",
     "customer_missing",
@@ -52,14 +61,8 @@ __all__ = [
     "load_transactions",
 ]
 
-Format = Literal["csv", "parquet", "excel", "memory"]
+Format = Literal["csv", "parquet", "excel", "memory", "table"]
 SOURCE_PREFIX = "src__"
-#: The customer and invoice ids as stored in the source (a float 17850.0, text " 536365"):
-#: aggregations group by these and turn only the groups into canonical text with
-#: :func:`customer_text` and :func:`invoice_text` (per group, not per row: see
-#: docs/benchmarks.md). Grouping by them merges nothing that the canonical text keeps apart.
-CUSTOMER_KEY = "customer_key"
-INVOICE_KEY = "invoice_key"
 
 _CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".csv.zst")
 _PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
@@ -96,6 +99,13 @@ CHECKSUM_MAX_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
+class CatalogTable:
+    """A table of the engine's catalog as input (a database table, a Spark table or view)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     """Where the rows came from: for the ledger, the report and reproducibility."""
 
@@ -125,6 +135,7 @@ class Transactions:
     source: SourceInfo
     date_format: str | None
     source_columns: tuple[str, ...] = field(default=())
+    engine: Engine | None = field(default=None, repr=False, compare=False)
 
     @property
     def has_invoice(self) -> bool:
@@ -141,15 +152,17 @@ def load_transactions(
     delimiter: str | None = None,
     sheet: str | int | None = None,
     need_stock_code: bool = False,
-    con: BaseBackend | None = None,
+    engine: EngineSpec = None,
+    con: BaseBackend | Engine | None = None,
 ) -> Transactions:
     """Load transactions into a canonical engine table.
 
     Parameters
     ----------
-    source : path, glob, folder, DataFrame, Arrow table or Ibis table
+    source : path, glob, folder, DataFrame, Arrow table, Ibis table or CatalogTable
         CSV (``.csv``, ``.csv.gz``, ``.tsv``), Parquet, Excel (``.xlsx``), a folder of CSV or
-        Parquet files, or a glob such as ``"exports/*.parquet"``.
+        Parquet files, a glob such as ``"exports/*.parquet"``, or a table of the engine's
+        catalog (``CatalogTable("sales")``; on Spark a name that is not a file works too).
     columns : ColumnMap or mapping role -> column, optional
         Explicit column choices; unnamed roles are detected from the header.
     date_format : str, optional
@@ -162,8 +175,11 @@ def load_transactions(
         Excel sheet name or 0-based index (default: the first sheet).
     need_stock_code : bool
         Require a stock code column (for excluded codes).
-    con : backend, optional
-        The engine connection; a fresh DuckDB connection by default.
+    engine : Engine, str, Ibis backend or SparkSession, optional
+        Where the rows are read and aggregated (see :func:`custseg.engine.connect`); a fresh
+        DuckDB engine by default. ``Transactions.engine`` holds it: close it when done.
+    con : Ibis backend or Engine, optional
+        The same as ``engine`` (kept for callers that pass a connection).
 
     Returns
     -------
@@ -183,8 +199,8 @@ def load_transactions(
     >>> tx.columns.customer
     'CustomerID'
     """
-    con = con or engine.connect()
-    raw, info = _read(con, source, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    eng = connect_engine(engine if engine is not None else con)
+    raw, info = _read(eng, source, encoding=encoding, delimiter=delimiter, sheet=sheet)
     headers = [str(c) for c in raw.columns]
     if not headers:
         raise InputError(f"{info.name} has no columns. Check that it is a table with a header row.")
@@ -193,11 +209,12 @@ def load_transactions(
     fmt = date_format
     date_col = raw[cmap.date]
     if date_col.type().is_string():
-        fmt = date_format or detect_date_format(_sample(raw, cmap.date), column=cmap.date)  # type: ignore[arg-type]
+        sample = _sample(raw, cmap.date, eng)  # type: ignore[arg-type]
+        fmt = date_format or detect_date_format(sample, column=cmap.date)  # type: ignore[arg-type]
     elif date_format is not None and not date_col.type().is_integer():
         fmt = None
     table = _canonical(raw, cmap, fmt)
-    return Transactions(table, cmap, info, fmt, tuple(headers))
+    return Transactions(table, cmap, info, fmt, tuple(headers), engine=eng)
 
 
 def _explicit(columns: ColumnMap | Mapping[str, str | None] | None) -> dict[str, str | None]:
@@ -212,7 +229,7 @@ def _explicit(columns: ColumnMap | Mapping[str, str | None] | None) -> dict[str,
 
 
 def _read(
-    con: BaseBackend,
+    eng: Engine,
     source: Any,
     *,
     encoding: str | None,
@@ -223,7 +240,11 @@ def _read(
         return source, SourceInfo("table", "memory")
     if isinstance(source, pd.DataFrame | pa.Table):
         name = "dataframe" if isinstance(source, pd.DataFrame) else "arrow table"
-        return engine.register_arrow(con, source, "custseg_input"), SourceInfo(name, "memory")
+        return eng.register_arrow(source, "input"), SourceInfo(name, "memory")
+    if isinstance(source, CatalogTable) or _is_catalog_name(eng, source):
+        name = source.name if isinstance(source, CatalogTable) else str(source)
+        table = eng.read_table(name)
+        return table, SourceInfo(f"{eng.label} table {name}", "table")
     if not isinstance(source, str | Path):
         raise InputError(
             f"Cannot read a {type(source).__name__} as transactions. "
@@ -236,10 +257,12 @@ def _read(
     digest = _checksum(files) if size <= CHECKSUM_MAX_BYTES else None
     if fmt == "parquet":
         try:
-            table = engine.read_parquet(con, files)
+            table = eng.read_parquet(files)
             table.schema()
+        except InputError:
+            raise
         except Exception as exc:  # the engine's own error types vary by backend
-            if engine.is_interrupt(exc):
+            if eng.is_interrupt(exc):
                 raise KeyboardInterrupt from None
             raise InputError(
                 f"Cannot read {name} as Parquet ({_first_line(exc)}). "
@@ -247,7 +270,7 @@ def _read(
             ) from None
         return table, SourceInfo(name, "parquet", tuple(map(str, files)), size, sha256=digest)
     if fmt == "excel":
-        table, sheet_name = _read_excel(con, files[0], sheet)
+        table, sheet_name = _read_excel(eng, files[0], sheet)
         return table, SourceInfo(
             name, "excel", (str(files[0]),), size, sheet=sheet_name, sha256=digest
         )
@@ -256,10 +279,12 @@ def _read(
             raise InputError(f"{f} is empty. Export the data again with a header row.")
     enc = encoding or _detect_encoding(files[0])
     try:
-        table = engine.read_csv(con, files, encoding=enc, delimiter=delimiter)
+        table = eng.read_csv(files, encoding=enc, delimiter=delimiter)
         schema = table.schema()
+    except InputError:
+        raise
     except Exception as exc:
-        if engine.is_interrupt(exc):
+        if eng.is_interrupt(exc):
             raise KeyboardInterrupt from None
         raise InputError(
             f"Cannot read {name} as CSV ({_first_line(exc)}). "
@@ -274,6 +299,13 @@ def _read(
                 "character that separates its columns."
             )
     return table, SourceInfo(name, "csv", tuple(map(str, files)), size, encoding=enc, sha256=digest)
+
+
+def _is_catalog_name(eng: Engine, source: Any) -> bool:
+    """A name that is no file but a table of the engine (Spark: ``sales``, ``db.sales``)."""
+    if eng.kind != "spark" or not isinstance(source, str) or any(c in source for c in "*?[/"):
+        return False
+    return not Path(source).exists() and eng.has_table(source)
 
 
 def _check_csv_header(path: Path, encoding: str, names: list[str]) -> None:
@@ -409,7 +441,7 @@ def _detect_encoding(path: Path) -> str:
     return "utf-8"
 
 
-def _read_excel(con: BaseBackend, path: Path, sheet: str | int | None) -> tuple[ir.Table, str]:
+def _read_excel(eng: Engine, path: Path, sheet: str | int | None) -> tuple[ir.Table, str]:
     from python_calamine import CalamineWorkbook
 
     try:
@@ -460,7 +492,7 @@ def _read_excel(con: BaseBackend, path: Path, sheet: str | int | None) -> tuple[
         for i, h in enumerate(header)
     }
     arrow = pa.table({h: pa.array(v, type=pa.string()) for h, v in data.items()})
-    return engine.register_arrow(con, arrow, "custseg_excel"), chosen
+    return eng.register_arrow(arrow, "excel"), chosen
 
 
 def _excel_text(value: Any) -> str:
@@ -481,12 +513,12 @@ def _first_line(exc: BaseException) -> str:
 # --- dates -----------------------------------------------------------------------------------
 
 
-def _sample(table: ir.Table, column: str) -> list[str]:
+def _sample(table: ir.Table, column: str, eng: Engine) -> list[str]:
     col = table[column]
     try:
         values = table.select(v=col).filter(col.notnull()).limit(_SAMPLE_ROWS).to_pyarrow()
     except Exception as exc:
-        if engine.is_interrupt(exc):
+        if eng.is_interrupt(exc):
             raise KeyboardInterrupt from None
         raise InputError(
             f"Cannot read column {column!r} ({_first_line(exc)}). "
@@ -559,7 +591,7 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
         cols[QUANTITY] = _number(raw[cmap.quantity])
         cols[PRICE] = _number(raw[cmap.price])
     if cmap.stock_code is not None:
-        cols[STOCK_CODE] = _text(raw[cmap.stock_code])
+        cols[STOCK_CODE] = canonical_text(raw[cmap.stock_code])
     cols[CUSTOMER_KEY] = raw[cmap.customer]
     if cmap.invoice is not None:
         cols[INVOICE_KEY] = raw[cmap.invoice]
@@ -568,52 +600,12 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
     return raw.select(**cols)
 
 
-def _text(col: ir.Value) -> ir.StringValue:
-    text = engine.strip_text(col.cast("string"))
-    return ibis.ifelse(text == "", ibis.null("string"), text)
-
-
-def invoice_text(key: ir.Value) -> ir.StringValue:
-    """The canonical invoice id of a stored one: text, stripped, NULL if blank."""
-    return _text(key)
-
-
-def customer_text(key: ir.Value) -> ir.StringValue:
-    """The canonical customer id of a stored one: text, stripped, NULL if blank, NaN or infinite.
-
-    Ids stored as floats (17850.0, from NaN-holding columns) lose '.0'; so does text "17850.0".
-    """
-    col = key
-    dtype = col.type()
-    if dtype.is_floating():
-        num: Any = col
-        finite = num.notnull() & ~num.isnan() & ~num.isinf()
-        whole = finite & (num == num.floor())
-        text = ibis.ifelse(finite, _text(num), ibis.null("string"))
-        return ibis.ifelse(whole, num.cast("int64").cast("string"), text)
-    text = _text(col)
-    return text.re_replace(r"^(-?\d+)\.0+$", r"\1")
-
-
-def customer_missing(key: ir.Value) -> ir.BooleanValue:
-    """Whether :func:`customer_text` of a stored id is NULL, without building the text."""
-    dtype = key.type()
-    v: Any = key
-    if dtype.is_floating():
-        return v.isnull() | v.isnan() | v.isinf()
-    if dtype.is_string():
-        # Only a value starting below "!" (or empty) can be blank: see engine.strip_text.
-        return v.isnull() | ((v < "!") & (v.strip() == "")).fill_null(False)
-    text: Any = key.cast("string")
-    return text.isnull() | ((text < "!") & (text.strip() == "")).fill_null(False)
-
-
 def _number(col: ir.Value) -> ir.FloatingValue:
     dtype = col.type()
     if dtype.is_numeric() or dtype.is_boolean():
         return col.cast("float64")
-    text: Any = engine.strip_text(col.cast("string"))
-    return text.try_cast(idt.float64)
+    ops = ops_for(col)
+    return ops.parse_number(ops.strip_text(col.cast("string")))
 
 
 def _timestamp(col: ir.Value, date_format: str | None) -> ir.TimestampValue:
@@ -622,6 +614,7 @@ def _timestamp(col: ir.Value, date_format: str | None) -> ir.TimestampValue:
         return col.cast(idt.Timestamp())
     if dtype.is_date():
         return col.cast("timestamp")
+    ops = ops_for(col)
     if dtype.is_integer():
-        return engine.parse_timestamp(col.cast("string"), date_format or "%Y%m%d")
-    return engine.parse_timestamp(engine.strip_text(col.cast("string")), date_format)
+        return ops.parse_timestamp(col.cast("string"), date_format or "%Y%m%d")
+    return ops.parse_timestamp(ops.strip_text(col.cast("string")), date_format)

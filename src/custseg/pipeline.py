@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,10 +18,11 @@ import pandas as pd
 import pyarrow as pa
 from ibis.backends import BaseBackend
 
-from . import engine
 from .clean import Ledger, explain_drops, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
+from .engine import Engine, EngineSpec
+from .engine import connect as connect_engine
 from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
@@ -200,6 +202,7 @@ def run(
     delimiter: str | None = None,
     sheet: str | int | None = None,
     progress: Progress | None = None,
+    engine: EngineSpec = None,
     con: BaseBackend | None = None,
     reference: str | Path | Reference | None = None,
 ) -> SegmentationResult:
@@ -217,8 +220,12 @@ def run(
         Reading options, detected when omitted.
     progress : callable, optional
         Called with each stage's name as it starts.
+    engine : Engine, str, Ibis backend or SparkSession, optional
+        Where the rows are read, cleaned and aggregated: ``"duckdb"`` (default), ``"spark"``,
+        a database URL, or an open engine (see :func:`custseg.engine.connect`). An engine
+        opened here is closed before returning; one passed in stays open.
     con : backend, optional
-        Engine connection (a fresh DuckDB by default).
+        The same as ``engine`` (kept for callers that pass a connection).
     reference : path or Reference, optional
         The model.json of an earlier run: segments that are the same groups keep its names
         and ids (see :mod:`custseg.reference`).
@@ -241,7 +248,7 @@ def run(
     """
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
             warnings.simplefilter("always", CustsegWarning)
             ref = load_reference(reference) if isinstance(reference, str | Path) else reference
             result = _run(
@@ -256,11 +263,22 @@ def run(
                     "sheet": sheet,
                 },
                 progress=progress or (lambda _stage: None),
-                con=con,
+                con=eng,
             )
     finally:
         given = reemit_warnings(caught)
     return dataclasses.replace(result, warnings=tuple(given))
+
+
+@contextlib.contextmanager
+def _engine_for(engine: EngineSpec, con: BaseBackend | None) -> Iterator[Engine]:
+    """The engine a run uses: the caller's (left open), or one opened and closed here."""
+    spec = engine if engine is not None else con
+    if isinstance(spec, Engine):
+        yield spec
+        return
+    with connect_engine(spec) as eng:
+        yield eng
 
 
 def _span(ledger: Ledger) -> tuple[dt.date, dt.date] | None:
@@ -357,26 +375,30 @@ def aggregate(
     read_options: dict[str, Any] | None = None,
     progress: Progress | None = None,
     lap: Callable[[str], None] | None = None,
-    con: BaseBackend | None = None,
+    con: EngineSpec = None,
 ) -> Aggregated:
     """Load, clean and aggregate transactions: the engine's part of every command.
 
     ``progress`` is told each stage as it starts, ``lap`` as it ends (both optional).
+    ``con`` is the engine (see :func:`custseg.engine.connect`; a fresh DuckDB by default): it
+    stays open, since the returned table is queried again by some commands.
     """
     read_options = read_options or {}
     progress = progress or (lambda _stage: None)
     lap = lap or (lambda _stage: None)
+    eng = connect_engine(con)
     progress(STAGES[0])
-    tx = load_transactions(
-        source,
-        **read_options,
-        need_stock_code=bool(config.clean.exclude_codes),
-        con=con or engine.connect(),
-    )
+    with eng.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
+        tx = load_transactions(
+            source,
+            **read_options,
+            need_stock_code=bool(config.clean.exclude_codes),
+            engine=eng,
+        )
     lap(STAGES[0])
     progress(STAGES[1])
     marked = mark_drops(tx.table, config=config.clean)
-    with engine.translate_errors(tx.source.name):
+    with eng.translate_errors(tx.source.name):
         rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
@@ -408,7 +430,7 @@ def _run(
     config: RunConfig,
     read_options: dict[str, Any],
     progress: Progress,
-    con: BaseBackend | None,
+    con: Engine,
     reference: Reference | None = None,
 ) -> SegmentationResult:
     timings, lap = _stopwatch()
@@ -506,6 +528,7 @@ def backtest(
     delimiter: str | None = None,
     sheet: str | int | None = None,
     progress: Progress | None = None,
+    engine: EngineSpec = None,
     con: BaseBackend | None = None,
 ) -> BacktestResult:
     """Segment the data before a cutoff and measure what the segments predict after it.
@@ -527,7 +550,7 @@ def backtest(
     """
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
             warnings.simplefilter("always", CustsegWarning)
             result = _backtest(
                 source,
@@ -541,7 +564,7 @@ def backtest(
                     "sheet": sheet,
                 },
                 progress=progress or (lambda _stage: None),
-                con=con,
+                con=eng,
             )
     finally:
         given = reemit_warnings(caught)
@@ -555,7 +578,7 @@ def _backtest(
     bootstrap: int,
     read_options: dict[str, Any],
     progress: Progress,
-    con: BaseBackend | None,
+    con: Engine,
 ) -> BacktestResult:
     timings, lap = _stopwatch()
     agg = aggregate(
