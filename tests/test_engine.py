@@ -84,6 +84,19 @@ def test_engine_gives_duckdbs_bytes_on_online_retail(
     assert _outputs(result, tmp_path / "other") == expected  # segments.csv, summary, model
 
 
+def test_score_on_the_engine_reproduces_the_run(
+    other: Any, duck: Any, retail_parquet: Path, tmp_path: Path
+) -> None:
+    """custseg score with a DuckDB run's model, the new rows read and aggregated elsewhere."""
+    from custseg.scoring import score
+
+    fitted = _outputs(_quiet_run(retail_parquet, engine=duck), tmp_path / "fit")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CustsegWarning)
+        scored = score(tmp_path / "fit" / "model.json", retail_parquet, engine=other)
+    assert _outputs(scored, tmp_path / "scored")["segments.csv"] == fitted["segments.csv"]
+
+
 def test_postgres_tables_give_duckdbs_segments(
     duck: Any, retail_parquet: Path, retail_csv: Path, tmp_path: Path
 ) -> None:

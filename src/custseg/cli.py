@@ -536,29 +536,22 @@ def _option(name: str, annotation: Any, default: Any = None) -> inspect.Paramete
     )
 
 
+EngineOpt = Annotated[
+    str | None,
+    typer.Option(help="duckdb | spark | a database URL: where rows are read and aggregated."),
+]
+SparkMasterOpt = Annotated[
+    str | None,
+    typer.Option(help="Spark master: local[N] or spark://host:port [local[2]]."),
+]
+TableOpt = Annotated[str | None, typer.Option(help="Input table, with a database URL as INPUT.")]
+
 #: The options every command that segments transactions takes (run, backtest, ...): reading,
 #: cleaning and clustering. Declared once; :func:`_with_run_options` adds them to a command.
 _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
-    _option(
-        "engine",
-        Annotated[
-            str | None,
-            typer.Option(
-                help="duckdb | spark | a database URL: where rows are read and aggregated."
-            ),
-        ],
-    ),
-    _option(
-        "spark_master",
-        Annotated[
-            str | None,
-            typer.Option(help="Spark master: local[N] or spark://host:port [local[2]]."),
-        ],
-    ),
-    _option(
-        "table",
-        Annotated[str | None, typer.Option(help="Input table, with a database URL as INPUT.")],
-    ),
+    _option("engine", EngineOpt),
+    _option("spark_master", SparkMasterOpt),
+    _option("table", TableOpt),
     _option(
         "preset",
         Annotated[
@@ -867,6 +860,9 @@ def score_command(
     encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
     delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
+    engine: EngineOpt = None,
+    spark_master: SparkMasterOpt = None,
+    table: TableOpt = None,
 ) -> None:
     """Score new transactions with a saved model: its rules, segments and names, unchanged."""
     from .config import CleanConfig
@@ -883,10 +879,14 @@ def score_command(
         "amount": amount_col,
         "stock_code": stock_code_col,
     }
-    with _progress(quiet) as progress, _input_path(input) as path:
+    source, spec = _engine_input(
+        input, {"engine": engine, "spark_master": spark_master, "table": table}
+    )
+    with _engine(*spec) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
         result = score(
             model,
             path,
+            engine=eng,
             as_of=day,
             columns=columns,
             date_format=date_format,

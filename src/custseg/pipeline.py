@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from ibis.backends import BaseBackend
 from .clean import Ledger, explain_drops, mark_drops
 from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
-from .engine import Engine, EngineSpec
+from .engine import Engine, EngineSpec, opened
 from .engine import connect as connect_engine
 from .errors import CustsegWarning, InputError
 from .features import compute_rfm_and_ledger
@@ -248,7 +247,10 @@ def run(
     """
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            opened(engine if engine is not None else con) as eng,
+        ):
             warnings.simplefilter("always", CustsegWarning)
             ref = load_reference(reference) if isinstance(reference, str | Path) else reference
             result = _run(
@@ -268,17 +270,6 @@ def run(
     finally:
         given = reemit_warnings(caught)
     return dataclasses.replace(result, warnings=tuple(given))
-
-
-@contextlib.contextmanager
-def _engine_for(engine: EngineSpec, con: BaseBackend | None) -> Iterator[Engine]:
-    """The engine a run uses: the caller's (left open), or one opened and closed here."""
-    spec = engine if engine is not None else con
-    if isinstance(spec, Engine):
-        yield spec
-        return
-    with connect_engine(spec) as eng:
-        yield eng
 
 
 def _span(ledger: Ledger) -> tuple[dt.date, dt.date] | None:
@@ -550,7 +541,10 @@ def backtest(
     """
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught, _engine_for(engine, con) as eng:
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            opened(engine if engine is not None else con) as eng,
+        ):
             warnings.simplefilter("always", CustsegWarning)
             result = _backtest(
                 source,

@@ -23,10 +23,10 @@ from typing import Any
 
 import pandas as pd
 
-from . import engine
 from .clean import explain_drops, mark_drops
 from .cluster import ClusterFit
 from .config import CleanConfig, RunConfig
+from .engine import Engine, EngineSpec, opened
 from .errors import CustsegWarning, ModelFileError, SchemaError
 from .features import compute_rfm_and_ledger
 from .formats import ModelFile, ScoredWith
@@ -120,7 +120,7 @@ def score(
     delimiter: str | None = None,
     sheet: str | int | None = None,
     progress: Callable[[str], None] | None = None,
-    con: Any = None,
+    engine: EngineSpec = None,
 ) -> SegmentationResult:
     """Segment new transactions with a saved model (see the module docstring).
 
@@ -135,6 +135,9 @@ def score(
     columns : mapping, optional
         Role -> column for the new data (default: the model's, where they exist, else found
         by name).
+    engine : engine spec, optional
+        Where the rows are read and aggregated (see :func:`custseg.engine.connect`): a fresh
+        DuckDB by default.
 
     Returns
     -------
@@ -162,7 +165,7 @@ def score(
     """
     caught: list[warnings.WarningMessage] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, opened(engine) as eng:
             warnings.simplefilter("always", CustsegWarning)
             result = _score(
                 model,
@@ -176,7 +179,7 @@ def score(
                     "sheet": sheet,
                 },
                 progress=progress or (lambda _stage: None),
-                con=con,
+                eng=eng,
             )
     finally:
         given = reemit_warnings(caught)
@@ -191,15 +194,15 @@ def _score(
     columns: dict[str, str | None],
     read: dict[str, Any],
     progress: Callable[[str], None],
-    con: Any,
+    eng: Engine,
 ) -> SegmentationResult:
     doc, scored_with = _model_doc(model)
     clean = _clean_rules(doc.settings.clean, as_of)
     progress("load")
-    tx = _load(source, doc, columns, con=con or engine.connect(), **read)
+    tx = _load(source, doc, columns, engine=eng, **read)
     progress("clean and aggregate")
     marked = mark_drops(tx.table, config=clean)
-    with engine.translate_errors(tx.source.name):
+    with eng.translate_errors(tx.source.name):
         rfm, ledger, used_as_of = compute_rfm_and_ledger(marked, as_of=clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=clean)
     progress("score and name")

@@ -17,6 +17,8 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, TypeAlias
 
 import ibis.expr.types as ir
@@ -44,6 +46,7 @@ __all__ = [
     "from_backend",
     "is_interrupt",
     "is_url",
+    "opened",
     "ops_for",
     "translate_errors",
 ]
@@ -167,6 +170,17 @@ def from_backend(con: BaseBackend) -> Engine:
 
         return SparkEngine(con, owned=False, label=f"spark {con._session.sparkContext.master}")
     return _class_for(con.name)(con, owned=False)
+
+
+@contextlib.contextmanager
+def opened(spec: EngineSpec) -> Iterator[Engine]:
+    """The engine a call uses: ``spec`` itself if it is an :class:`Engine` (left open), else
+    one :func:`connect` opens for the call and closes after it."""
+    if isinstance(spec, Engine):
+        yield spec
+        return
+    with connect(spec) as eng:
+        yield eng
 
 
 def ops_for(expr: ir.Expr) -> type[Engine]:
