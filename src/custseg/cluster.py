@@ -580,6 +580,67 @@ def _unsort(values: np.ndarray, order: np.ndarray) -> np.ndarray:
     return out
 
 
+def _fit_config(
+    config: ClusterConfig, features: tuple[str, ...]
+) -> tuple[ClusterConfig, list[str]]:
+    """The settings a fit on an RFM table can use, and a note when one had to give way."""
+    notes: list[str] = []
+    if config.select == "backtest":
+        if config.method != "rfm-scores" and config.k is None:
+            notes.append(
+                "select='backtest' needs the transactions (an RFM table has no holdout to cut): "
+                "k was chosen by the method's own rule. Use custseg.run or the CLI to backtest."
+            )
+        config = config.replace(select="auto")
+    if config.method == "rfm-scores" and features != RFM_COLUMNS:
+        raise ConfigError(
+            f"--method rfm-scores scores recency, frequency and monetary; got features "
+            f"{list(features)}. Pass an RFM table, or use another method."
+        )
+    return config, notes
+
+
+def _model(
+    features: tuple[str, ...],
+    prep: _Prepared,
+    centers: np.ndarray,
+    state: Any,
+    k: int,
+    method: Method,
+    config: ClusterConfig,
+) -> ClusterModel:
+    """The fitted pipeline as a :class:`ClusterModel` (what model.json saves)."""
+    return ClusterModel(
+        features=features,
+        transform=config.transform,
+        outlier_rule=prep.rule,
+        scaler_mean=tuple(prep.mean.tolist()),
+        scaler_scale=tuple(prep.scale.tolist()),
+        centers=tuple(None if np.isnan(c).any() else tuple(c.tolist()) for c in centers),
+        k=k,
+        random_state=config.random_state,
+        method=method.name,
+        params=method.params(),
+        state=state,
+    )
+
+
+def _fit_notes(
+    first: list[str],
+    prep: _Prepared,
+    sweep: _Sweep | None,
+    final: Fit,
+    selection: KSelection,
+    config: ClusterConfig,
+) -> list[str]:
+    """Every sentence the fit has to say, each once, in the order a reader needs them."""
+    notes = [*first, *prep.notes, *(sweep.notes if sweep and config.k is not None else ())]
+    if selection.note and selection.note not in notes:
+        notes.append(selection.note)
+    said = " ".join(notes)
+    return notes + [note for note in (*final.notes, *final.final_notes) if note not in said]
+
+
 def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> ClusterFit:
     """Segment customers with ``config.method``, made robust and deterministic.
 
@@ -633,20 +694,7 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
         raise EmptyDataError(
             "No customers to segment: the feature table has 0 rows. Check the input and filters."
         )
-    notes_first: list[str] = []
-    if config.select == "backtest" and config.method != "rfm-scores" and config.k is None:
-        notes_first.append(
-            "select='backtest' needs the transactions (an RFM table has no holdout to cut): "
-            "k was chosen by the method's own rule. Use custseg.run or the CLI to backtest."
-        )
-        config = config.replace(select="auto")
-    elif config.select == "backtest":
-        config = config.replace(select="auto")
-    if config.method == "rfm-scores" and features != RFM_COLUMNS:
-        raise ConfigError(
-            f"--method rfm-scores scores recency, frequency and monetary; got features "
-            f"{list(features)}. Pass an RFM table, or use another method."
-        )
+    config, notes_first = _fit_config(config, features)
     # A canonical row order makes K-Means (whose k-means++ draws depend on row order) and the
     # silhouette sample independent of how the input happened to be sorted.
     order = np.lexsort(X_raw.T[::-1])
@@ -666,30 +714,14 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
         perm = _canonical_order(Xs, labels_s, centers)
         centers, state = centers[perm], state.permuted(perm)
     rows = np.ones(n, dtype=bool) if getattr(method, "fits_outliers", False) else prep.fit_mask
-    model = ClusterModel(
-        features=features,
-        transform=config.transform,
-        outlier_rule=prep.rule,
-        scaler_mean=tuple(prep.mean.tolist()),
-        scaler_scale=tuple(prep.scale.tolist()),
-        centers=tuple(None if np.isnan(c).any() else tuple(c.tolist()) for c in centers),
-        k=final.k,
-        random_state=config.random_state,
-        method=method.name,
-        params=method.params(),
-        state=state,
-    )
+    model = _model(features, prep, centers, state, final.k, method, config)
     # Labels from the model itself (not by remapping ids), so that a row exactly between two
     # centres goes where ClusterModel.predict sends it: the lower id.
     found = model.assign(Xs)
     labels_s = found.labels
     metrics = _metrics_of(labels_s[rows], prep.Z[rows], sweep, final.k, config)
     selection = _selection(sweep, final, metrics, final.criterion.get("sse", 0.0), config)
-    notes = [*notes_first, *prep.notes, *(sweep.notes if sweep and config.k is not None else ())]
-    if selection.note and selection.note not in notes:
-        notes.append(selection.note)
-    said = " ".join(notes)
-    notes += [note for note in (*final.notes, *final.final_notes) if note not in said]
+    notes = _fit_notes(notes_first, prep, sweep, final, selection, config)
     return ClusterFit(
         model=model,
         labels=_unsort(labels_s, order),

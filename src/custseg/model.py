@@ -350,32 +350,47 @@ transform='log', outliers='zscore')
 
     @model_validator(mode="after")
     def _consistent(self) -> ClusterModel:
-        n = len(self.features)
-        if not n or len(set(self.features)) != n or not all(self.features):
-            raise ValueError("'features' must be a non-empty list of distinct names")
-        for key in ("scaler_mean", "scaler_scale"):
-            if len(getattr(self, key)) != n:
-                raise ValueError(f"{key!r} must be a list of {n} numbers")
-        if len(self.outlier_rule.lower) != n:
-            raise ValueError(f"'lower' must be a list of {n} numbers")
-        if any(s <= 0 for s in self.scaler_scale):
-            raise ValueError("'scaler_scale' must be positive")
-        if self.k < 1:
-            raise ValueError("'k' must be a positive integer")
-        if len(self.centers) != self.k:
-            raise ValueError(f"'centers' must be a list of k={self.k} rows")
-        if any(row is not None and len(row) != n for row in self.centers):
-            raise ValueError(f"'centers' must be a list of {n} numbers")
-        if self.assertions is not None and len(self.assertions) != self.k:
-            raise ValueError(f"'assertions' must have k={self.k} entries")
-        if self.level_cuts is not None and len(self.level_cuts) != n:
-            raise ValueError(f"'level_cuts' must have {n} pairs")
-        if not isinstance(self.state, STATES[self.method]):
-            raise ValueError(f"'state' is not the state of a {self.method} model")
-        if self.method != "rfm-scores" and any(row is None for row in self.centers):
-            raise ValueError("'centers' must hold finite numbers")
+        problem = next((why for failed, why in self._checks() if failed), None)
+        if problem is not None:
+            raise ValueError(problem)
         _check_state(self)
         return self
+
+    def _checks(self) -> list[tuple[bool, str]]:
+        """Each consistency rule of a model file: (broken?, what the file must hold)."""
+        n, k = len(self.features), self.k
+        return [
+            (
+                not n or len(set(self.features)) != n or not all(self.features),
+                "'features' must be a non-empty list of distinct names",
+            ),
+            (len(self.scaler_mean) != n, f"'scaler_mean' must be a list of {n} numbers"),
+            (len(self.scaler_scale) != n, f"'scaler_scale' must be a list of {n} numbers"),
+            (len(self.outlier_rule.lower) != n, f"'lower' must be a list of {n} numbers"),
+            (any(v <= 0 for v in self.scaler_scale), "'scaler_scale' must be positive"),
+            (k < 1, "'k' must be a positive integer"),
+            (len(self.centers) != k, f"'centers' must be a list of k={k} rows"),
+            (
+                any(row is not None and len(row) != n for row in self.centers),
+                f"'centers' must be a list of {n} numbers",
+            ),
+            (
+                self.assertions is not None and len(self.assertions) != k,
+                f"'assertions' must have k={k} entries",
+            ),
+            (
+                self.level_cuts is not None and len(self.level_cuts) != n,
+                f"'level_cuts' must have {n} pairs",
+            ),
+            (
+                not isinstance(self.state, STATES[self.method]),
+                f"'state' is not the state of a {self.method} model",
+            ),
+            (
+                self.method != "rfm-scores" and any(row is None for row in self.centers),
+                "'centers' must hold finite numbers",
+            ),
+        ]
 
     def __repr__(self) -> str:
         return (
