@@ -930,9 +930,15 @@ def compare_methods_command(
     from .output import write_methods
 
     config, read_options = _settings(options)
-    with _progress(quiet) as progress, _input_path(input) as path:
+    source, engine = _engine_input(input, options)
+    with _engine(*engine) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
         result = compare_methods(
-            path, config=config, bootstrap=bootstrap, read_options=read_options, progress=progress
+            path,
+            config=config,
+            bootstrap=bootstrap,
+            read_options=read_options,
+            progress=progress,
+            engine=eng,
         )
         written = write_methods(result, config, out, force=force)
     if json_out:

@@ -10,19 +10,19 @@ the segments, beside the baselines'.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .config import ClusterMethod, RunConfig
-from .errors import CustsegWarning, InputError
+from .engine import Engine, EngineSpec
+from .errors import InputError
 from .pipeline import (
     aggregate,
     backtest_aggregated,
     holdout_of,
-    reemit_warnings,
+    on_engine,
     segment_aggregated,
 )
 
@@ -88,11 +88,13 @@ def compare_methods(
     bootstrap: int = 200,
     read_options: dict[str, Any] | None = None,
     progress: Callable[[str], None] | None = None,
+    engine: EngineSpec = None,
 ) -> MethodsResult:
     """Run every method in ``methods`` on one input and measure each (see the module).
 
-    Every other setting of ``config`` applies to every method. Where the data spans too
-    little time for the holdout, the backtest columns are empty and ``note`` says why.
+    Every other setting of ``config`` applies to every method; the input is read and
+    aggregated once, on ``engine`` (see :func:`custseg.engine.connect`). Where the data spans
+    too little time for the holdout, the backtest columns are empty and ``note`` says why.
 
     Examples
     --------
@@ -104,36 +106,51 @@ def compare_methods(
     >>> [(r.method, r.k) for r in table.rows]
     [('kmeans', 5), ('rfm-scores', 11)]
     """
-    config = config or RunConfig()
-    notify = progress or (lambda _stage: None)
-    caught: list[warnings.WarningMessage] = []
+    return on_engine(
+        engine,
+        lambda eng: _compare(
+            source,
+            config=config or RunConfig(),
+            methods=methods,
+            bootstrap=bootstrap,
+            read_options=read_options,
+            notify=progress or (lambda _stage: None),
+            eng=eng,
+        ),
+    )
+
+
+def _compare(
+    source: Any,
+    *,
+    config: RunConfig,
+    methods: Sequence[ClusterMethod],
+    bootstrap: int,
+    read_options: dict[str, Any] | None,
+    notify: Callable[[str], None],
+    eng: Engine,
+) -> MethodsResult:
+    agg = aggregate(source, config=config, read_options=read_options, progress=notify, con=eng)
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", CustsegWarning)
-            agg = aggregate(source, config=config, read_options=read_options, progress=notify)
-            try:
-                outcomes, note = holdout_of(agg, config=config), None
-            except InputError as exc:
-                outcomes, note = None, f"No backtest: {exc}"
-            rows, baselines = [], {}
-            for method in methods:
-                notify(f"segment with {method}")
-                cfg = config.model_copy(update={"cluster": config.cluster.replace(method=method)})
-                result = segment_aggregated(agg, config=cfg)
-                bt = None
-                if outcomes is not None:
-                    bt = backtest_aggregated(
-                        agg, config=cfg, bootstrap=bootstrap, outcomes=outcomes
-                    )
-                    ev = bt.evidence
-                    baselines = {
-                        name: {"spearman": ev.spearman[name], "auc": ev.auc[name]}
-                        for name in ev.spearman
-                        if name != "segments"
-                    }
-                rows.append(_row(method, result, bt))
-    finally:
-        given = reemit_warnings(caught)
+        outcomes, note = holdout_of(agg, config=config), None
+    except InputError as exc:
+        outcomes, note = None, f"No backtest: {exc}"
+    rows: list[MethodRow] = []
+    baselines: dict[str, dict[str, float]] = {}
+    for method in methods:
+        notify(f"segment with {method}")
+        cfg = config.model_copy(update={"cluster": config.cluster.replace(method=method)})
+        result = segment_aggregated(agg, config=cfg)
+        bt = None
+        if outcomes is not None:
+            bt = backtest_aggregated(agg, config=cfg, bootstrap=bootstrap, outcomes=outcomes)
+            ev = bt.evidence
+            baselines = {
+                name: {"spearman": ev.spearman[name], "auc": ev.auc[name]}
+                for name in ev.spearman
+                if name != "segments"
+            }
+        rows.append(_row(method, result, bt))
     name = agg.tx.source.name
     return MethodsResult(
         rows=rows,
@@ -142,7 +159,6 @@ def compare_methods(
         cutoff=None if outcomes is None else str(outcomes.cutoff),
         input_name=Path(name).name if agg.tx.source.files else name,
         note=note,
-        warnings=tuple(given),
     )
 
 

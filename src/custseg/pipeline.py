@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import ibis.expr.types as ir
 import numpy as np
@@ -245,31 +245,25 @@ def run(
     >>> len(result.customers)
     4338
     """
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            opened(engine if engine is not None else con) as eng,
-        ):
-            warnings.simplefilter("always", CustsegWarning)
-            ref = load_reference(reference) if isinstance(reference, str | Path) else reference
-            result = _run(
-                source,
-                config=_with_reference(config or RunConfig(), ref),
-                reference=ref,
-                read_options={
-                    "columns": columns,
-                    "date_format": date_format,
-                    "encoding": encoding,
-                    "delimiter": delimiter,
-                    "sheet": sheet,
-                },
-                progress=progress or (lambda _stage: None),
-                con=eng,
-            )
-    finally:
-        given = reemit_warnings(caught)
-    return dataclasses.replace(result, warnings=tuple(given))
+    ref = load_reference(reference) if isinstance(reference, str | Path) else reference
+    read_options = {
+        "columns": columns,
+        "date_format": date_format,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
+    }
+    return on_engine(
+        engine if engine is not None else con,
+        lambda eng: _run(
+            source,
+            config=_with_reference(config or RunConfig(), ref),
+            reference=ref,
+            read_options=read_options,
+            progress=progress or (lambda _stage: None),
+            con=eng,
+        ),
+    )
 
 
 def _span(ledger: Ledger) -> tuple[dt.date, dt.date] | None:
@@ -331,6 +325,23 @@ def _k_by_backtest(
     k, figures, note = choose_k_by_holdout(outcomes, cluster, seed=cluster.random_state)
     fixed = config.model_copy(update={"cluster": cluster.replace(select="auto", k=k)})
     return fixed, _BacktestChoice(k, figures, note)
+
+
+_R = TypeVar("_R")
+
+
+def on_engine(spec: EngineSpec, call: Callable[[Engine], _R]) -> _R:
+    """``call(engine)`` on the engine of ``spec`` (opened and closed here unless it is an
+    :class:`Engine`), with every custseg warning it gives recorded in the result's
+    ``warnings`` and warned again to the caller's filters, each once."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught, opened(spec) as eng:
+            warnings.simplefilter("always", CustsegWarning)
+            result = call(eng)
+    finally:
+        given = reemit_warnings(caught)
+    return dataclasses.replace(result, warnings=tuple(given))  # type: ignore[type-var]
 
 
 def reemit_warnings(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -539,30 +550,24 @@ def backtest(
     >>> str(bt.outcomes.cutoff), len(bt.outcomes.train)
     ('2011-09-10', 3370)
     """
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            opened(engine if engine is not None else con) as eng,
-        ):
-            warnings.simplefilter("always", CustsegWarning)
-            result = _backtest(
-                source,
-                config=config or RunConfig(),
-                bootstrap=bootstrap,
-                read_options={
-                    "columns": columns,
-                    "date_format": date_format,
-                    "encoding": encoding,
-                    "delimiter": delimiter,
-                    "sheet": sheet,
-                },
-                progress=progress or (lambda _stage: None),
-                con=eng,
-            )
-    finally:
-        given = reemit_warnings(caught)
-    return dataclasses.replace(result, warnings=tuple(given))
+    read_options = {
+        "columns": columns,
+        "date_format": date_format,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
+    }
+    return on_engine(
+        engine if engine is not None else con,
+        lambda eng: _backtest(
+            source,
+            config=config or RunConfig(),
+            bootstrap=bootstrap,
+            read_options=read_options,
+            progress=progress or (lambda _stage: None),
+            con=eng,
+        ),
+    )
 
 
 def _backtest(

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,15 +25,15 @@ import pandas as pd
 from .clean import explain_drops, mark_drops
 from .cluster import ClusterFit
 from .config import CleanConfig, RunConfig
-from .engine import Engine, EngineSpec, opened
-from .errors import CustsegWarning, ModelFileError, SchemaError
+from .engine import Engine, EngineSpec
+from .errors import ModelFileError, SchemaError
 from .features import compute_rfm_and_ledger
 from .formats import ModelFile, ScoredWith
 from .load import load_transactions
 from .metrics import segmentation_metrics, sse
 from .model import KSelection
 from .naming import describe_segments
-from .pipeline import SegmentationResult, customer_table, reemit_warnings
+from .pipeline import SegmentationResult, customer_table, on_engine
 
 __all__ = ["score"]
 
@@ -163,27 +162,24 @@ def score(
     >>> bool((again.customers["cluster"] == first.customers["cluster"]).all())
     True
     """
-    caught: list[warnings.WarningMessage] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught, opened(engine) as eng:
-            warnings.simplefilter("always", CustsegWarning)
-            result = _score(
-                model,
-                source,
-                as_of=as_of,
-                columns=dict(columns or {}),
-                read={
-                    "date_format": date_format,
-                    "encoding": encoding,
-                    "delimiter": delimiter,
-                    "sheet": sheet,
-                },
-                progress=progress or (lambda _stage: None),
-                eng=eng,
-            )
-    finally:
-        given = reemit_warnings(caught)
-    return dataclasses.replace(result, warnings=tuple(given))
+    read = {
+        "date_format": date_format,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
+    }
+    return on_engine(
+        engine,
+        lambda eng: _score(
+            model,
+            source,
+            as_of=as_of,
+            columns=dict(columns or {}),
+            read=read,
+            progress=progress or (lambda _stage: None),
+            eng=eng,
+        ),
+    )
 
 
 def _score(
