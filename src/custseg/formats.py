@@ -548,7 +548,7 @@ class CompareFile(Document):
 
 
 class MethodRowRecord(_Part):
-    """One method on the data (see custseg.method_comparison.MethodRow)."""
+    """One method on the data: its segmentation's quality, stability and evidence."""
 
     method: str
     k: int

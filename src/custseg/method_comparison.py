@@ -9,7 +9,6 @@ the segments, beside the baselines'.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from .config import ClusterMethod, RunConfig
 from .engine import Engine, EngineSpec
 from .errors import InputError
+from .formats import MethodRowRecord
 from .pipeline import (
     aggregate,
     backtest_aggregated,
@@ -31,22 +31,9 @@ __all__ = ["MethodRow", "MethodsResult", "compare_methods"]
 METHODS: tuple[ClusterMethod, ...] = ("kmeans", "hierarchical", "gmm", "rfm-scores")
 
 
-@dataclass(frozen=True)
-class MethodRow:
-    """One method on the data: its segmentation's quality, stability and evidence."""
-
-    method: str
-    k: int
-    k_rule: str
-    silhouette: float | None
-    calinski_harabasz: float | None
-    davies_bouldin: float | None
-    largest_share: float
-    stability_seeds: float | None
-    stability_resamples: float | None
-    holdout_spearman: float | None
-    holdout_auc: float | None
-    segments: list[str]
+#: One method on the data: its segmentation's quality, stability and evidence (one row of
+#: methods.json, so the file's schema is the row's).
+MethodRow = MethodRowRecord
 
 
 @dataclass(frozen=True)
@@ -160,8 +147,3 @@ def _compare(
         input_name=Path(name).name if agg.tx.source.files else name,
         note=note,
     )
-
-
-def rows_as_dicts(result: MethodsResult) -> list[dict[str, Any]]:
-    """The rows as plain dicts (for methods.json)."""
-    return [dataclasses.asdict(r) for r in result.rows]

@@ -39,7 +39,6 @@ from .formats import (
     Machine,
     MatchRecord,
     MethodRecord,
-    MethodRowRecord,
     MethodsFile,
     Metrics,
     ModelFile,
@@ -53,7 +52,7 @@ from .formats import (
     StabilityRecord,
     Summary,
 )
-from .method_comparison import MethodsResult, rows_as_dicts
+from .method_comparison import MethodsResult
 from .naming import PROFILE_COLUMNS, SegmentName
 from .pipeline import BacktestResult, SegmentationResult
 from .runs import SEGMENTS_FILE, RunFiles, atomic_output_dir
@@ -621,7 +620,7 @@ def write_methods(
         input=result.input_name,
         holdout_days=result.holdout_days,
         cutoff=result.cutoff,
-        methods=[MethodRowRecord(**row) for row in rows_as_dicts(result)],
+        methods=list(result.rows),
         baselines=result.baselines,
         note=result.note,
         settings=config,
