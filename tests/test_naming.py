@@ -15,6 +15,7 @@ from custseg.errors import ConfigError, EmptyDataError, InputError, SchemaError
 from custseg.naming import (
     DEFAULT_RULES,
     LEVELS,
+    SCORE_RULES,
     SegmentName,
     contradiction_shares,
     customer_levels,
@@ -321,6 +322,16 @@ def test_names_for_every_k_are_unique_words_that_fit(k: int) -> None:
         if s.asserted.get("recency") == "low":
             assert "bought recently" in s.description
     assert prof["customers"].sum() == 4338
+
+
+def test_the_docs_list_the_whole_vocabulary() -> None:
+    """docs/naming.md shows every name of DEFAULT_RULES and of the score tables, with its action."""
+    doc = (Path(__file__).parents[1] / "docs" / "naming.md").read_text(encoding="utf-8")
+    for rule in DEFAULT_RULES:
+        assert f"| {rule.name} |" in doc and rule.action in doc, rule.name
+    for rules in SCORE_RULES.values():
+        for cell in rules:
+            assert f"| {cell.name} | {', '.join(map(str, cell.r))} |" in doc, cell.name
 
 
 def test_outliers_are_never_given_a_name_they_contradict() -> None:
