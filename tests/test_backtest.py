@@ -171,7 +171,7 @@ def test_select_backtest_chooses_k_inside_the_training_span(retail_parquet: Path
     sel = bt.training.fit.selection
     assert sel.method == "backtest"
     # the inner cutoff is 90 days before the outer one: the holdout is never seen
-    assert f"before {bt.outcomes.cutoff - dt.timedelta(days=90)}" in (sel.note or "")
+    assert f"up to {bt.outcomes.cutoff - dt.timedelta(days=90)}" in (sel.note or "")
     result = run(retail_parquet)
     figures = result.fit.figures
     assert result.fit.selection.method == "backtest"
