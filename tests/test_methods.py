@@ -21,6 +21,7 @@ from custseg.config import ClusterConfig, ScoreRule, check_score_rules
 from custseg.errors import ConfigError
 from custseg.formats import ModelFile
 from custseg.methods import get_method
+from custseg.methods.hierarchical import top_merges, ward_cut, ward_tree
 from custseg.methods.scores import ScoreState, thresholds
 from custseg.model import ClusterModel
 from custseg.naming import SCORE_RULES
@@ -262,3 +263,19 @@ def test_model_of_one_method_with_another_state_is_refused(rfm: pd.DataFrame) ->
     d["method"] = "rfm-scores"
     with pytest.raises(ModelFileError, match="Invalid cluster model"):
         ClusterModel.from_dict(d)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+def test_top_merges_cut_like_the_whole_tree(k: int) -> None:
+    """The dendrogram's small tree, cut at k, groups the branches as the whole tree does."""
+    from scipy.cluster.hierarchy import fcluster
+
+    Z = np.random.default_rng(3).normal(size=(300, 3))
+    tree = ward_tree(Z)
+    small, sizes = top_merges(tree, 12)
+    assert small.shape == (11, 4) and sizes.sum() == 300
+    assert np.allclose(small[:, 2], tree[-11:, 2])  # the same merges, at the same heights
+    whole = np.bincount(ward_cut(tree, 300, k))
+    branch_cut = fcluster(small, t=k, criterion="maxclust") - 1
+    cut_sizes = np.bincount(branch_cut, weights=sizes)
+    assert sorted(cut_sizes.tolist()) == sorted(whole.tolist())

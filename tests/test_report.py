@@ -419,7 +419,11 @@ def test_layout_makes_room_for_long_segment_names(tiny_run: Path) -> None:
 @pytest.mark.parametrize(
     ("method", "own", "model_text"),
     [
-        ("hierarchical", ["merge-heights", "k-metrics"], "Ward hierarchical clustering"),
+        (
+            "hierarchical",
+            ["merge-heights", "dendrogram", "k-metrics"],
+            "Ward hierarchical clustering",
+        ),
         ("gmm", ["information-criteria", "k-metrics"], "A mixture of k = "),
         ("rfm-scores", [], "R, F and M scores from 1 to 5"),
     ],
@@ -437,7 +441,9 @@ def test_each_method_gets_its_own_figures(
     page = (out / "report.html").read_text(encoding="utf-8")
     stems = [p.stem.split("-", 1)[1] for p in sorted((out / "figures").glob("*.png"))]
     k_figures = [
-        s for s in stems if s in ("elbow", "merge-heights", "information-criteria", "k-metrics")
+        s
+        for s in stems
+        if s in ("elbow", "merge-heights", "dendrogram", "information-criteria", "k-metrics")
     ]
     assert k_figures == own  # the elbow is K-Means' own
     assert model_text in page and "K-Means" not in page

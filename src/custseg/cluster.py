@@ -282,6 +282,8 @@ def _figures(
         values = [f.criterion.get(name) for f in fits]
         if any(v is not None for v in values):
             out[name] = values
+    for f in fits:
+        out.update(f.sweep_figures)  # type: ignore[arg-type]
     return out
 
 

@@ -71,6 +71,9 @@ class Fit:
         Sentences about the fit worth saying whenever it is swept (convergence).
     final_notes : tuple of str
         Sentences worth saying only if this k is the one chosen.
+    sweep_figures : dict of str -> list of float
+        Figures of the whole sweep rather than of one k (the top of Ward's tree), carried by
+        one fit of the sweep.
     """
 
     k: int
@@ -80,6 +83,7 @@ class Fit:
     criterion: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     final_notes: tuple[str, ...] = ()
+    sweep_figures: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Method(ABC):

@@ -14,16 +14,27 @@ to the nearest centroid of the sample's segments; the notes say so.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar
 
 import numpy as np
 
 from .base import CentroidState, Fit, Method, MethodName, nearest_center
 
-__all__ = ["WARD_SAMPLE", "WardMethod", "merge_heights", "ward_cut", "ward_tree"]
+__all__ = [
+    "DENDROGRAM_LEAVES",
+    "WARD_SAMPLE",
+    "WardMethod",
+    "merge_heights",
+    "top_merges",
+    "ward_cut",
+    "ward_tree",
+]
 
 #: Customers above which the tree is built on a seeded sample of this many (0.4 GB of distances).
 WARD_SAMPLE = 10_000
+#: Branches at the bottom of the report's dendrogram: the tree above its last merges.
+DENDROGRAM_LEAVES = 12
 
 
 def merge_heights(linkage: np.ndarray, k: int) -> float | None:
@@ -37,6 +48,37 @@ def ward_tree(Z: np.ndarray) -> np.ndarray:
     from scipy.cluster.hierarchy import linkage
 
     return linkage(Z, method="ward") if Z.shape[0] > 1 else np.zeros((0, 4))
+
+
+def top_merges(tree: np.ndarray, leaves: int) -> tuple[np.ndarray, np.ndarray]:
+    """The last ``leaves - 1`` merges of a linkage matrix, over the branches they join.
+
+    Returns a SciPy linkage matrix whose leaves 0..p-1 are those branches (p = ``leaves``, or
+    fewer for a small tree), and the number of rows in each branch.
+
+    Examples
+    --------
+    >>> tree = ward_tree(np.array([[0.0], [0.1], [5.0], [5.2], [20.0]]))
+    >>> small, sizes = top_merges(tree, 3)
+    >>> small.shape, sorted(sizes.tolist())
+    ((2, 4), [1.0, 2.0, 2.0])
+    """
+    n = tree.shape[0] + 1
+    p = min(leaves, n)
+    top = tree[n - p :]
+    made = {n + i for i in range(n - p, n - 1)}
+    branches = sorted({int(c) for c in top[:, :2].ravel()} - made)
+    index = {c: i for i, c in enumerate(branches)} | {
+        n + i: p + j for j, i in enumerate(range(n - p, n - 1))
+    }
+    small = np.zeros((p - 1, 4))
+    leaves_under = [1.0] * p  # column 4 counts the branches below a merge, as SciPy needs
+    for j, (a, b, h, _) in enumerate(top):
+        left, right = index[int(a)], index[int(b)]
+        leaves_under.append(leaves_under[left] + leaves_under[right])
+        small[j] = (left, right, h, leaves_under[-1])
+    sizes = np.array([1.0 if c < n else float(tree[c - n, 3]) for c in branches])
+    return small, sizes
 
 
 def ward_cut(tree: np.ndarray, n: int, k: int) -> np.ndarray:
@@ -61,7 +103,12 @@ class WardMethod(Method):
 
     def sweep(self, Z: np.ndarray, ks: list[int], raw: np.ndarray) -> list[Fit]:
         tree = ward_tree(Z)
-        return [_fit_from_cut(Z, k, ward_cut(tree, len(Z), k), tree) for k in ks]
+        fits = [_fit_from_cut(Z, k, ward_cut(tree, len(Z), k), tree) for k in ks]
+        if fits and tree.shape[0]:
+            small, sizes = top_merges(tree, DENDROGRAM_LEAVES)
+            top = {"dendrogram_merges": small.ravel().tolist(), "dendrogram_sizes": sizes.tolist()}
+            fits[0] = dataclasses.replace(fits[0], sweep_figures=top)
+        return fits
 
     def fit(self, Z: np.ndarray, k: int, raw: np.ndarray, *, start: Fit | None = None) -> Fit:
         if start is None:

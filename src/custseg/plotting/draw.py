@@ -34,6 +34,7 @@ __all__ = [
     "SEGMENT_PALETTE",
     "new_axes",
     "plain_text",
+    "plot_dendrogram",
     "plot_elbow",
     "plot_information_criteria",
     "plot_k_metrics",
@@ -349,7 +350,7 @@ def plot_merge_heights(
     ks, vals = _by_k(k_values, heights)
     ax.plot(ks, vals, marker="o", color="#1d4ed8", label="merge height")
     if k is not None:
-        ax.axvline(k, linestyle="--", color=_ACCENT, label=f"largest gap (k = {k})")
+        ax.axvline(k, linestyle="--", color=_ACCENT, label=f"k used ({k})")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     thousands(ax)
     ax.legend(frameon=False)
@@ -358,6 +359,46 @@ def plot_merge_heights(
         ylabel="Height of the merge to k - 1",
         title="Ward merge heights",
     )
+    return ax
+
+
+def plot_dendrogram(
+    merges: np.ndarray, sizes: Sequence[float], *, k: int | None = None, ax: Axes | None = None
+) -> Axes:
+    """The top of a Ward tree: its last merges over the branches they join, leaves labelled
+    with their sizes, and the cut into ``k`` segments as a dashed line.
+
+    Parameters
+    ----------
+    merges : ndarray of shape (p - 1, 4)
+        A SciPy linkage matrix over p branches (:func:`custseg.methods.hierarchical.top_merges`).
+    sizes : sequence of float
+        Customers in each branch.
+    k : int, optional
+    ax : Axes, optional
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> merges = np.array([[0, 1, 1.0, 2], [2, 3, 4.0, 3]])  # 3 branches, 2 merges
+    >>> ax = plot_dendrogram(merges, [1, 2, 2], k=2, ax=Figure().add_subplot())
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['2', '1', '2']
+    """
+    from scipy.cluster.hierarchy import dendrogram  # only for Ward reports
+
+    ax = ax if ax is not None else new_axes()[0]
+    labels = [f"{int(n):,}" for n in sizes]
+    dendrogram(merges, ax=ax, labels=labels, color_threshold=0, above_threshold_color="#1d4ed8")
+    heights = merges[:, 2]
+    p = len(sizes)
+    if k is not None and 2 <= k <= p:
+        below = heights[p - k - 1] if k < p else 0.0
+        ax.axhline((heights[p - k] + below) / 2, linestyle="--", color=_ACCENT)
+        ax.text(ax.get_xlim()[1], (heights[p - k] + below) / 2, f" k = {k}", va="center",
+                color=_ACCENT, fontsize=8)  # fmt: skip
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set(xlabel="Branch (customers)", ylabel="Merge height (Ward)", title="Top of the Ward tree")
     return ax
 
 

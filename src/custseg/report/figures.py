@@ -29,6 +29,7 @@ from ..plotting import (
     box_stats,
     histogram_data,
     is_skewed,
+    plot_dendrogram,
     plot_elbow,
     plot_information_criteria,
     plot_k_metrics,
@@ -312,6 +313,14 @@ def _merge_heights(d: ReportData) -> Figure:
     return fig
 
 
+def _dendrogram(d: ReportData) -> Figure:
+    fig = _figure(6.4, 3.6)
+    f = d.method_figures
+    merges = np.asarray(f["dendrogram_merges"], dtype=np.float64).reshape(-1, 4)
+    plot_dendrogram(merges, f["dendrogram_sizes"], k=d.selection.k, ax=fig.add_subplot())  # type: ignore[arg-type]
+    return fig
+
+
 def _information_criteria(d: ReportData) -> Figure:
     fig = _figure(6.4, 3.6)
     sel, f = d.selection, d.method_figures
@@ -451,10 +460,22 @@ FIGURES: tuple[FigureSpec, ...] = (
         "merge-heights",
         "Merge heights",
         "Each point is what merging k segments into k - 1 costs (the Ward distance of the "
-        "merge); the dashed line marks the k with the largest jump to the next merge: there, "
-        "one merge more would join segments far apart.",
+        "merge); where the heights jump, one merge more would join segments far apart (the "
+        "merge-gap rule takes the largest jump). The dashed line is the k used.",
         _merge_heights,
         applies=uses("hierarchical"),
+        wide=False,
+    ),
+    FigureSpec(
+        "k",
+        "dendrogram",
+        "Top of the Ward tree",
+        "The last merges of the tree, read from the bottom: each leaf is a branch of "
+        "customers (its size below it), each bracket a merge at its height; the dashed line "
+        "cuts the tree into the k segments used. Built on the customers the tree was fitted "
+        "on (a seeded sample above 10,000), before outliers were placed.",
+        _dendrogram,
+        applies=lambda d: "dendrogram_merges" in d.method_figures,
         wide=False,
     ),
     FigureSpec(
