@@ -51,9 +51,15 @@ _EXPORTS: dict[str, str] = {
     "profile_segments": "naming",
     "write_outputs": "output",
     "write_run": "output",
+    "BacktestResult": "pipeline",
     "SegmentationResult": "pipeline",
+    "backtest": "pipeline",
     "run": "pipeline",
     "segment_rfm": "pipeline",
+    "score": "scoring",
+    "MethodsResult": "method_comparison",
+    "compare_methods": "method_comparison",
+    "Stability": "stability",
     "RunFiles": "runs",
     "atomic_output_dir": "runs",
     "read_run": "runs",
@@ -101,9 +107,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .estimator import RFMSegmenter
     from .features import compute_rfm, compute_rfm_and_ledger
     from .load import Transactions, load_transactions
+    from .method_comparison import MethodsResult, compare_methods
     from .model import ClusterModel, KSelection
     from .naming import SegmentName, name_segments, profile_segments
     from .output import write_outputs, write_run
-    from .pipeline import SegmentationResult, run, segment_rfm
+    from .pipeline import BacktestResult, SegmentationResult, backtest, run, segment_rfm
     from .runs import RunFiles, atomic_output_dir, read_run
     from .schema import ColumnMap, detect_columns
+    from .scoring import score
+    from .stability import Stability
