@@ -243,7 +243,7 @@ def test_plot_merge_heights_marks_the_k_used() -> None:
     ax = plot_merge_heights([1, 2, 3, 4], [None, 90.0, 40.0, 35.0], k=2, ax=_ax())
     line = ax.lines[0]
     assert list(line.get_xdata()) == [2, 3, 4]  # k = 1 has no merge
-    assert [ln.get_label() for ln in ax.lines][-1] == "largest gap (k = 2)"
+    assert [ln.get_label() for ln in ax.lines][-1] == "k used (2)"
     assert ax.get_title() == "Ward merge heights"
 
 
