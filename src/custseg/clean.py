@@ -136,7 +136,8 @@ def mark_drops(table: ir.Table, *, config: CleanConfig) -> ir.Table:
             if INVOICE_KEY in cols
             else t[INVOICE].startswith("C")
         )
-        branches.append((cancelled.fill_null(False), "cancellation"))
+        # No fill_null: a NULL condition is not met, and a COALESCE stops DuckDB short-circuiting.
+        branches.append((cancelled, "cancellation"))
     values = [AMOUNT] if AMOUNT in cols else [QUANTITY, PRICE]
     invalid = ibis.literal(False)
     for name in values:

@@ -141,7 +141,10 @@ def compute_rfm_and_ledger(
     }
     for r in DROP_REASONS:
         aggs[r] = s["_rows"].sum(where=reason == r)
-    df = s.group_by(s[CUSTOMER]).aggregate(**aggs).to_pandas()
+    # Fetched as Arrow and converted here: Ibis' to_pandas() builds Python lists of every column
+    # holding a NULL (the per-reason counts are NULL for most customers), about 1.2 s per 100k
+    # customers of a 10M-row file.
+    df = s.group_by(s[CUSTOMER]).aggregate(**aggs).to_pyarrow().to_pandas()
     for col in ("rows", "rows_used", "frequency", *DROP_REASONS):
         df[col] = df[col].astype("float64").fillna(0.0)
     counts: dict[str, int] = {
