@@ -6,6 +6,10 @@ Usage::
 
 Sections (``--only`` picks some; all by default):
 
+- ``startup``: ``custseg --version`` and ``custseg --help`` as a user runs them (wall time with
+  interpreter start; at least 5 runs);
+- ``demo``: ``custseg demo --no-report``, ``custseg demo`` and ``custseg backtest`` on the
+  bundled data (wall time with interpreter start), and the demo run stage by stage (run.json);
 - ``rfm``: the RFM stage (``load_transactions`` + ``mark_drops`` + ``compute_rfm_and_ledger``)
   beside the hand-written DuckDB SQL of ``bench/anchors.py`` (the 1.00x baseline), on Parquet,
   at every ``--rows`` size, the two interleaved run by run so both see the same machine load;
@@ -16,6 +20,10 @@ Sections (``--only`` picks some; all by default):
 - ``cluster``: clustering at the customers of the largest size (about 1M at 100M rows): the
   default sweep, fewer/more K-Means restarts, silhouette sample sizes, and MiniBatch K-Means
   against full K-Means (SSE per k);
+- ``sweep``: the K-Means k sweep on a seeded sample (the default above
+  ``methods.kmeans.SWEEP_SAMPLE`` customers) against the full sweep, at several seeds, on 1M
+  customers and on Online Retail (forced to sample, since it is below the limit): the knee
+  found, the final SSE (sampled / full) and the time;
 - ``anchors``: pandas groupby, lifetimes and pymc-marketing on the 10M Parquet file;
 - ``report``: ``write_report`` in a fresh process (import, then the build: PNG only, and with
   SVG) and ``custseg report`` as a user runs it, on the demo run and on a run of the largest
@@ -25,7 +33,10 @@ Sections (``--only`` picks some; all by default):
 Missing data files are generated into ``bench/data/`` with :mod:`custseg.generate` (seeded, so
 every machine benchmarks the same rows). Each measurement is one subprocess; its peak RSS is the
 child's own ``ru_maxrss`` from ``os.wait4`` (the whole process: Python, NumPy and DuckDB). The
-table shows medians of ``--repeat`` runs; JSON goes to ``bench/results.json`` (``--json``).
+table shows medians of ``--repeat`` runs, CPU seconds (user + system, from the same
+``wait4``) beside wall seconds; ``--baseline SRC`` measures another checkout's ``src/`` beside
+this one, interleaved run by run (sections rfm, csv, startup, demo, report); JSON goes to
+``bench/results.json`` (``--json``).
 """
 
 from __future__ import annotations
@@ -49,8 +60,20 @@ REPO = HERE.parent
 DATA = HERE / "data"
 # CUSTSEG_SRC lets the benchmark run another checkout of the package (e.g. a patched copy).
 SRC = Path(os.environ.get("CUSTSEG_SRC", REPO / "src"))
-SECTIONS = ("rfm", "csv", "run", "customers", "cluster", "anchors", "report")
+SECTIONS = (
+    "startup",
+    "demo",
+    "rfm",
+    "csv",
+    "run",
+    "customers",
+    "cluster",
+    "sweep",
+    "anchors",
+    "report",
+)
 CUSTOMER_SIZES = (10_000, 100_000, 1_000_000)
+BUNDLED = SRC / "custseg" / "datasets" / "online_retail.parquet"  # the demo's data
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,6 +149,8 @@ def _worker(kind: str, args: list[str]) -> dict[str, Any]:
         return _worker_minibatch(args[0])
     if kind == "report":
         return _worker_report(args[0], svg=args[1:] == ["svg"])
+    if kind == "sweep":
+        return _worker_sweep(args[0], json.loads(args[1]))
     raise SystemExit(f"unknown worker {kind}")
 
 
@@ -230,6 +255,33 @@ def _worker_minibatch(path: str) -> dict[str, Any]:
     return out
 
 
+def _worker_sweep(path: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """One default K-Means fit (knee rule) with the sweep sampled at ``settings["sample"]``
+    customers (None: the full sweep) and seed ``settings["seed"]``: knee, k, final SSE."""
+    from custseg.cluster import fit_segments
+    from custseg.config import ClusterConfig
+    from custseg.methods.kmeans import KMeansMethod
+
+    rfm = _rfm_cache(path)[["recency", "frequency", "monetary"]]
+    KMeansMethod.sweep_limit = settings["sample"]
+    config = ClusterConfig(select="knee", random_state=settings["seed"])
+    start = time.perf_counter()
+    fit = fit_segments(rfm, config=config)
+    seconds = time.perf_counter() - start
+    Z, outlier = fit.model.scaled(rfm)
+    keep = ~outlier
+    centers = fit.model.center_array()
+    sse = float(((Z[keep] - centers[fit.labels[keep]]) ** 2).sum())
+    return {
+        "seconds": seconds,
+        "customers": int(keep.sum()),
+        "knee": fit.selection.knee,
+        "k": fit.model.k,
+        "final_sse": sse,
+        "sweep_sample": fit.sweep_sample,
+    }
+
+
 def _worker_report(run_dir: str, *, svg: bool) -> dict[str, Any]:
     """``write_report`` on a run folder: the import of the report path, then the build."""
     start = time.perf_counter()
@@ -280,6 +332,7 @@ def measure(cmd: list[str], *, timeout: float, env: dict[str, str] | None = None
             result = json.loads(line)
             break
     result["wall"] = wall
+    result["cpu"] = usage.ru_utime + usage.ru_stime
     result["peak_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
     return result
 
@@ -359,21 +412,95 @@ def repeat(fns: dict[str, Any], n: int, log: str) -> dict[str, dict[str, Any]]:
 
 
 def section_rfm(
-    sizes: list[int], n: int, timeout: float, fmt: str = "parquet"
+    sizes: list[int], n: int, timeout: float, fmt: str = "parquet", baseline: Path | None = None
 ) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         path = str(data_file(size, fmt=fmt))
-        res = repeat(
-            {
-                "sql": lambda p=path: measure(worker_cmd("sql", p), timeout=timeout),
-                "custseg": lambda p=path: measure(worker_cmd("rfm", p), timeout=timeout),
-            },
-            n,
-            f"rfm {fmt} {label(size)}",
-        )
+        fns: dict[str, Any] = {
+            "sql": lambda p=path: measure(worker_cmd("sql", p), timeout=timeout),
+            "custseg": lambda p=path: measure(worker_cmd("rfm", p), timeout=timeout, env=_env()),
+        }
+        if baseline is not None:
+            fns["baseline"] = lambda p=path: measure(
+                worker_cmd("rfm", p), timeout=timeout, env=_env(baseline)
+            )
+        res = repeat(fns, n, f"rfm {fmt} {label(size)}")
         rows.append({"rows": size, "format": fmt, **res})
     return rows
+
+
+def _cli(*args: str) -> list[str]:
+    """The ``custseg`` command as a user runs it: the console script beside this Python."""
+    script = Path(sys.executable).parent / "custseg"
+    return [str(script), *args] if script.exists() else [sys.executable, "-m", "custseg", *args]
+
+
+def section_startup(n: int, timeout: float, baseline: Path | None = None) -> dict[str, Any]:
+    trees = {"": SRC, **({" (baseline)": baseline} if baseline else {})}
+    fns: dict[str, Any] = {}
+    for tag, src in trees.items():
+        env = _env(src)
+        for what in ("--version", "--help"):
+            fns[f"custseg {what}{tag}"] = lambda w=what, e=env: measure(
+                _cli(w), timeout=timeout, env=e
+            )
+    return repeat(fns, max(n, 5), "startup")
+
+
+def _demo(args: list[str], timeout: float, src: Path) -> dict[str, Any]:
+    """A bundled-data command in a fresh folder; the run's stage timings when it writes them."""
+    out = Path(tempfile.mkdtemp(prefix="custseg-bench-")) / "out"
+    try:
+        r = measure(_cli(*args, "--out", str(out), "--quiet"), timeout=timeout, env=_env(src))
+        run_json = out / "run.json"
+        if "error" not in r and run_json.exists():
+            stages = json.loads(run_json.read_text()).get("timings_seconds", {})
+            r.update({f"stage:{k}": v for k, v in stages.items()})
+        return r
+    finally:
+        shutil.rmtree(out.parent, ignore_errors=True)
+
+
+def section_demo(n: int, timeout: float, baseline: Path | None = None) -> dict[str, Any]:
+    bundled = str(BUNDLED)
+    commands = {
+        "custseg demo --no-report": ["demo", "--no-report"],
+        "custseg demo": ["demo"],
+        "custseg backtest (bundled data)": ["backtest", bundled],
+    }
+    trees = {"": SRC, **({" (baseline)": baseline} if baseline else {})}
+    fns = {
+        f"{name}{tag}": (lambda a=args, s=src: _demo(a, timeout, s))
+        for name, args in commands.items()
+        for tag, src in trees.items()
+    }
+    return repeat(fns, n, "demo")
+
+
+SWEEP_SEEDS = (0, 1, 2, 3, 4)
+
+
+def section_sweep(timeout: float) -> dict[str, Any]:
+    """The sampled k sweep against the full one, per seed (one run each: the figures are
+    deterministic given the seed; the times are indicative)."""
+    inputs = {
+        "1M customers (10M rows)": (str(data_file(10_000_000, customers=1_000_000)), 50_000),
+        "Online Retail, sample 2,000": (str(BUNDLED), 2_000),
+        "Online Retail, sample 1,000": (str(BUNDLED), 1_000),
+    }
+    out: dict[str, Any] = {}
+    for name, (path, sample) in inputs.items():
+        rows = []
+        for seed in SWEEP_SEEDS:
+            pair = {}
+            for how, size in (("sampled", sample), ("full", None)):
+                settings = json.dumps({"sample": size, "seed": seed})
+                pair[how] = measure(worker_cmd("sweep", path, settings), timeout=timeout)
+                print(f"sweep {name} seed {seed} {how}: {pair[how]}", file=sys.stderr, flush=True)
+            rows.append({"seed": seed, **pair})
+        out[name] = rows
+    return out
 
 
 def section_run(
@@ -525,7 +652,46 @@ def _fmt(r: dict[str, Any], base: dict[str, Any] | None = None) -> str:
         return f"{'error: ' + r['error']:<40}"
     secs = float(r.get("seconds", r["wall"]))
     ratio = f"{secs / float(base['seconds']):.2f}x" if base and "seconds" in base else "-"
-    return f"{secs:>8.2f} {ratio:>7} {float(r['peak_mib']):>8.0f}"
+    return f"{secs:>8.2f} {ratio:>7} {float(r.get('cpu', 0.0)):>7.2f} {float(r['peak_mib']):>8.0f}"
+
+
+def _render_timed(title: str, rows: dict[str, Any]) -> list[str]:
+    """Commands timed as a user runs them: wall (with start-up), CPU, peak RSS."""
+    if not rows:
+        return []
+    lines = ["", title, f"{'command':<44} {'wall s':>7} {'cpu s':>7} {'peak MiB':>8}  stages (s)"]
+    for name, r in rows.items():
+        if "error" in r:
+            lines.append(f"{name:<44} error: {r['error']}")
+            continue
+        stages = ", ".join(f"{k[6:]} {v:.2f}" for k, v in r.items() if k.startswith("stage:"))
+        lines.append(
+            f"{name:<44} {r['wall']:>7.2f} {r['cpu']:>7.2f} {r['peak_mib']:>8.0f}  {stages}"
+        )
+    return lines
+
+
+def _render_sweep(sweep: dict[str, Any]) -> list[str]:
+    if not sweep:
+        return []
+    lines = [
+        "",
+        "k sweep on a seeded sample vs the full sweep (knee rule; final SSE on all fitted rows)",
+        f"{'input':<30} {'seed':>4} {'knee s/f':>8} {'k s/f':>6} {'SSE s/f':>9} "
+        f"{'time s':>7} {'full s':>7}",
+    ]
+    for name, rows in sweep.items():
+        for row in rows:
+            a, b = row["sampled"], row["full"]
+            if "error" in a or "error" in b:
+                lines.append(f"{name:<30} {row['seed']:>4} error: {a.get('error', b.get('error'))}")
+                continue
+            lines.append(
+                f"{name:<30} {row['seed']:>4} {a['knee']!s:>3}/{b['knee']!s:<4} "
+                f"{a['k']:>2}/{b['k']:<3} {a['final_sse'] / b['final_sse']:>9.5f} "
+                f"{a['seconds']:>7.2f} {b['seconds']:>7.2f}"
+            )
+    return lines
 
 
 def render(results: dict[str, Any]) -> str:
@@ -536,7 +702,9 @@ def render(results: dict[str, Any]) -> str:
         f"{', '.join(f'{x:.2f}' for x in results.get('load_avg_end', ()))}",
         f"medians of {results['repeat']} runs; ratio = time / DuckDB SQL time of the same runs",
     ]
-    head = f"{'what':<34} {'size':>6} {'time s':>8} {'ratio':>7} {'peak MiB':>8}"
+    lines += _render_timed("start-up (wall incl. interpreter start)", results.get("startup", {}))
+    lines += _render_timed("the bundled data, as a user runs it", results.get("demo", {}))
+    head = f"{'what':<34} {'size':>6} {'time s':>8} {'ratio':>7} {'cpu s':>7} {'peak MiB':>8}"
     for key, title in (("rfm", "RFM stage, Parquet"), ("csv", "RFM stage, CSV")):
         for row in results.get(key, []):
             if not lines[-1].startswith(head):
@@ -546,6 +714,10 @@ def render(results: dict[str, Any]) -> str:
             lines.append(
                 f"{'custseg load+clean+aggregate':<34} {size:>6} {_fmt(row['custseg'], row['sql'])}"
             )
+            if "baseline" in row:
+                lines.append(
+                    f"{'  the baseline tree':<34} {size:>6} {_fmt(row['baseline'], row['sql'])}"
+                )
     if results.get("run"):
         lines += [
             "",
@@ -620,6 +792,7 @@ def render(results: dict[str, Any]) -> str:
         for name, r in an.items():
             extra = f" {int(r['customers']):>10,}" if "customers" in r else ""
             lines.append(f"{name:<12} {_fmt(r, an.get('sql'))}{extra}")
+    lines += _render_sweep(results.get("sweep", {}))
     lines += _render_report(results.get("report", []))
     return "\n".join(lines)
 
@@ -670,7 +843,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", dest="json_out", default=str(HERE / "results.json"))
     parser.add_argument(
         "--baseline",
-        help="another checkout's src/ folder, measured side by side (report section)",
+        help="another checkout's src/ folder, measured side by side (startup, demo, rfm, csv, "
+        "report)",
     )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
@@ -683,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         sizes = [s for s in sizes if s <= 10_000_000] or [1_000_000]
         n = 1
-        only = [s for s in only if s not in ("anchors", "customers")]
+        only = [s for s in only if s not in ("anchors", "customers", "sweep")]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}")
@@ -698,17 +872,27 @@ def main(argv: list[str] | None = None) -> int:
         results["load_avg_end"] = os.getloadavg()
         Path(args.json_out).write_text(json.dumps(results, indent=2, default=str) + "\n")
 
+    baseline = Path(args.baseline).resolve() if args.baseline else None
+    if "startup" in only:
+        results["startup"] = section_startup(n, args.timeout, baseline)
+        save()
+    if "demo" in only:
+        results["demo"] = section_demo(n, args.timeout, baseline)
+        save()
     if "rfm" in only:
-        results["rfm"] = section_rfm(sizes, n, args.timeout)
+        results["rfm"] = section_rfm(sizes, n, args.timeout, baseline=baseline)
         save()
     if "csv" in only:
-        results["csv"] = section_rfm([10_000_000], n, args.timeout, fmt="csv")
+        results["csv"] = section_rfm([10_000_000], n, args.timeout, fmt="csv", baseline=baseline)
         save()
     if "run" in only:
         results["run"] = section_run(sizes, n, args.timeout)
         save()
     if "cluster" in only:
         results["cluster"] = section_cluster(max(sizes), n, args.timeout)
+        save()
+    if "sweep" in only:
+        results["sweep"] = section_sweep(args.timeout)
         save()
     if "anchors" in only:
         results["anchors"] = section_anchors(n, args.timeout)
@@ -717,7 +901,6 @@ def main(argv: list[str] | None = None) -> int:
         results["customers"] = section_customers(n, args.timeout)
         save()
     if "report" in only:
-        baseline = Path(args.baseline).resolve() if args.baseline else None
         results["report"] = section_report(max(sizes), max(n, 5), args.timeout, baseline)
         save()
     save()
