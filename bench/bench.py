@@ -353,13 +353,13 @@ def _env(src: Path = SRC) -> dict[str, str]:
     return env
 
 
-def run_cli(path: Path, timeout: float) -> dict[str, Any]:
+def run_cli(path: Path, timeout: float, src: Path = SRC) -> dict[str, Any]:
     """``custseg run`` as a user runs it; adds stage timings and the report's share."""
     out = Path(tempfile.mkdtemp(prefix="custseg-bench-")) / "out"
     try:
         cmd = [sys.executable, "-m", "custseg", "run", str(path), "--out", str(out), "--quiet"]
         start_epoch = time.time()
-        r = measure(cmd, timeout=timeout, env=_env())
+        r = measure(cmd, timeout=timeout, env=_env(src))
         if "error" in r:
             return r
         run_json = json.loads((out / "run.json").read_text())
@@ -508,12 +508,19 @@ def section_sweep(timeout: float) -> dict[str, Any]:
 
 
 def section_run(
-    sizes: list[int], n: int, timeout: float, customers: int | None = None
+    sizes: list[int],
+    n: int,
+    timeout: float,
+    customers: int | None = None,
+    baseline: Path | None = None,
 ) -> list[dict[str, Any]]:
     rows = []
     for size in sizes:
         path = data_file(size, customers=customers)
-        res = repeat({"run": lambda p=path: run_cli(p, timeout)}, n, f"run {path.name}")
+        fns: dict[str, Any] = {"run": lambda p=path: run_cli(p, timeout)}
+        if baseline is not None:
+            fns["baseline"] = lambda p=path: run_cli(p, timeout, baseline)
+        res = repeat(fns, n, f"run {path.name}")
         rows.append({"rows": size, "customers_param": customers, **res})
     return rows
 
@@ -729,16 +736,21 @@ def render(results: dict[str, Any]) -> str:
             f"{'size':>6} {'wall s':>8} {'peak MiB':>8} {'customers':>10} {'k':>3}  stages (s)",
         ]
         for row in results["run"]:
-            r = row["run"]
-            if "error" in r:
-                lines.append(f"{label(row['rows']):>6} error: {r['error']}")
-                continue
-            stages = ", ".join(f"{k[6:]} {v:.1f}" for k, v in r.items() if k.startswith("stage:"))
-            rep = f", report {r['report_seconds']:.1f}" if "report_seconds" in r else ""
-            lines.append(
-                f"{label(row['rows']):>6} {r['wall']:>8.1f} {r['peak_mib']:>8.0f} "
-                f"{int(r.get('customers', 0)):>10,} {int(r.get('k', 0)):>3}  {stages}{rep}"
-            )
+            for tag in ("run", "baseline"):
+                if tag not in row:
+                    continue
+                r, size = row[tag], label(row["rows"]) + ("" if tag == "run" else " (baseline)")
+                if "error" in r:
+                    lines.append(f"{size:>6} error: {r['error']}")
+                    continue
+                stages = ", ".join(
+                    f"{k[6:]} {v:.1f}" for k, v in r.items() if k.startswith("stage:")
+                )
+                rep = f", report {r['report_seconds']:.1f}" if "report_seconds" in r else ""
+                lines.append(
+                    f"{size:>6} {r['wall']:>8.1f} {r['peak_mib']:>8.0f} "
+                    f"{int(r.get('customers', 0)):>10,} {int(r.get('k', 0)):>3}  {stages}{rep}"
+                )
     if results.get("customers"):
         lines += [
             "",
@@ -890,7 +902,7 @@ def main(argv: list[str] | None = None) -> int:
         results["csv"] = section_rfm([10_000_000], n, args.timeout, fmt="csv", baseline=baseline)
         save()
     if "run" in only:
-        results["run"] = section_run(sizes, n, args.timeout)
+        results["run"] = section_run(sizes, n, args.timeout, baseline=baseline)
         save()
     if "cluster" in only:
         results["cluster"] = section_cluster(max(sizes), n, args.timeout)
