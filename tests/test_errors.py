@@ -103,6 +103,18 @@ CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
         r"No customer column: found \[.*'Kunde'.*\]\. Pass --customer-col",
     ),
     (
+        "customer hint skips columns of other roles",
+        _write("g.csv", "Kunde_Nr,Date,itemDescription,Amount\n1808,2015-07-21,whole milk,2\n"),
+        [],
+        r"No customer column: .*Pass --customer-col 'Kunde_Nr'\.$",
+    ),
+    (
+        "customer hint skips the column given for the date",
+        _write("g.csv", "Date,Kunde,Tag,Amount\n2015-07-21,1808,2015-07-21,2\n"),
+        ["--date-col", "Tag"],
+        r"No customer column: .*Pass --customer-col 'Kunde'\.$",
+    ),
+    (
         "missing date column",
         _write("m.csv", "CustomerID,Invoice,Price,Quantity\n1,2,3,4\n"),
         [],
