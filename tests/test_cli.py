@@ -367,3 +367,36 @@ def test_version_imports_neither_engine_nor_scikit_learn() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "custseg 0.1.0" in done.stdout
     assert "heavy: []" in done.stdout
+
+
+# --- awkward but common inputs (issue 10 item 9) ---------------------------------------------
+
+
+def test_as_of_in_the_past_names_customers_cut_off(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text(
+        "CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n"
+        "1,A1,2021-01-01,1,2\n2,A2,2021-01-05,2,3\n3,A3,2021-01-09,1,5\n"
+        "1,A4,2021-03-10,1,5\n4,A5,2021-03-09,1,5\n5,A6,2021-03-10,1,5\n"
+        "6,C7,2021-01-02,-1,5\n"
+    )
+    out = tmp_path / "o"
+    args = ["run", str(src), "--out", str(out), "--as-of", "2021-02-01", "--k", "2"]
+    res = runner.invoke(app, [*args, "--no-report"])
+    assert res.exit_code == 0, res.output
+    # Customers 4 and 5 bought only after as_of; customer 6 has a cancellation only.
+    assert (
+        "3 customers segmented as of 2021-02-01 (2 customers whose purchases all fall on or "
+        "after as_of 2021-02-01, left out; 1 seen without a purchase;"
+    ) in res.stdout
+    ledger = json.loads((out / "summary.json").read_text())["ledger"]
+    assert ledger["customers_without_purchase"] == 3
+    assert ledger["customers_outside_window"] == 2
+
+
+def test_ledger_without_a_window_has_no_outside_window_key(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(tiny_csv), "--out", str(out), "--k", "2", "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "(3 seen without a purchase;" in res.stdout
+    assert "customers_outside_window" not in (out / "summary.json").read_text()
