@@ -564,6 +564,21 @@ SparkMasterOpt = Annotated[
     typer.Option(help="Spark master: local[N] or spark://host:port [local[2]]."),
 ]
 TableOpt = Annotated[str | None, typer.Option(help="Input table, with a database URL as INPUT.")]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(help="CSV delimiter (sniffed); whitespace: runs of spaces and tabs."),
+]
+DecimalOpt = Annotated[
+    str | None, typer.Option(help="Decimal mark of the numbers: . (default) or , (12,5).")
+]
+HeaderOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="Whether the first row names the columns [detected: a row of numbers is data; "
+        "headerless columns are column_1, column_2, ...].",
+    ),
+]
 
 #: The options every command that segments transactions takes (run, backtest, ...): reading,
 #: cleaning and clustering. Declared once; :func:`_with_run_options` adds them to a command.
@@ -602,7 +617,9 @@ _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
         "encoding",
         Annotated[str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")],
     ),
-    _option("delimiter", Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")]),
+    _option("delimiter", DelimiterOpt),
+    _option("decimal", DecimalOpt),
+    _option("header", HeaderOpt),
     _option(
         "sheet", Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")]
     ),
@@ -741,6 +758,8 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
         "date_format": o["date_format"],
         "encoding": o["encoding"],
         "delimiter": o["delimiter"],
+        "decimal": o["decimal"],
+        "header": o["header"],
         "sheet": o["sheet"],
     }
     return config, read_options
@@ -877,7 +896,9 @@ def score_command(
         str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
-    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
+    delimiter: DelimiterOpt = None,
+    decimal: DecimalOpt = None,
+    header: HeaderOpt = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
     engine: EngineOpt = None,
     spark_master: SparkMasterOpt = None,
@@ -910,6 +931,8 @@ def score_command(
             date_format=date_format,
             encoding=encoding,
             delimiter=delimiter,
+            decimal=decimal,
+            header=header,
             sheet=sheet,
             progress=progress,
         )
