@@ -115,6 +115,41 @@ CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
         r"No customer column: .*Pass --customer-col 'Kunde'\.$",
     ),
     (
+        "whitespace-aligned file read as one column",
+        _write("cd.txt", "00001 19970101  1  11.77\n00002 19970112  1  12.00\n"),
+        [],
+        r"cd\.txt was read as a single column '00001 19970101  1  11\.77': its columns are "
+        r"aligned with spaces\. Pass --delimiter whitespace\.$",
+    ),
+    (
+        "headerless file without roles",
+        _write("cd.txt", "00001 19970101  1  11.77\n00002 19970112  1  12.00\n"),
+        ["--delimiter", "whitespace"],
+        r"cd\.txt has no header row, so its columns are named column_1 to column_4 \(first "
+        r"row: column_1='00001', column_2='19970101', column_3='1', column_4='11\.77'\)\. "
+        r"Name their roles with --customer-col, --date-col and --amount-col",
+    ),
+    (
+        "first row looks like data",
+        _write("nh.csv", "C1,A1,2021-01-01,1,2\nC2,A2,2021-01-05,2,3\n"),
+        [],
+        r"The first row of nh\.csv, \['C1', 'A1', '2021-01-01', '1', '2'\], looks like data.*"
+        r"Pass --no-header",
+    ),
+    (
+        "decimal commas without --decimal",
+        _write("eu.csv", "CustomerID;InvoiceDate;Amount\n1;03.01.2011;12,50\n2;04.01.2011;3,99\n"),
+        [],
+        r"Column 'Amount' holds numbers with a decimal comma \(values like '12,50', '3,99'\)\. "
+        r"Pass --decimal ','\.$",
+    ),
+    (
+        "unknown decimal mark",
+        _write("g.csv", GOOD),
+        ["--decimal", ";"],
+        r"--decimal ';' is not a decimal mark\. Use '\.' \(default\) or ','\.$",
+    ),
+    (
         "missing date column",
         _write("m.csv", "CustomerID,Invoice,Price,Quantity\n1,2,3,4\n"),
         [],

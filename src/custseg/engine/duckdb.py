@@ -138,9 +138,7 @@ class DuckDBEngine(Engine):
         files = [str(p) for p in paths]
         opts = self._csv_options(files, encoding)
         # A unit separator never occurs in such text files: each line is one cell.
-        opts.update(
-            header=False, delim="\x1f", quote="", escape="", columns={"line": "VARCHAR"}
-        )
+        opts.update(header=False, delim="\x1f", quote="", escape="", columns={"line": "VARCHAR"})
         opts.update(auto_detect=False, union_by_name=False)
         return self.con.read_csv(files if len(files) > 1 else files[0], **opts)
 
