@@ -179,18 +179,18 @@ class PostgresEngine(Engine):
         sep = delimiter or _files.sniff_delimiter(paths[0], encoding)
         if not header:
             width = len(_files.header_cells(paths[0], encoding, sep))
-            names = dict.fromkeys(headerless_names(width), "text")
-            return self._copy_in("csv", names, _csv_chunks(paths, encoding, sep, skip=0))
+            plain = dict.fromkeys(headerless_names(width), "text")
+            return self._copy_in("csv", plain, _csv_chunks(paths, encoding, sep, skip=0))
         groups = _files.group_by_header(paths, encoding, sep)
         names: dict[str, str] = {}
-        for header in groups:
-            for cell in header:
+        for cells in groups:
+            for cell in cells:
                 names.setdefault(cell, "text")
         if len(groups) > 1:
             return self._csv_union(groups, names, encoding, sep)
-        (header,) = groups
-        if len(set(header)) != len(header):
-            dupes = sorted({c for c in header if header.count(c) > 1})
+        (first,) = groups
+        if len(set(first)) != len(first):
+            dupes = sorted({c for c in first if first.count(c) > 1})
             raise InputError(
                 f"Duplicated column name(s) {dupes} in the header of {paths[0].name}. "
                 "Rename them so each is unique."
