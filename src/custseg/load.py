@@ -14,7 +14,7 @@ import gzip
 import hashlib
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -226,16 +226,20 @@ def load_transactions(
         cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
     except SchemaError as exc:
         raise _header_hint(exc, info, raw, eng) from None
+    comma = _decimal_comma(decimal)
+    # Text value columns are checked for decimal commas on the date's sample rows: one query.
+    numbers = [] if comma else _text_value_columns(raw, cmap)
+    assert cmap.date is not None  # detect_columns requires it
     fmt = date_format
     date_col = raw[cmap.date]
     if date_col.type().is_string():
-        sample = _sample(raw, cmap.date, eng)  # type: ignore[arg-type]
-        fmt = date_format or detect_date_format(sample, column=cmap.date)  # type: ignore[arg-type]
-    elif date_format is not None and not date_col.type().is_integer():
-        fmt = None
-    comma = _decimal_comma(decimal)
-    if not comma:
-        _check_decimal_point(raw, cmap, eng)
+        samples = _sample(raw, cmap.date, eng, also=numbers)
+        fmt = date_format or detect_date_format(samples.pop(cmap.date), column=cmap.date)
+    else:
+        samples = _sample(raw, numbers[0], eng, also=numbers[1:]) if numbers else {}
+        if date_format is not None and not date_col.type().is_integer():
+            fmt = None
+    _check_decimal_point(samples)
     table = _canonical(raw, cmap, fmt, decimal_comma=comma)
     return Transactions(table, cmap, info, fmt, tuple(headers), engine=eng)
 
@@ -647,10 +651,20 @@ def _first_line(exc: BaseException) -> str:
 # --- dates -----------------------------------------------------------------------------------
 
 
-def _sample(table: ir.Table, column: str, eng: Engine) -> list[str]:
+def _sample(
+    table: ir.Table, column: str, eng: Engine, *, also: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """Distinct non-empty stripped values of ``column`` and of ``also`` (each column's own),
+    from the first rows where ``column`` is not NULL: one query."""
     col = table[column]
+    names = [column, *(c for c in also if c != column)]
     try:
-        values = table.select(v=col).filter(col.notnull()).limit(_SAMPLE_ROWS).to_pyarrow()
+        rows = (
+            table.filter(col.notnull())
+            .select(**{f"v{i}": table[c] for i, c in enumerate(names)})
+            .limit(_SAMPLE_ROWS)
+            .to_pyarrow()
+        )
     except Exception as exc:
         if eng.is_interrupt(exc):
             raise KeyboardInterrupt from None
@@ -658,12 +672,15 @@ def _sample(table: ir.Table, column: str, eng: Engine) -> list[str]:
             f"Cannot read column {column!r} ({_first_line(exc)}). "
             "Check the file's encoding and delimiter (--encoding, --delimiter)."
         ) from None
-    seen: dict[str, None] = {}
-    for v in values.column("v").to_pylist():
-        s = str(v).strip()
-        if s:
-            seen.setdefault(s, None)
-    return list(seen)
+    out: dict[str, list[str]] = {}
+    for i, name in enumerate(names):
+        seen: dict[str, None] = {}
+        for v in rows.column(f"v{i}").to_pylist():
+            s = str(v).strip() if v is not None else ""
+            if s:
+                seen.setdefault(s, None)
+        out[name] = list(seen)
+    return out
 
 
 def detect_date_format(values: list[str], *, column: str = "date") -> str | None:
@@ -723,29 +740,23 @@ def _decimal_comma(decimal: str | None) -> bool:
     raise ConfigError(f"--decimal {decimal!r} is not a decimal mark. Use '.' (default) or ','.")
 
 
-def _check_decimal_point(raw: ir.Table, cmap: ColumnMap, eng: Engine) -> None:
+def _text_value_columns(raw: ir.Table, cmap: ColumnMap) -> list[str]:
+    """The quantity, price or amount columns held as text."""
+    cols = [c for c in (cmap.quantity, cmap.price, cmap.amount) if c is not None]
+    return [c for c in cols if raw[c].type().is_string()]
+
+
+def _check_decimal_point(samples: Mapping[str, list[str]]) -> None:
     """Refuse a text value column whose sampled values mostly need ``--decimal ,``.
 
     Such values (``12,50``) do not parse as numbers: without the check every row would be
     dropped as invalid_number.
     """
-    cols = [c for c in (cmap.quantity, cmap.price, cmap.amount) if c is not None]
-    cols = [c for c in cols if raw[c].type().is_string()]
-    if not cols:
-        return
-    try:
-        rows = raw.select(*cols).limit(_SAMPLE_ROWS).to_pyarrow()
-    except Exception as exc:
-        if eng.is_interrupt(exc):
-            raise KeyboardInterrupt from None
-        return  # the run's own queries report what is wrong with the file
-    for col in cols:
-        values = [str(v).strip() for v in rows.column(col).to_pylist() if v is not None]
-        values = [v for v in values if v]
+    for col, values in samples.items():
         bad = [v for v in values if not _NUMBER.match(v)]
         comma = [v for v in bad if "," in v and _DECIMAL_COMMA.match(v)]
         if len(bad) * 2 > len(values) and len(comma) * 2 > len(bad):
-            examples = ", ".join(repr(v) for v in list(dict.fromkeys(comma))[:3])
+            examples = ", ".join(repr(v) for v in comma[:3])
             raise SchemaError(
                 f"Column {col!r} holds numbers with a decimal comma (values like {examples}). "
                 "Pass --decimal ','."
