@@ -480,3 +480,15 @@ def test_decimal_comma_file_without_the_flag_is_refused_with_the_fix(tmp_path: P
         "error: Column 'UnitPrice' holds numbers with a decimal comma (values like '12,50', "
         "'1.234,00', '0,85'). Pass --decimal ','."
     )
+
+
+def test_score_reads_decimal_commas_too(tmp_path: Path) -> None:
+    run_out, score_out = tmp_path / "run", tmp_path / "score"
+    flags = ["--decimal", ",", "--no-report", "-q"]
+    res = runner.invoke(app, ["run", str(EUROPEAN), "--out", str(run_out), "--k", "2", *flags])
+    assert res.exit_code == 0, res.output
+    model = str(run_out / "model.json")
+    res = runner.invoke(app, ["score", str(EUROPEAN), "-m", model, "--out", str(score_out), *flags])
+    assert res.exit_code == 0, res.output
+    assert _segments(score_out) == _segments(run_out)
+    assert _segments(score_out)["10001"] == "28,2,1304.0"
