@@ -11,6 +11,9 @@ from custseg.cli import app, parse_k_range
 from custseg.errors import ConfigError
 
 runner = CliRunner()
+DATA = Path(__file__).parent / "data"
+CDNOW = DATA / "cdnow_sample.txt"  # CDNOW's own layout: id, YYYYMMDD, quantity, amount
+EUROPEAN = DATA / "european_sample.csv"  # ';'-separated, decimal commas, dd.mm.yyyy
 
 
 def _digest(path: Path) -> str:
@@ -367,3 +370,125 @@ def test_version_imports_neither_engine_nor_scikit_learn() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "custseg 0.1.0" in done.stdout
     assert "heavy: []" in done.stdout
+
+
+# --- awkward but common inputs (issue 10 item 9) ---------------------------------------------
+
+
+def test_as_of_in_the_past_names_customers_cut_off(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text(
+        "CustomerID,InvoiceNo,InvoiceDate,Quantity,UnitPrice\n"
+        "1,A1,2021-01-01,1,2\n2,A2,2021-01-05,2,3\n3,A3,2021-01-09,1,5\n"
+        "1,A4,2021-03-10,1,5\n4,A5,2021-03-09,1,5\n5,A6,2021-03-10,1,5\n"
+        "6,C7,2021-01-02,-1,5\n"
+    )
+    out = tmp_path / "o"
+    args = ["run", str(src), "--out", str(out), "--as-of", "2021-02-01", "--k", "2"]
+    res = runner.invoke(app, [*args, "--no-report"])
+    assert res.exit_code == 0, res.output
+    # Customers 4 and 5 bought only after as_of; customer 6 has a cancellation only.
+    assert (
+        "3 customers segmented as of 2021-02-01 (2 customers whose purchases all fall on or "
+        "after as_of 2021-02-01, left out; 1 seen without a purchase;"
+    ) in res.stdout
+    ledger = json.loads((out / "summary.json").read_text())["ledger"]
+    assert ledger["customers_without_purchase"] == 3
+    assert ledger["customers_outside_window"] == 2
+
+
+def test_ledger_without_a_window_has_no_outside_window_key(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(tiny_csv), "--out", str(out), "--k", "2", "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "(3 seen without a purchase;" in res.stdout
+    assert "customers_outside_window" not in (out / "summary.json").read_text()
+
+
+def _segments(out: Path) -> dict[str, str]:
+    rows = (out / "segments.csv").read_text().splitlines()[1:]
+    return {r.split(",")[0]: ",".join(r.split(",")[1:4]) for r in rows}
+
+
+def test_cdnow_whitespace_file_is_read(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    roles = ["--customer-col", "column_1", "--date-col", "column_2", "--amount-col", "column_4"]
+    res = runner.invoke(
+        app,
+        ["run", str(CDNOW), "--out", str(out), "--delimiter", "whitespace", *roles, "--no-report"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "40 rows read, 40 used; dropped: none." in res.stdout
+    assert "15 customers segmented as of 1998-07-01" in res.stdout
+    got = _segments(out)
+    # By hand: 00003 bought 6 times, last on 1998-05-28 (34 days before as_of), 156.46 in all;
+    # 00002's two rows of 1997-01-12 are two orders (no invoice column: a row is an order).
+    assert got["00003"] == "34,6,156.46"
+    assert got["00002"] == "535,2,89.0"
+    assert len(got) == 15
+
+
+def test_whitespace_file_with_a_header_and_tabs(tmp_path: Path) -> None:
+    src = tmp_path / "t.txt"
+    src.write_text(
+        "CustomerID   InvoiceDate\tQuantity   Amount\n"
+        "  7    2021-01-01\t1    10.00\n"
+        "\n"
+        "8\t\t2021-01-05   2  3.5\n"
+        "7  2021-01-09  1  5\n"
+    )
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app, ["run", str(src), "--out", str(out), "--delimiter", "whitespace", "--k", "1"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "3 rows read, 3 used" in res.stdout
+    assert "amount='Amount'" in res.stdout
+    assert _segments(out) == {"7": "1,2,15.0", "8": "5,1,3.5"}
+
+
+def test_headerless_csv_with_no_header_and_column_numbers(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text("C1,A1,2021-01-01,1,2\nC2,A2,2021-01-05,2,3\nC1,A3,2021-01-09,1,5\n")
+    out = tmp_path / "o"
+    roles = ["--customer-col", "column_1", "--invoice-col", "column_2", "--date-col", "column_3"]
+    roles += ["--quantity-col", "column_4", "--price-col", "column_5"]
+    res = runner.invoke(
+        app, ["run", str(src), "--out", str(out), "--no-header", *roles, "--k", "1", "-q"]
+    )
+    assert res.exit_code == 0, res.output
+    assert _segments(out) == {"C1": "1,2,7.0", "C2": "5,1,6.0"}
+
+
+def test_decimal_comma_file_is_read(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app, ["run", str(EUROPEAN), "--out", str(out), "--decimal", ",", "--k", "2", "--no-report"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "10 rows read, 10 used; dropped: none." in res.stdout
+    got = _segments(out)
+    # 10001: 2 x 12,50 + 1 x 1.234,00 (one invoice), then 45,00 -> 1304.0 over 2 invoices.
+    assert got["10001"] == "28,2,1304.0"
+    assert got["10002"] == "55,2,18.5"  # 10 x 0,85 + 4 x 2,5
+
+
+def test_decimal_comma_file_without_the_flag_is_refused_with_the_fix(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["run", str(EUROPEAN), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        "error: Column 'UnitPrice' holds numbers with a decimal comma (values like '12,50', "
+        "'1.234,00', '0,85'). Pass --decimal ','."
+    )
+
+
+def test_score_reads_decimal_commas_too(tmp_path: Path) -> None:
+    run_out, score_out = tmp_path / "run", tmp_path / "score"
+    flags = ["--decimal", ",", "--no-report", "-q"]
+    res = runner.invoke(app, ["run", str(EUROPEAN), "--out", str(run_out), "--k", "2", *flags])
+    assert res.exit_code == 0, res.output
+    model = str(run_out / "model.json")
+    res = runner.invoke(app, ["score", str(EUROPEAN), "-m", model, "--out", str(score_out), *flags])
+    assert res.exit_code == 0, res.output
+    assert _segments(score_out) == _segments(run_out)
+    assert _segments(score_out)["10001"] == "28,2,1304.0"

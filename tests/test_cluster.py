@@ -179,7 +179,9 @@ def test_select_k_drops_k_above_distinct_rows() -> None:
     X = np.array([[0.0, 0], [0, 0], [5, 5], [9, 1]])
     sel = select_k(X, k_values=range(1, 6))
     assert sel.k_values == [1, 2, 3]
-    assert "Dropped k=4 and 5 from the sweep: only 3 distinct customers." in (sel.note or "")
+    assert "Dropped k=4 and 5 from the sweep: only 4 customers (3 distinct R/F/M points)." in (
+        sel.note or ""
+    )
     # k = 3 = number of distinct rows: quality is undefined there.
     assert sel.silhouette == [None, pytest.approx(sel.silhouette[1]), None]
     assert sel.davies_bouldin[2] is None
@@ -337,7 +339,7 @@ def test_fit_segments_fewer_customers_than_k_values() -> None:
     X = np.array([[1.0, 9, 900], [2, 8, 800], [200, 1, 20], [250, 1, 30]])
     fit = fit_segments(X, config=ClusterConfig(outliers="none"))
     assert fit.selection.k_values == [1, 2, 3, 4]
-    assert "only 4 distinct customers" in (fit.selection.note or "")
+    assert "only 4 customers" in (fit.selection.note or "")
     assert fit.labels[0] == fit.labels[1] == 0
 
 
@@ -359,7 +361,10 @@ def test_fit_segments_generic_width_and_order() -> None:
 def test_fit_segments_errors(rfm: pd.DataFrame) -> None:
     with pytest.raises(EmptyDataError, match="0 rows"):
         fit_segments(rfm.iloc[:0], config=ClusterConfig())
-    with pytest.raises(ConfigError, match=r"k=3 is more than the 2 distinct.*at most 2"):
+    with pytest.raises(
+        ConfigError,
+        match=r"k = 3 is more than the 2 distinct R/F/M points of the 3 customers\. .*at most 2",
+    ):
         fit_segments(np.array([[1.0, 1, 1], [1, 1, 1], [2, 2, 2]]), config=ClusterConfig(k=3))
     with pytest.raises(InputError, match="1 missing or infinite"):
         fit_segments(np.array([[1.0, np.nan, 1], [2, 2, 2]]), config=ClusterConfig())

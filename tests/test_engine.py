@@ -126,6 +126,44 @@ def test_engine_hand_computed_tiny_file(other: Any, tiny_csv: Path) -> None:
     assert {r: n for r, n in ledger.rows_dropped.items() if n} == TINY_DROPS
 
 
+def test_engine_reads_awkward_text_as_duckdb(other: Any, duck: Any, tmp_path: Path) -> None:
+    """Whitespace-aligned columns, no header row, decimal commas: the same rows as DuckDB."""
+    cdnow = Path(__file__).parent / "data" / "cdnow_sample.txt"
+    european = Path(__file__).parent / "data" / "european_sample.csv"
+    headerless = tmp_path / "t.csv"
+    headerless.write_text("C1,A1,2021-01-01,1,2\nC2,A2,2021-01-05,2,3\n")
+    cases: list[tuple[Path, dict[str, Any]]] = [
+        (
+            cdnow,
+            {
+                "delimiter": "whitespace",
+                "columns": {"customer": "column_1", "date": "column_2", "amount": "column_4"},
+            },
+        ),
+        (european, {"decimal": ","}),
+        (
+            headerless,
+            {
+                "header": False,
+                "columns": {
+                    "customer": "column_1",
+                    "date": "column_3",
+                    "quantity": "column_4",
+                    "price": "column_5",
+                },
+            },
+        ),
+    ]
+    for path, kw in cases:
+        got, want = (
+            compute_rfm_and_ledger(
+                mark_drops(load_transactions(path, engine=eng, **kw).table, config=CleanConfig())
+            )[0]
+            for eng in (other, duck)
+        )
+        pd.testing.assert_frame_equal(got, want)
+
+
 # --- identity on every kind of dirty row -------------------------------------------------------
 
 

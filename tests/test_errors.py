@@ -103,6 +103,53 @@ CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
         r"No customer column: found \[.*'Kunde'.*\]\. Pass --customer-col",
     ),
     (
+        "customer hint skips columns of other roles",
+        _write("g.csv", "Kunde_Nr,Date,itemDescription,Amount\n1808,2015-07-21,whole milk,2\n"),
+        [],
+        r"No customer column: .*Pass --customer-col 'Kunde_Nr'\.$",
+    ),
+    (
+        "customer hint skips the column given for the date",
+        _write("g.csv", "Date,Kunde,Tag,Amount\n2015-07-21,1808,2015-07-21,2\n"),
+        ["--date-col", "Tag"],
+        r"No customer column: .*Pass --customer-col 'Kunde'\.$",
+    ),
+    (
+        "whitespace-aligned file read as one column",
+        _write("cd.txt", "00001 19970101  1  11.77\n00002 19970112  1  12.00\n"),
+        [],
+        r"cd\.txt was read as a single column '00001 19970101  1  11\.77': its columns are "
+        r"aligned with spaces\. Pass --delimiter whitespace\.$",
+    ),
+    (
+        "headerless file without roles",
+        _write("cd.txt", "00001 19970101  1  11.77\n00002 19970112  1  12.00\n"),
+        ["--delimiter", "whitespace"],
+        r"cd\.txt has no header row, so its columns are named column_1 to column_4 \(first "
+        r"row: column_1='00001', column_2='19970101', column_3='1', column_4='11\.77'\)\. "
+        r"Name their roles with --customer-col, --date-col and --amount-col",
+    ),
+    (
+        "first row looks like data",
+        _write("nh.csv", "C1,A1,2021-01-01,1,2\nC2,A2,2021-01-05,2,3\n"),
+        [],
+        r"The first row of nh\.csv, \['C1', 'A1', '2021-01-01', '1', '2'\], looks like data.*"
+        r"Pass --no-header",
+    ),
+    (
+        "decimal commas without --decimal",
+        _write("eu.csv", "CustomerID;InvoiceDate;Amount\n1;03.01.2011;12,50\n2;04.01.2011;3,99\n"),
+        [],
+        r"Column 'Amount' holds numbers with a decimal comma \(values like '12,50', '3,99'\)\. "
+        r"Pass --decimal ','\.$",
+    ),
+    (
+        "unknown decimal mark",
+        _write("g.csv", GOOD),
+        ["--decimal", ";"],
+        r"--decimal ';' is not a decimal mark\. Use '\.' \(default\) or ','\.$",
+    ),
+    (
         "missing date column",
         _write("m.csv", "CustomerID,Invoice,Price,Quantity\n1,2,3,4\n"),
         [],
@@ -181,7 +228,19 @@ CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
         "fewer customers than k",
         _write("g.csv", GOOD),
         ["--k", "5"],
-        r"--k 5 .*3 distinct customers|k=5.*3",
+        r"k = 5 is more than the 3 customers\. Pass a k of at most 3",
+    ),
+    (
+        "k above the customers, some alike",
+        _write("g.csv", GOOD + "4,A4,2021-01-09,1,5\n"),
+        ["--k", "5"],
+        r"k = 5 is more than the 4 customers \(3 distinct R/F/M points\)\. Pass a k of at most 3",
+    ),
+    (
+        "k above the distinct points, not the customers",
+        _write("g.csv", GOOD + "4,A4,2021-01-09,1,5\n"),
+        ["--k", "4"],
+        r"k = 4 is more than the 3 distinct R/F/M points of the 4 customers\. Pass a k of at most 3",
     ),
     ("k zero", _write("g.csv", GOOD), ["--k", "0"], r"--k must be at least 1, got 0"),
     ("bad k range", _write("g.csv", GOOD), ["--k-range", "ten"], r"--k-range 'ten' is not a range"),

@@ -169,5 +169,7 @@ def test_rfm_segmenter_invalid_params_raise(params: dict, match: str) -> None:
 
 def test_rfm_segmenter_too_many_clusters_raises() -> None:
     X = np.array([[1.0, 1, 1], [1, 1, 1], [2, 2, 2]])
-    with pytest.raises(ConfigError, match="k=5 is more than the 2 distinct"):
+    with pytest.raises(
+        ConfigError, match=r"k = 5 is more than the 3 customers \(2 distinct R/F/M points\)"
+    ):
         RFMSegmenter(n_clusters=5).fit(X)

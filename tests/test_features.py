@@ -35,6 +35,7 @@ def test_compute_rfm_and_ledger_one_pass_matches(tiny_csv: Path) -> None:
     pd.testing.assert_frame_equal(rfm, _expected(TINY_EXPECTED), check_index_type=False)
     assert {r: n for r, n in ledger.rows_dropped.items() if n} == TINY_DROPS
     assert ledger.customers_without_purchase == 3
+    assert ledger.customers_outside_window == 0
     assert ledger.date_min == dt.datetime(2021, 1, 1, 10) and ledger.date_max == dt.datetime(
         2021, 1, 31, 23, 59
     )
@@ -44,8 +45,10 @@ def test_compute_rfm_as_of_given(tiny_csv: Path) -> None:
     marked = mark_drops(
         load_transactions(tiny_csv).table, config=CleanConfig(as_of=dt.date(2021, 1, 21))
     )
-    rfm, _, as_of = compute_rfm_and_ledger(marked, as_of=dt.date(2021, 1, 21))
+    rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=dt.date(2021, 1, 21))
     assert as_of == dt.date(2021, 1, 21)
+    # C5 bought only after as_of: left out by the window, not a customer without purchases.
+    assert (ledger.customers_without_purchase, ledger.customers_outside_window) == (4, 1)
     # C2's POST line on Jan 20 is kept (before as_of); C5's Jan 31 lines are dropped.
     assert rfm.loc["C2"].tolist() == [1, 2, 35.0]
     assert "C5" not in rfm.index

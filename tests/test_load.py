@@ -149,3 +149,73 @@ def test_load_transactions_real_csv_and_parquet_agree(
         return agg.to_pandas().to_dict()
 
     assert stats(a.table) == stats(b.table)
+
+
+# --- awkward text inputs: decimal commas, whitespace-aligned columns, no header ---------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("12,5", 12.5),
+        ("1.234,56", 1234.56),
+        ("1 234,56", 1234.56),
+        ("-3", -3.0),
+        (",5", 0.5),
+        ("7,", 7.0),
+        (" 2,25 ", 2.25),
+        # A point decimal, bad digit groups and text are no decimal-comma numbers.
+        ("12.50", None),
+        ("1.23,4", None),
+        ("1,2,3", None),
+        ("abc", None),
+        ("", None),
+    ],
+)
+def test_decimal_comma_numbers(text: str, value: float | None, tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text(f'CustomerID;InvoiceDate;Amount\n1;2021-01-01;"{text}"\n', encoding="utf-8")
+    tx = load_transactions(src, decimal=",")
+    got = tx.table.select("amount").to_pandas()["amount"].tolist()
+    assert got == [value] if value is not None else pd.isna(got[0])
+
+
+def test_decimal_point_numbers_are_untouched_by_the_check(tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text('CustomerID,InvoiceDate,Amount\n1,2021-01-01,"1,234"\n2,2021-01-02,5.5\n')
+    # Half the values fail, not most: no refusal (the ledger counts the bad one).
+    tx = load_transactions(src)
+    assert tx.table.select("amount").to_pandas()["amount"].tolist()[1] == 5.5
+
+
+def test_whitespace_file_rows_with_missing_cells_are_null(tmp_path: Path) -> None:
+    src = tmp_path / "t.txt"
+    src.write_text("00001 19970101  1  11.77\n00002 19970112\n")
+    tx = load_transactions(
+        src,
+        delimiter="whitespace",
+        columns={"customer": "column_1", "date": "column_2", "amount": "column_4"},
+    )
+    assert not tx.source.header
+    df = tx.table.select("customer_id", "amount").to_pandas()
+    assert df["customer_id"].tolist() == ["00001", "00002"]
+    assert df["amount"].iloc[0] == 11.77 and pd.isna(df["amount"].iloc[1])
+
+
+@pytest.mark.parametrize(
+    ("first", "header"),
+    [
+        ("CustomerID,InvoiceDate,Amount", True),
+        ("1,2021-01-01,12.5", False),
+        ("17850,12/1/2010 8:26,3", False),
+        ("C1,2021-01-01,12.5", True),  # text in a cell: read as names (--no-header says not)
+    ],
+)
+def test_header_is_detected(first: str, header: bool, tmp_path: Path) -> None:
+    src = tmp_path / "t.csv"
+    src.write_text(first + "\n2,2021-01-02,3\n")
+    cols = ["customer", "date", "amount"]
+    names = first.split(",") if header else ["column_1", "column_2", "column_3"]
+    tx = load_transactions(src, columns=dict(zip(cols, names, strict=True)))
+    assert tx.source.header is header
+    assert tx.table.count().execute() == (1 if header else 2)

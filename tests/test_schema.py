@@ -84,6 +84,34 @@ def test_detect_columns_missing_customer_suggests_flag() -> None:
         detect_columns(["Invoice", "Price", "Kunde", "Quantity", "Date"])
 
 
+def test_groceries_member_number_is_the_customer() -> None:
+    cmap = detect_columns(["Member_number", "Date", "itemDescription", "Amount"])
+    assert (cmap.customer, cmap.date, cmap.amount) == ("Member_number", "Date", "Amount")
+
+
+@pytest.mark.parametrize(
+    ("headers", "explicit", "hint"),
+    [
+        # 'Date' is the date and 'itemDescription' reads as a product: 'Kunde' is left.
+        (["itemDescription", "Date", "Kunde", "Amount"], {}, "Kunde"),
+        # A column worded for the role wins over the closest spelling.
+        (["Date", "Shopper_code", "Price", "Qty"], {}, "Shopper_code"),
+        # 'Date' is a date's name even when the user took another column for the date.
+        (["Date", "Kunde", "Wert"], {"date": "Wert"}, "Kunde"),
+    ],
+)
+def test_missing_role_hint_never_names_a_column_of_another_role(
+    headers: list[str], explicit: dict[str, str], hint: str
+) -> None:
+    with pytest.raises(SchemaError, match=rf"Pass --customer-col '{hint}'\.$"):
+        detect_columns(headers, explicit)
+
+
+def test_missing_role_hint_says_name_when_nothing_is_free() -> None:
+    with pytest.raises(SchemaError, match=r"Pass --date-col NAME\.$"):
+        detect_columns(["CustomerID", "Invoice", "Price", "Quantity"])
+
+
 def test_detect_columns_unknown_explicit_column() -> None:
     with pytest.raises(
         SchemaError,

@@ -54,7 +54,9 @@ class Ledger:
     """Where every input row and customer went.
 
     It balances: ``rows_read == rows_used + sum(rows_dropped.values())`` and
-    ``customers_seen == customers_segmented + customers_without_purchase``.
+    ``customers_seen == customers_segmented + customers_without_purchase``. Of the customers
+    without a purchase line, ``customers_outside_window`` had purchases, all outside the date
+    window (after ``--as-of`` or ``--until``, before ``--since``).
     """
 
     rows_read: int
@@ -63,6 +65,7 @@ class Ledger:
     customers_seen: int = 0
     customers_segmented: int = 0
     customers_without_purchase: int = 0
+    customers_outside_window: int = 0
     date_min: dt.datetime | None = None
     date_max: dt.datetime | None = None
 
@@ -75,6 +78,8 @@ class Ledger:
             )
         if self.customers_seen != self.customers_segmented + self.customers_without_purchase:
             raise AssertionError("ledger customer counts do not balance")
+        if not 0 <= self.customers_outside_window <= self.customers_without_purchase:
+            raise AssertionError("ledger counts more customers outside the window than without")
 
     def to_dict(self) -> dict[str, Any]:
         """The ``ledger`` object of summary.json."""
@@ -103,6 +108,7 @@ class Ledger:
             customers_seen=seen,
             customers_segmented=segmented,
             customers_without_purchase=seen - segmented,
+            customers_outside_window=int(counts.get("customers_outside_window") or 0),
             date_min=date_min,
             date_max=date_max,
         )

@@ -30,6 +30,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .config import (
+    CleanConfig,
     ClusterConfig,
     ClusterMethod,
     OutlierMethod,
@@ -43,6 +44,7 @@ from .config import (
 from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
+    from .clean import Ledger
     from .comparison import Comparison
     from .engine import Engine
     from .pipeline import BacktestResult, SegmentationResult
@@ -266,6 +268,23 @@ def _stdout() -> Console:
     return Console(highlight=False, soft_wrap=True, markup=False, width=wide)
 
 
+def _without_purchase(led: Ledger, clean: CleanConfig) -> str:
+    """``"3 customers whose purchases all fall on or after as_of 2011-06-01, left out; 0 seen
+    without a purchase"``: customers cut off by the date window are called that."""
+    cut = led.customers_outside_window
+    rest = f"{led.customers_without_purchase - cut:,} seen without a purchase"
+    if not cut:
+        return rest
+    bounds = [
+        f"before --since {clean.since}" if clean.since else "",
+        f"after --until {clean.until}" if clean.until else "",
+        f"on or after as_of {clean.as_of}" if clean.as_of else "",
+    ]
+    where = " or ".join(b for b in bounds if b) or "outside the date window"
+    who = "customer whose purchases all fall" if cut == 1 else "customers whose purchases all fall"
+    return f"{cut:,} {who} {where}, left out; {rest}"
+
+
 def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
     from rich import box
     from rich.table import Table
@@ -287,7 +306,7 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     console.print(f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}.")
     console.print(
         f"{led.customers_segmented:,} customers segmented as of {result.as_of} "
-        f"({led.customers_without_purchase:,} seen without a purchase; "
+        f"({_without_purchase(led, result.config.clean)}; "
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
     how = "the saved model's, nothing refitted" if result.scored_with else sel.method
@@ -545,6 +564,21 @@ SparkMasterOpt = Annotated[
     typer.Option(help="Spark master: local[N] or spark://host:port [local[2]]."),
 ]
 TableOpt = Annotated[str | None, typer.Option(help="Input table, with a database URL as INPUT.")]
+DelimiterOpt = Annotated[
+    str | None,
+    typer.Option(help="CSV delimiter (sniffed); whitespace: runs of spaces and tabs."),
+]
+DecimalOpt = Annotated[
+    str | None, typer.Option(help="Decimal mark of the numbers: . (default) or , (12,5).")
+]
+HeaderOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--header/--no-header",
+        help="Whether the first row names the columns [detected: a row of numbers is data; "
+        "headerless columns are column_1, column_2, ...].",
+    ),
+]
 
 #: The options every command that segments transactions takes (run, backtest, ...): reading,
 #: cleaning and clustering. Declared once; :func:`_with_run_options` adds them to a command.
@@ -583,7 +617,9 @@ _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
         "encoding",
         Annotated[str | None, typer.Option(help="CSV encoding (detected: utf-8, else latin-1).")],
     ),
-    _option("delimiter", Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")]),
+    _option("delimiter", DelimiterOpt),
+    _option("decimal", DecimalOpt),
+    _option("header", HeaderOpt),
     _option(
         "sheet", Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")]
     ),
@@ -722,6 +758,8 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
         "date_format": o["date_format"],
         "encoding": o["encoding"],
         "delimiter": o["delimiter"],
+        "decimal": o["decimal"],
+        "header": o["header"],
         "sheet": o["sheet"],
     }
     return config, read_options
@@ -858,14 +896,15 @@ def score_command(
         str | None, typer.Option(help="strptime format of the dates, e.g. '%d/%m/%Y %H:%M'.")
     ] = None,
     encoding: Annotated[str | None, typer.Option(help="CSV encoding (detected).")] = None,
-    delimiter: Annotated[str | None, typer.Option(help="CSV delimiter (sniffed).")] = None,
+    delimiter: DelimiterOpt = None,
+    decimal: DecimalOpt = None,
+    header: HeaderOpt = None,
     sheet: Annotated[str | None, typer.Option(help="Excel sheet name or 0-based index.")] = None,
     engine: EngineOpt = None,
     spark_master: SparkMasterOpt = None,
     table: TableOpt = None,
 ) -> None:
     """Score new transactions with a saved model: its rules, segments and names, unchanged."""
-    from .config import CleanConfig
     from .output import build_summary, write_run
     from .scoring import score
 
@@ -892,6 +931,8 @@ def score_command(
             date_format=date_format,
             encoding=encoding,
             delimiter=delimiter,
+            decimal=decimal,
+            header=header,
             sheet=sheet,
             progress=progress,
         )

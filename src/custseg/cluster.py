@@ -171,20 +171,38 @@ def _best(
     return None if best is None else best[1]
 
 
-def _kept_k(ks: Sequence[int], n_distinct: int) -> tuple[list[int], list[str]]:
+def _kept_k(ks: Sequence[int], n_distinct: int, n_rows: int) -> tuple[list[int], list[str]]:
     """The k that can be swept with ``n_distinct`` distinct rows, and notes on those dropped."""
     kept = [k for k in ks if k <= n_distinct]
     dropped = [k for k in ks if k > n_distinct]
+    few = _few_points(n_rows, n_distinct)
     if not kept:
-        return [n_distinct], [
-            f"Every k asked ({_fmt_ks(ks)}) exceeds the {n_distinct} distinct customers; "
-            f"swept k={n_distinct} only."
-        ]
+        note = f"Every k asked ({_fmt_ks(ks)}) exceeds {few}; swept k={n_distinct} only."
+        return [n_distinct], [note]
     if dropped:
-        return kept, [
-            f"Dropped k={_fmt_ks(dropped)} from the sweep: only {n_distinct} distinct customers."
-        ]
+        return kept, [f"Dropped k={_fmt_ks(dropped)} from the sweep: only {few}."]
     return kept, []
+
+
+def _k_too_large(k: int, n_rows: int, n_distinct: int) -> str:
+    """Why k cannot be fitted, counting customers and distinct points each by their name.
+
+    >>> _k_too_large(5000, 4311, 4150).split(". ")[0]
+    'k = 5,000 is more than the 4,311 customers (4,150 distinct R/F/M points)'
+    """
+    if k > n_rows:
+        what = f"the {_few_points(n_rows, n_distinct)}"
+    else:  # enough customers, but some share their R/F/M values and cannot be split
+        what = f"the {n_distinct:,} distinct R/F/M points of the {n_rows:,} customers"
+    return f"k = {k:,} is more than {what}. Pass a k of at most {n_distinct:,}, or let k be chosen."
+
+
+def _few_points(n_rows: int, n_distinct: int) -> str:
+    """``"4 customers (3 distinct R/F/M points)"``: customers and distinct points, each named."""
+    if n_distinct == n_rows:
+        return f"{n_rows:,} customer{'s' if n_rows != 1 else ''}"
+    points = f"{n_distinct:,} distinct R/F/M point{'s' if n_distinct != 1 else ''}"
+    return f"{n_rows:,} customers ({points})"
 
 
 def _knee_locator() -> Any:
@@ -296,7 +314,7 @@ def _sweep(
     idx = _sample_rows(Z.shape[0], method.sweep_limit, config.random_state)
     Zs, Rs = (Z, raw) if idx is None else (Z[idx], raw[idx])
     distinct = n_distinct(Zs, is_sorted=is_sorted)
-    kept, notes = _kept_k(list(config.k_values), distinct)
+    kept, notes = _kept_k(list(config.k_values), distinct, Zs.shape[0])
     fits = method.sweep(Zs, kept, Rs)
     figures = _figures(Zs, fits, kept, distinct, config)
     notes += [note for f in fits for note in f.notes if note not in notes]
@@ -492,7 +510,8 @@ def _prepare(Xs: np.ndarray, config: ClusterConfig) -> _Prepared:
         fit_mask = np.ones(n, dtype=bool)
     elif config.k is not None and n_fit < n and n_distinct(Xs[fit_mask], is_sorted=True) < config.k:
         notes.append(
-            f"Fewer than k={config.k} distinct customers are not outliers; "
+            f"Fewer than k={config.k} distinct R/F/M points remain among the customers who are "
+            "not outliers; "
             "fitted on all customers instead."
         )
         fit_mask = np.ones(n, dtype=bool)
@@ -673,7 +692,7 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
     EmptyDataError
         If there are no rows.
     ConfigError
-        If ``config.k`` exceeds the number of distinct customers, ``log`` meets negatives, or
+        If ``config.k`` exceeds the number of distinct R/F/M points, ``log`` meets negatives, or
         RFM scores meet features other than R, F, M.
     InputError
         If the features are missing, not numeric or not finite.
@@ -703,10 +722,7 @@ def fit_segments(X: np.ndarray | pd.DataFrame, *, config: ClusterConfig) -> Clus
     Xs = X_raw[order]
     distinct = n_distinct(Xs, is_sorted=True)
     if config.k is not None and config.k > distinct:
-        raise ConfigError(
-            f"k={config.k} is more than the {distinct} distinct customer(s) in the data. "
-            f"Pass a k of at most {distinct}, or let k be chosen."
-        )
+        raise ConfigError(_k_too_large(config.k, n, distinct))
     prep = _prepare(Xs, config)
     method = get_method(config)
     final, sweep = _final_fit(method, prep, config)
@@ -760,7 +776,7 @@ def sweep_partitions(
         raise EmptyDataError("No rows to cluster: the feature matrix is empty. Check the input.")
     idx = _sample_rows(Z.shape[0], method.sweep_limit, base.random_state)
     Zs, Rs = (Z, raw) if idx is None else (Z[idx], raw[idx])
-    ks, _ = _kept_k(list(base.k_values), n_distinct(Zs))
+    ks, _ = _kept_k(list(base.k_values), n_distinct(Zs), Zs.shape[0])
     fits = method.sweep(Zs, ks, Rs)  # no figures and no k rule: only the partitions
     labels = [_unsort(f.state.predict(Xs, prep.Z, f.centers), order) for f in fits]
     return ks, labels

@@ -152,6 +152,10 @@ def compute_rfm_and_ledger(
         "rows_used": int(df["rows_used"].sum()),
         "customers_seen": int(df[CUSTOMER].notna().sum()),
         "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
+        # Customers whose purchases all fall outside the date window (after --as-of, ...).
+        "customers_outside_window": int(
+            (df[CUSTOMER].notna() & (df["rows_used"] == 0) & (df["outside_window"] > 0)).sum()
+        ),
     }
     for r in DROP_REASONS:
         counts[r] = int(df[r].sum())

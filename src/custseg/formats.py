@@ -24,7 +24,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    model_serializer,
 )
 
 from .config import RunConfig
@@ -194,8 +196,18 @@ class LedgerRecord(_Part):
     customers_seen: int
     customers_segmented: int
     customers_without_purchase: int
+    #: Of those, customers whose purchases all fall outside the date window (written only
+    #: when there are any: a run without a window writes the ledger it always did).
+    customers_outside_window: int = 0
     purchase_date_min: str | None
     purchase_date_max: str | None
+
+    @model_serializer(mode="wrap")
+    def _omit_zero_window(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if not self.customers_outside_window:
+            out.pop("customers_outside_window", None)
+        return out
 
 
 class Metrics(_Part):

@@ -14,7 +14,7 @@ import gzip
 import hashlib
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -27,7 +27,9 @@ from ibis.backends import BaseBackend
 
 from .engine import Engine, EngineSpec, ops_for
 from .engine import connect as connect_engine
-from .errors import CustsegWarning, InputError, SchemaError
+from .engine.base import DECIMAL_COMMA_REGEX, NUMBER_REGEX, WHITESPACE, headerless_names
+from .engine.files import sniff_delimiter
+from .errors import ConfigError, CustsegWarning, InputError, SchemaError
 from .ids import (
     CUSTOMER_KEY,
     INVOICE_KEY,
@@ -116,6 +118,8 @@ class SourceInfo:
     encoding: str | None = None
     sheet: str | None = None
     sha256: str | None = None
+    #: Whether the first row named the columns (without one: ``column_1``, ``column_2``, ...).
+    header: bool = True
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,8 @@ def load_transactions(
     date_format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    decimal: str | None = None,
+    header: bool | None = None,
     sheet: str | int | None = None,
     need_stock_code: bool = False,
     engine: EngineSpec = None,
@@ -170,7 +176,16 @@ def load_transactions(
     encoding : str, optional
         CSV text encoding; detected (UTF-8, else ISO-8859-1) if omitted.
     delimiter : str, optional
-        CSV delimiter; sniffed if omitted.
+        CSV delimiter; sniffed if omitted. ``"whitespace"`` splits columns on runs of spaces
+        and tabs (whitespace-aligned text such as CDNOW's).
+    decimal : {".", ","}, optional
+        The decimal mark of numbers held as text: ``","`` reads ``1.234,56`` and ``12,5``
+        (European exports). Default ``"."``; a text column whose values mostly need ``","``
+        is refused with a hint to pass it.
+    header : bool, optional
+        Whether the first row of a CSV or text file names the columns. Detected if omitted:
+        a first row of numbers and dates only is data. Headerless columns are named
+        ``column_1``, ``column_2``, ... (name their roles with ``columns``).
     sheet : str or int, optional
         Excel sheet name or 0-based index (default: the first sheet).
     need_stock_code : bool
@@ -200,21 +215,72 @@ def load_transactions(
     'CustomerID'
     """
     eng = connect_engine(engine if engine is not None else con)
-    raw, info = _read(eng, source, encoding=encoding, delimiter=delimiter, sheet=sheet)
+    raw, info = _read(
+        eng, source, encoding=encoding, delimiter=delimiter, header=header, sheet=sheet
+    )
     headers = [str(c) for c in raw.columns]
     if not headers:
         raise InputError(f"{info.name} has no columns. Check that it is a table with a header row.")
     explicit = _explicit(columns)
-    cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
+    try:
+        cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
+    except SchemaError as exc:
+        raise _header_hint(exc, info, raw, eng) from None
+    comma = _decimal_comma(decimal)
+    # Text value columns are checked for decimal commas on the date's sample rows: one query.
+    numbers = [] if comma else _text_value_columns(raw, cmap)
+    assert cmap.date is not None  # detect_columns requires it
     fmt = date_format
     date_col = raw[cmap.date]
     if date_col.type().is_string():
-        sample = _sample(raw, cmap.date, eng)  # type: ignore[arg-type]
-        fmt = date_format or detect_date_format(sample, column=cmap.date)  # type: ignore[arg-type]
-    elif date_format is not None and not date_col.type().is_integer():
-        fmt = None
-    table = _canonical(raw, cmap, fmt)
+        samples = _sample(raw, cmap.date, eng, also=numbers)
+        fmt = date_format or detect_date_format(samples.pop(cmap.date), column=cmap.date)
+    else:
+        samples = _sample(raw, numbers[0], eng, also=numbers[1:]) if numbers else {}
+        if date_format is not None and not date_col.type().is_integer():
+            fmt = None
+    _check_decimal_point(samples)
+    table = _canonical(raw, cmap, fmt, decimal_comma=comma)
     return Transactions(table, cmap, info, fmt, tuple(headers), engine=eng)
+
+
+def _header_hint(exc: SchemaError, info: SourceInfo, raw: ir.Table, eng: Engine) -> SchemaError:
+    """A missing role in a headerless file (or one whose header looks like data) says so."""
+    headers = list(raw.columns)
+    if info.format != "csv" or not str(exc).startswith("No "):
+        return exc
+    if not info.header:
+        return SchemaError(
+            f"{Path(info.name).name} has no header row, so its columns are named column_1 to "
+            f"column_{len(headers)}{_first_row(raw, eng)}. Name their roles with "
+            "--customer-col, --date-col and --amount-col (or --quantity-col and --price-col), "
+            "e.g. --customer-col column_1."
+        )
+    if any(_DATA_CELL.match(h.strip()) for h in headers):
+        return SchemaError(
+            f"The first row of {Path(info.name).name}, {headers[:5]}, looks like data, not "
+            f"column names ({str(exc).split(':')[0].lower()}). Pass --no-header, then name "
+            "the roles, e.g. --customer-col column_1."
+        )
+    return exc
+
+
+def _first_row(raw: ir.Table, eng: Engine) -> str:
+    """`` (first row: column_1='00001', ...)``, or nothing if it cannot be read."""
+    try:
+        rows = raw.limit(1).to_pyarrow().to_pylist()
+    except Exception as exc:
+        if eng.is_interrupt(exc):
+            raise KeyboardInterrupt from None
+        return ""
+    if not rows:
+        return ""
+    return " (first row: " + ", ".join(f"{k}={_short(v)}" for k, v in rows[0].items()) + ")"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else text[:27] + "...'"
 
 
 def _explicit(columns: ColumnMap | Mapping[str, str | None] | None) -> dict[str, str | None]:
@@ -234,6 +300,7 @@ def _read(
     *,
     encoding: str | None,
     delimiter: str | None,
+    header: bool | None,
     sheet: str | int | None,
 ) -> tuple[ir.Table, SourceInfo]:
     if isinstance(source, ir.Table):
@@ -278,8 +345,36 @@ def _read(
         if f.stat().st_size == 0:
             raise InputError(f"{f} is empty. Export the data again with a header row.")
     enc = encoding or _detect_encoding(files[0])
+    table, has_header = _read_text(eng, files, name, enc, delimiter=delimiter, header=header)
+    info = SourceInfo(
+        name, "csv", tuple(map(str, files)), size, encoding=enc, sha256=digest, header=has_header
+    )
+    return table, info
+
+
+def _read_text(
+    eng: Engine,
+    files: list[Path],
+    name: str,
+    enc: str,
+    *,
+    delimiter: str | None,
+    header: bool | None,
+) -> tuple[ir.Table, bool]:
+    """Delimited or whitespace-aligned text files, and whether they have a header row."""
+    first = _first_text_line(files[0], enc)
+    whitespace = delimiter is not None and delimiter.lower() == WHITESPACE
+    cells = first.split() if whitespace else _cells(files[0], enc, first, delimiter)
+    has_header = header if header is not None else not _row_of_data(cells)
     try:
-        table = eng.read_csv(files, encoding=enc, delimiter=delimiter)
+        if whitespace:
+            names = cells if has_header else headerless_names(len(cells))
+            _check_unique(files[0], names)
+            table = eng.read_whitespace(
+                files, encoding=enc, names=names, header_line=first if has_header else None
+            )
+        else:
+            table = eng.read_csv(files, encoding=enc, delimiter=delimiter, header=has_header)
         schema = table.schema()
     except InputError:
         raise
@@ -290,15 +385,58 @@ def _read(
             f"Cannot read {name} as CSV ({_first_line(exc)}). "
             "Check the file is delimited text; pass --delimiter or --encoding if detection failed."
         ) from None
-    _check_csv_header(files[0], enc, list(schema.names))
+    if has_header and not whitespace:
+        _check_csv_header(files[0], enc, list(schema.names))
     if len(schema) == 1 and delimiter is None:
-        only = schema.names[0]
+        only = first if not has_header else schema.names[0]
         if any(sep in only for sep in (";", "\t", "|", ",")):
             raise InputError(
                 f"{name} was read as a single column {only!r}. Pass --delimiter with the "
                 "character that separates its columns."
             )
-    return table, SourceInfo(name, "csv", tuple(map(str, files)), size, encoding=enc, sha256=digest)
+        if len(only.split()) > 1:
+            raise InputError(
+                f"{name} was read as a single column {only.strip()[:60]!r}: its columns are "
+                "aligned with spaces. Pass --delimiter whitespace."
+            )
+    return table, has_header
+
+
+def _first_text_line(path: Path, encoding: str) -> str:
+    """The first non-blank line (byte order mark and line end removed), ``""`` if none."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding=encoding, errors="replace", newline="") as fh:
+            for _, line in zip(range(1000), fh, strict=False):
+                if line.strip():
+                    return line.lstrip("\ufeff").rstrip("\r\n")
+    except (OSError, EOFError, LookupError):
+        pass
+    return ""
+
+
+def _cells(path: Path, encoding: str, line: str, delimiter: str | None) -> list[str]:
+    """The line's cells, split by the delimiter given or sniffed."""
+    sep = delimiter or sniff_delimiter(path, encoding)
+    return next(csv.reader([line], delimiter=sep), []) if line else []
+
+
+_DATA_CELL = re.compile(r"^[+-]?[0-9]+(?:[.,:/ T-][0-9]+)*$")
+
+
+def _row_of_data(cells: list[str]) -> bool:
+    """Whether a first row holds numbers and dates only: data, not column names."""
+    values = [c.strip() for c in cells]
+    return bool(values) and all(_DATA_CELL.match(v) for v in values)
+
+
+def _check_unique(path: Path, names: list[str]) -> None:
+    dupes = sorted({c for c in names if names.count(c) > 1})
+    if dupes:
+        raise SchemaError(
+            f"Duplicated column name(s) {dupes} in the header of {path.name}. "
+            "Rename them so each is unique."
+        )
 
 
 def _is_catalog_name(eng: Engine, source: Any) -> bool:
@@ -513,10 +651,20 @@ def _first_line(exc: BaseException) -> str:
 # --- dates -----------------------------------------------------------------------------------
 
 
-def _sample(table: ir.Table, column: str, eng: Engine) -> list[str]:
+def _sample(
+    table: ir.Table, column: str, eng: Engine, *, also: Sequence[str] = ()
+) -> dict[str, list[str]]:
+    """Distinct non-empty stripped values of ``column`` and of ``also`` (each column's own),
+    from the first rows where ``column`` is not NULL: one query."""
     col = table[column]
+    names = [column, *(c for c in also if c != column)]
     try:
-        values = table.select(v=col).filter(col.notnull()).limit(_SAMPLE_ROWS).to_pyarrow()
+        rows = (
+            table.filter(col.notnull())
+            .select(**{f"v{i}": table[c] for i, c in enumerate(names)})
+            .limit(_SAMPLE_ROWS)
+            .to_pyarrow()
+        )
     except Exception as exc:
         if eng.is_interrupt(exc):
             raise KeyboardInterrupt from None
@@ -524,12 +672,15 @@ def _sample(table: ir.Table, column: str, eng: Engine) -> list[str]:
             f"Cannot read column {column!r} ({_first_line(exc)}). "
             "Check the file's encoding and delimiter (--encoding, --delimiter)."
         ) from None
-    seen: dict[str, None] = {}
-    for v in values.column("v").to_pylist():
-        s = str(v).strip()
-        if s:
-            seen.setdefault(s, None)
-    return list(seen)
+    out: dict[str, list[str]] = {}
+    for i, name in enumerate(names):
+        seen: dict[str, None] = {}
+        for v in rows.column(f"v{i}").to_pylist():
+            s = str(v).strip() if v is not None else ""
+            if s:
+                seen.setdefault(s, None)
+        out[name] = list(seen)
+    return out
 
 
 def detect_date_format(values: list[str], *, column: str = "date") -> str | None:
@@ -580,16 +731,54 @@ def detect_date_format(values: list[str], *, column: str = "date") -> str | None
 # --- the canonical table ---------------------------------------------------------------------
 
 
-def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Table:
+def _decimal_comma(decimal: str | None) -> bool:
+    """Whether numbers are read with a decimal comma (``--decimal ,``)."""
+    if decimal is None or decimal == ".":
+        return False
+    if decimal == ",":
+        return True
+    raise ConfigError(f"--decimal {decimal!r} is not a decimal mark. Use '.' (default) or ','.")
+
+
+def _text_value_columns(raw: ir.Table, cmap: ColumnMap) -> list[str]:
+    """The quantity, price or amount columns held as text."""
+    cols = [c for c in (cmap.quantity, cmap.price, cmap.amount) if c is not None]
+    return [c for c in cols if raw[c].type().is_string()]
+
+
+def _check_decimal_point(samples: Mapping[str, list[str]]) -> None:
+    """Refuse a text value column whose sampled values mostly need ``--decimal ,``.
+
+    Such values (``12,50``) do not parse as numbers: without the check every row would be
+    dropped as invalid_number.
+    """
+    for col, values in samples.items():
+        bad = [v for v in values if not _NUMBER.match(v)]
+        comma = [v for v in bad if "," in v and _DECIMAL_COMMA.match(v)]
+        if len(bad) * 2 > len(values) and len(comma) * 2 > len(bad):
+            examples = ", ".join(repr(v) for v in comma[:3])
+            raise SchemaError(
+                f"Column {col!r} holds numbers with a decimal comma (values like {examples}). "
+                "Pass --decimal ','."
+            )
+
+
+_NUMBER = re.compile(NUMBER_REGEX)
+_DECIMAL_COMMA = re.compile(DECIMAL_COMMA_REGEX)
+
+
+def _canonical(
+    raw: ir.Table, cmap: ColumnMap, date_format: str | None, *, decimal_comma: bool = False
+) -> ir.Table:
     cols: dict[str, ir.Value] = {CUSTOMER: customer_text(raw[cmap.customer])}
     if cmap.invoice is not None:
         cols[INVOICE] = invoice_text(raw[cmap.invoice])
     cols[DATE] = _timestamp(raw[cmap.date], date_format)
     if cmap.amount is not None:
-        cols[AMOUNT] = _number(raw[cmap.amount])
+        cols[AMOUNT] = _number(raw[cmap.amount], decimal_comma)
     else:
-        cols[QUANTITY] = _number(raw[cmap.quantity])
-        cols[PRICE] = _number(raw[cmap.price])
+        cols[QUANTITY] = _number(raw[cmap.quantity], decimal_comma)
+        cols[PRICE] = _number(raw[cmap.price], decimal_comma)
     if cmap.stock_code is not None:
         cols[STOCK_CODE] = canonical_text(raw[cmap.stock_code])
     cols[CUSTOMER_KEY] = raw[cmap.customer]
@@ -600,12 +789,13 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
     return raw.select(**cols)
 
 
-def _number(col: ir.Value) -> ir.FloatingValue:
+def _number(col: ir.Value, decimal_comma: bool = False) -> ir.FloatingValue:
     dtype = col.type()
     if dtype.is_numeric() or dtype.is_boolean():
         return col.cast("float64")
     ops = ops_for(col)
-    return ops.parse_number(ops.strip_text(col.cast("string")))
+    text = ops.strip_text(col.cast("string"))
+    return ops.parse_number(ops.decimal_comma(text) if decimal_comma else text)
 
 
 def _timestamp(col: ir.Value, date_format: str | None) -> ir.TimestampValue:

@@ -199,6 +199,8 @@ def run(
     date_format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    decimal: str | None = None,
+    header: bool | None = None,
     sheet: str | int | None = None,
     progress: Progress | None = None,
     engine: EngineSpec = None,
@@ -215,8 +217,8 @@ def run(
         Cleaning, clustering and naming settings.
     columns : ColumnMap or mapping, optional
         Explicit role -> column choices.
-    date_format, encoding, delimiter, sheet : optional
-        Reading options, detected when omitted.
+    date_format, encoding, delimiter, decimal, header, sheet : optional
+        Reading options, detected when omitted (see :func:`custseg.load.load_transactions`).
     progress : callable, optional
         Called with each stage's name as it starts.
     engine : Engine, str, Ibis backend or SparkSession, optional
@@ -251,6 +253,8 @@ def run(
         "date_format": date_format,
         "encoding": encoding,
         "delimiter": delimiter,
+        "decimal": decimal,
+        "header": header,
         "sheet": sheet,
     }
     return on_engine(
@@ -528,6 +532,8 @@ def backtest(
     date_format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    decimal: str | None = None,
+    header: bool | None = None,
     sheet: str | int | None = None,
     progress: Progress | None = None,
     engine: EngineSpec = None,
@@ -555,6 +561,8 @@ def backtest(
         "date_format": date_format,
         "encoding": encoding,
         "delimiter": delimiter,
+        "decimal": decimal,
+        "header": header,
         "sheet": sheet,
     }
     return on_engine(

@@ -71,6 +71,9 @@ SYNONYMS: dict[Role, tuple[str, ...]] = {
         "buyerid",
         "buyer",
         "memberid",
+        "membernumber",
+        "memberno",
+        "member",
         "accountid",
         "account",
         "shopperid",
@@ -286,18 +289,50 @@ def _add_known_names(chosen: dict[str, str], headers: list[str]) -> None:
                 break
 
 
+# Words that mark a column as a candidate for a role in a "did you mean" hint.
+_HINT_WORDS: dict[Role, tuple[str, ...]] = {
+    "customer": ("cust", "client", "user", "buyer", "member", "account", "shopper", "contact"),
+    "invoice": ("invoice", "order", "transaction", "receipt", "basket", "bill", "ticket"),
+    "date": ("date", "time", "day", "created", "ordered", "purchased"),
+    "quantity": ("quantity", "qty", "units", "count", "pieces"),
+    "price": ("price", "cost"),
+    "amount": ("amount", "revenue", "sales", "total", "value", "spend"),
+    "stock_code": ("stock", "sku", "product", "item", "article"),
+}
+
+
 def _missing(role: Role, headers: list[str], taken: set[str]) -> SchemaError:
-    """No column for ``role``; the hint suggests only a column no other role uses."""
-    free = [h for h in headers if h not in taken]
-    by_norm = {_norm(h): h for h in free}
-    guesses = difflib.get_close_matches(role.replace("_", " "), free, n=3, cutoff=0.3) or [
-        by_norm[g]
-        for g in difflib.get_close_matches(SYNONYMS[role][0], list(by_norm), n=1, cutoff=0.3)
-    ]
+    """No column for ``role``; the hint suggests only a column no other role uses.
+
+    A column is suggested when its name holds a word of the role (``Member_number`` for the
+    customer); otherwise the closest name, among the columns that neither play nor are named
+    like another role (a ``Date`` column is never suggested as the customer).
+    """
+    free = [h for h in headers if h not in taken and not _named_for_other_role(h, role)]
+    guesses = [h for h in free if any(w in _norm(h) for w in _HINT_WORDS[role])]
+    # Columns worded like another role (itemDescription: a product) are guessed last.
+    plain = [h for h in free if not _worded_for_other_role(h, role)]
+    for pool in (plain, free):
+        guesses = guesses or difflib.get_close_matches(role.replace("_", " "), pool, 3, 0.3)
+        by_norm = {_norm(h): h for h in pool}
+        close = difflib.get_close_matches(SYNONYMS[role][0], list(by_norm), n=1, cutoff=0.3)
+        guesses = guesses or [by_norm[g] for g in close]
     hint = f"'{guesses[0]}'" if guesses else "NAME"
     return SchemaError(
         f"No {role.replace('_', ' ')} column: found {headers}. Pass {FLAGS[role]} {hint}."
     )
+
+
+def _named_for_other_role(header: str, role: Role) -> bool:
+    """Whether the header is a known name of another role (``Date`` for the date)."""
+    norm = _norm(header)
+    return any(norm in SYNONYMS[other] for other in ROLES if other != role)
+
+
+def _worded_for_other_role(header: str, role: Role) -> bool:
+    """Whether the header holds a word of another role (``itemDescription``: a product)."""
+    norm = _norm(header)
+    return any(w in norm for other in ROLES if other != role for w in _HINT_WORDS[other])
 
 
 def _require(cmap: ColumnMap, headers: list[str], *, need_stock_code: bool) -> None:

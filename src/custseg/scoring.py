@@ -117,6 +117,8 @@ def score(
     date_format: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    decimal: str | None = None,
+    header: bool | None = None,
     sheet: str | int | None = None,
     progress: Callable[[str], None] | None = None,
     engine: EngineSpec = None,
@@ -166,6 +168,8 @@ def score(
         "date_format": date_format,
         "encoding": encoding,
         "delimiter": delimiter,
+        "decimal": decimal,
+        "header": header,
         "sheet": sheet,
     }
     return on_engine(

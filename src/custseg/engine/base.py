@@ -24,12 +24,28 @@ from ibis.backends import BaseBackend
 from ..errors import InputError, OutputError
 from . import dates
 
-__all__ = ["NUMBER_REGEX", "Engine"]
+__all__ = [
+    "DECIMAL_COMMA_REGEX",
+    "NUMBER_REGEX",
+    "WHITESPACE",
+    "WHITESPACE_REGEX",
+    "Engine",
+    "headerless_names",
+]
 
 #: Text that reads as a finite number on every engine: digits with an optional point, an
 #: optional exponent, digit groups split by "_" (which DuckDB accepts). Anything else (NaN,
 #: "inf", "1,5") is NULL and counted as invalid_number, as on DuckDB.
 NUMBER_REGEX = r"^[+-]?(?:[0-9]+(?:_[0-9]+)*[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+#: A number with a decimal comma (``--decimal ,``): ``12,5``, ``-3``, ``,5``, and digit groups
+#: of exactly three split by points or spaces (``1.234,56``, ``1 234,56``). ``12.50`` is no
+#: such number (NULL, counted as invalid_number), so a point-decimal file is never misread.
+DECIMAL_COMMA_REGEX = r"^[+-]?(?:(?:[0-9]{1,3}(?:[. ][0-9]{3})+|[0-9]+)(?:,[0-9]*)?|,[0-9]+)$"
+
+#: ``--delimiter whitespace``: columns split by runs of spaces and tabs (CDNOW's own layout).
+WHITESPACE = "whitespace"
+WHITESPACE_REGEX = r"[ \t]+"
 
 
 class Engine:
@@ -108,13 +124,60 @@ class Engine:
         return self.register_arrow(_read_parquet_arrow(paths), "parquet")
 
     def read_csv(
-        self, paths: Sequence[Path], *, encoding: str = "utf-8", delimiter: str | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        header: bool = True,
     ) -> ir.Table:
-        """A table over CSV files, every column read as text."""
+        """A table over CSV files, every column read as text.
+
+        Without a ``header`` row the columns are named ``column_1``, ``column_2``, ...
+        (:func:`headerless_names`).
+        """
         raise InputError(
             f"The {self.label} engine does not read CSV files. Load the file into a table, "
             "or run with --engine duckdb."
         )
+
+    def read_lines(self, paths: Sequence[Path], *, encoding: str = "utf-8") -> ir.Table:
+        """The files' lines as one text column ``line`` (for :meth:`read_whitespace`)."""
+        raise InputError(
+            f"--delimiter whitespace is DuckDB-only for now (not on {self.label}). Run with "
+            "--engine duckdb, or convert the file to CSV."
+        )
+
+    def read_whitespace(
+        self,
+        paths: Sequence[Path],
+        *,
+        encoding: str = "utf-8",
+        names: Sequence[str],
+        header_line: str | None = None,
+    ) -> ir.Table:
+        """Text files whose columns are split by runs of spaces and tabs, as text columns.
+
+        Parameters
+        ----------
+        names : sequence of str
+            The column names, in order; cells past the last are ignored, missing ones NULL.
+        header_line : str, optional
+            The header row's text: lines equal to it (the first of each file) are skipped.
+
+        Notes
+        -----
+        The lines are split in the engine with a regular expression (:meth:`read_lines`,
+        then Ibis' ``re_split``): any engine that reads lines reads such files.
+        """
+        lines: Any = self.read_lines(paths, encoding=encoding)
+        t: Any = lines.mutate(_text=self.strip_text(lines["line"]))
+        keep = t["_text"].notnull() & (t["_text"] != "")
+        if header_line is not None:
+            keep = keep & (t["_text"] != header_line.strip())
+        t = t.filter(keep)
+        parts = t["_text"].re_split(WHITESPACE_REGEX)
+        return t.select(**{name: parts[i] for i, name in enumerate(names)})
 
     def register_arrow(self, data: pa.Table | pd.DataFrame, name: str) -> ir.Table:
         """Register an in-memory Arrow table or DataFrame as a temporary table."""
@@ -213,6 +276,18 @@ class Engine:
         return ibis.ifelse(ok, digits.try_cast(idt.float64), ibis.null("float64"))
 
     @classmethod
+    def decimal_comma(cls, text: ir.StringValue) -> ir.StringValue:
+        """Stripped decimal-comma text (``1.234,56``) as point-decimal text (``1234.56``).
+
+        NULL where the text is not such a number (:data:`DECIMAL_COMMA_REGEX`); the result
+        goes to :meth:`parse_number`. Plain regular expressions and replacements: every
+        backend runs it as it is.
+        """
+        t: Any = text
+        plain = t.replace(".", "").replace(" ", "").replace(",", ".")
+        return ibis.ifelse(t.re_search(DECIMAL_COMMA_REGEX), plain, ibis.null("string"))
+
+    @classmethod
     def parse_timestamp(cls, text: ir.StringValue, fmt: str | None) -> ir.TimestampValue:
         """Stripped text to a timestamp, NULL where it does not parse.
 
@@ -290,6 +365,11 @@ def _read_parquet_arrow(paths: Sequence[Path]) -> pa.Table:
             f"Cannot read {paths[0]} as Parquet ({first_line(exc)}). "
             "Check the file is a complete Parquet file."
         ) from None
+
+
+def headerless_names(n: int) -> list[str]:
+    """The names of a headerless file's ``n`` columns: ``column_1`` ... ``column_n``."""
+    return [f"column_{i + 1}" for i in range(n)]
 
 
 def first_line(exc: BaseException, limit: int = 200) -> str:

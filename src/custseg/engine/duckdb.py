@@ -17,7 +17,7 @@ import pyarrow as pa
 from ibis.backends import BaseBackend
 
 from ..errors import ConfigError, InputError
-from .base import Engine, arrow_table
+from .base import Engine, arrow_table, headerless_names
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "MAX_LINE_BYTES", "DuckDBEngine", "connect_duckdb"]
 
@@ -109,17 +109,43 @@ class DuckDBEngine(Engine):
         return self.con.read_parquet(files if len(files) > 1 else files[0], union_by_name=True)
 
     def read_csv(
-        self, paths: Sequence[Path], *, encoding: str = "utf-8", delimiter: str | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        header: bool = True,
     ) -> ir.Table:
         """A lazy table over CSV files, every column read as text.
 
         Text columns let the cleaning stage count unparseable numbers and dates in the ledger
-        instead of failing the whole read on the first bad cell.
+        instead of failing the whole read on the first bad cell. Without a header the columns
+        are ``column_1``, ``column_2``, ...
         """
         files = [str(p) for p in paths]
-        opts: dict[str, Any] = {
+        opts = self._csv_options(files, encoding)
+        opts["header"] = header
+        if delimiter:
+            opts["delim"] = delimiter
+        table = self.con.read_csv(files if len(files) > 1 else files[0], **opts)
+        if header:
+            return table
+        names = headerless_names(len(table.columns))
+        return table.rename(dict(zip(names, table.columns, strict=True)))
+
+    def read_lines(self, paths: Sequence[Path], *, encoding: str = "utf-8") -> ir.Table:
+        """The files' lines as one text column ``line``: no quoting, no delimiter."""
+        files = [str(p) for p in paths]
+        opts = self._csv_options(files, encoding)
+        # A unit separator never occurs in such text files: each line is one cell.
+        opts.update(header=False, delim="\x1f", quote="", escape="", columns={"line": "VARCHAR"})
+        opts.update(auto_detect=False, union_by_name=False)
+        return self.con.read_csv(files if len(files) > 1 else files[0], **opts)
+
+    @staticmethod
+    def _csv_options(files: list[str], encoding: str) -> dict[str, Any]:
+        return {
             "all_varchar": True,
-            "header": True,
             "encoding": encoding,
             "union_by_name": len(files) > 1,
             # DuckDB's default (2 MB) rejects exports with very long description cells.
@@ -129,9 +155,6 @@ class DuckDBEngine(Engine):
             # fast.
             "buffer_size": 2 * MAX_LINE_BYTES,
         }
-        if delimiter:
-            opts["delim"] = delimiter
-        return self.con.read_csv(files if len(files) > 1 else files[0], **opts)
 
     def register_arrow(self, data: pa.Table | pd.DataFrame, name: str) -> ir.Table:
         """Register an in-memory Arrow table or DataFrame with the engine."""

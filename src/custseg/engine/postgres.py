@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 from ..errors import ConfigError, InputError, OutputError
 from . import dates
 from . import files as _files
-from .base import Engine, _read_parquet_arrow, arrow_table, first_line
+from .base import Engine, _read_parquet_arrow, arrow_table, first_line, headerless_names
 
 __all__ = ["PostgresEngine", "connect_postgres", "redact_url"]
 
@@ -168,25 +168,47 @@ class PostgresEngine(Engine):
         return self.con.table(name)
 
     def read_csv(
-        self, paths: Sequence[Path], *, encoding: str = "utf-8", delimiter: str | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        header: bool = True,
     ) -> ir.Table:
         """CSV files copied into a temporary table of text columns (united by header names)."""
         sep = delimiter or _files.sniff_delimiter(paths[0], encoding)
+        if not header:
+            width = len(_files.header_cells(paths[0], encoding, sep))
+            plain = dict.fromkeys(headerless_names(width), "text")
+            return self._copy_in("csv", plain, _csv_chunks(paths, encoding, sep, skip=0))
         groups = _files.group_by_header(paths, encoding, sep)
         names: dict[str, str] = {}
-        for header in groups:
-            for cell in header:
+        for cells in groups:
+            for cell in cells:
                 names.setdefault(cell, "text")
         if len(groups) > 1:
             return self._csv_union(groups, names, encoding, sep)
-        (header,) = groups
-        if len(set(header)) != len(header):
-            dupes = sorted({c for c in header if header.count(c) > 1})
+        (first,) = groups
+        if len(set(first)) != len(first):
+            dupes = sorted({c for c in first if first.count(c) > 1})
             raise InputError(
                 f"Duplicated column name(s) {dupes} in the header of {paths[0].name}. "
                 "Rename them so each is unique."
             )
         return self._copy_in("csv", names, _csv_chunks(paths, encoding, sep))
+
+    def read_whitespace(
+        self,
+        paths: Sequence[Path],
+        *,
+        encoding: str = "utf-8",
+        names: Sequence[str],
+        header_line: str | None = None,
+    ) -> ir.Table:
+        """Whitespace-aligned text split on the client as it is copied in (``str.split``)."""
+        columns = dict.fromkeys(names, "text")
+        chunks = _whitespace_chunks(paths, encoding, len(columns), header_line)
+        return self._copy_in("text", columns, chunks)
 
     def _csv_union(
         self, groups: dict[tuple[str, ...], list[Path]], names: dict[str, str], enc: str, sep: str
@@ -423,8 +445,44 @@ def _qualified(name: str) -> str:
     return (f'"{_ident(schema)}".' if schema else "") + f'"{_ident(table)}"'
 
 
-def _csv_chunks(paths: Sequence[Path], encoding: str, sep: str) -> Iterator[bytes]:
-    """The files' rows after the header, re-written as UTF-8 comma-separated CSV."""
+def _whitespace_chunks(
+    paths: Sequence[Path], encoding: str, width: int, header_line: str | None
+) -> Iterator[bytes]:
+    """Lines split on runs of whitespace into ``width`` cells, as UTF-8 CSV (header skipped)."""
+    import csv
+
+    header = header_line.strip() if header_line is not None else None
+
+    def rows(fh: Iterator[str]) -> Iterator[list[str]]:
+        for line in fh:
+            text = line.strip()
+            if text and text != header:
+                cells = text.split()[:width]
+                yield cells + [""] * (width - len(cells))
+
+    for path in paths:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        try:
+            with _files.open_text(path, encoding) as fh:
+                for i, row in enumerate(rows(fh)):
+                    writer.writerow(row)
+                    if i % 50_000 == 49_999:
+                        yield buf.getvalue().encode("utf-8")
+                        buf.seek(0)
+                        buf.truncate()
+        except (UnicodeDecodeError, OSError, EOFError) as exc:
+            raise InputError(
+                f"Cannot read {path}: {str(exc)[:200]}. Check the file is complete and "
+                "pass --encoding with its real encoding (e.g. latin-1)."
+            ) from None
+        yield buf.getvalue().encode("utf-8")
+
+
+def _csv_chunks(
+    paths: Sequence[Path], encoding: str, sep: str, *, skip: int = 1
+) -> Iterator[bytes]:
+    """The files' rows after the header (``skip`` rows), re-written as UTF-8 CSV."""
     import csv
 
     for path in paths:
@@ -432,7 +490,8 @@ def _csv_chunks(paths: Sequence[Path], encoding: str, sep: str) -> Iterator[byte
         writer = csv.writer(buf, lineterminator="\n")
         with _files.open_text(path, encoding) as fh:
             reader = csv.reader(fh, delimiter=sep)
-            next(reader, None)
+            for _ in range(skip):
+                next(reader, None)
             try:
                 for i, row in enumerate(reader):
                     # An empty cell is NULL in COPY; csv.writer writes "" as empty too.

@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, InputError
 from . import files as _files
-from .base import NUMBER_REGEX, Engine, arrow_table, first_line
+from .base import NUMBER_REGEX, Engine, arrow_table, first_line, headerless_names
 
 __all__ = ["SparkEngine", "connect_spark", "spark_session"]
 
@@ -281,10 +281,18 @@ class SparkEngine(Engine):
         return self._view(df, "parquet")
 
     def read_csv(
-        self, paths: Sequence[Path], *, encoding: str = "utf-8", delimiter: str | None = None
+        self,
+        paths: Sequence[Path],
+        *,
+        encoding: str = "utf-8",
+        delimiter: str | None = None,
+        header: bool = True,
     ) -> ir.Table:
         """CSV files read by Spark, every column as text; files with other headers by name."""
         sep = delimiter or _files.sniff_delimiter(paths[0], encoding)
+        if not header:
+            df = self._csv_frame(paths, encoding, sep=sep, header=False, quote='"')
+            return self._view(df.toDF(*headerless_names(len(df.columns))), "csv")
         frames = []
         for _, group in _files.group_by_header(paths, encoding, sep).items():
             df = self.session.read.csv(
@@ -307,6 +315,27 @@ class SparkEngine(Engine):
         for other in frames[1:]:
             df = df.unionByName(other, allowMissingColumns=True)
         return self._view(df, "csv")
+
+    def read_lines(self, paths: Sequence[Path], *, encoding: str = "utf-8") -> ir.Table:
+        """The files' lines as one text column ``line`` (Spark's CSV reader, no quoting)."""
+        # A unit separator never occurs in such text files: each line is one cell.
+        df = self._csv_frame(paths, encoding, sep="\x1f", header=False, quote="")
+        return self._view(df.toDF("line"), "lines")
+
+    def _csv_frame(
+        self, paths: Sequence[Path], encoding: str, *, sep: str, header: bool, quote: str
+    ) -> Any:
+        return self.session.read.csv(
+            [str(p) for p in paths],
+            header=header,
+            inferSchema=False,
+            sep=sep,
+            encoding=_java_charset(encoding),
+            quote=quote,
+            escape='"' if quote else "\\",
+            multiLine=bool(quote),
+            mode="FAILFAST",
+        )
 
     def register_arrow(self, data: pa.Table | pd.DataFrame, name: str) -> ir.Table:
         """An Arrow table or DataFrame as a Spark temporary view."""
