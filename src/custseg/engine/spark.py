@@ -254,6 +254,11 @@ class SparkEngine(Engine):
         df.createOrReplaceTempView(name)
         return self.con.table(name)
 
+    def to_dataframe(self, expr: ir.Table) -> Any:
+        """The Spark DataFrame of an Ibis table expression (nothing is computed yet)."""
+        self.con._run_pre_execute_hooks(expr)
+        return self.session.sql(self.con.compile(expr))
+
     def query_progress(self) -> float | None:
         """Finished tasks over all tasks of the active stages, in percent."""
         try:
