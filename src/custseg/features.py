@@ -12,6 +12,7 @@ table comes back to Python.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -176,7 +177,10 @@ def _per_customer(marked: ir.Table) -> ir.Table:
 
 
 def rfm_table_and_ledger(
-    marked: ir.Table, *, as_of: dt.date | None = None
+    marked: ir.Table,
+    *,
+    as_of: dt.date | None = None,
+    hold: Callable[[ir.Table], ir.Table] | None = None,
 ) -> tuple[ir.Table, Ledger, dt.date]:
     """As :func:`compute_rfm_and_ledger`, but the RFM table stays in the engine.
 
@@ -184,9 +188,12 @@ def rfm_table_and_ledger(
     back); the RFM table is an expression over it (``customer_id``, ``recency``,
     ``frequency``, ``monetary``, in no particular order: :func:`order_customers` gives the
     order of :func:`compute_rfm`). Used by ``--cluster-engine spark``, where the customers
-    need not fit the driver.
+    need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is given the
+    per-customer table, which is read twice.
     """
     per: Any = _per_customer(marked)
+    if hold is not None:
+        per = hold(per)
     buys = per["rows_used"] > 0
 
     def total(col: str, where: Any = None) -> Any:

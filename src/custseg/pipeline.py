@@ -455,7 +455,7 @@ def aggregate_in_engine(
     eng = connect_engine(con)
     tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
     with eng.translate_errors(tx.source.name):
-        table, ledger, as_of = rfm_table_and_ledger(marked, as_of=config.clean.as_of)
+        table, ledger, as_of = rfm_table_and_ledger(marked, as_of=config.clean.as_of, hold=eng.hold)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
     return InEngine(tx, table, ledger, as_of)

@@ -225,6 +225,7 @@ class SparkEngine(Engine):
     ) -> None:
         super().__init__(con, owned=owned, label=label)
         self._tmp_dir = tmp_dir
+        self._held: list[Any] = []
 
     @property
     def session(self) -> Any:
@@ -244,10 +245,21 @@ class SparkEngine(Engine):
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     def _drop_temporary(self) -> None:
+        for df in self._held:
+            with contextlib.suppress(Exception):
+                df.unpersist()
+        self._held.clear()
         for name in self._temporary:
             with contextlib.suppress(Exception):
                 self.session.catalog.dropTempView(name)
         self._temporary.clear()
+
+    def hold(self, expr: ir.Table) -> ir.Table:
+        """The table persisted in Spark and registered as a temporary view (both released
+        when the engine closes), so reading it twice computes it once."""
+        df = self.to_dataframe(expr).persist()
+        self._held.append(df)
+        return self._view(df, "held")
 
     def _view(self, df: Any, stem: str) -> ir.Table:
         name = self._temp_name(stem)
