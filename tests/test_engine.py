@@ -447,9 +447,10 @@ MLLIB = "Clustered with Spark MLlib K-Means (k-means||); silhouette on squared d
 
 
 def _separated_rfm(per_group: int = 120, seed: int = 0) -> pd.DataFrame:
-    """Four groups of customers, far apart in log R, F, M, with a few extreme spenders."""
+    """Four groups of customers at the corners of a tetrahedron in log R, F, M, and two
+    extreme spenders (outliers by the z-score rule)."""
     rng = np.random.default_rng(seed)
-    centres = [(5, 25, 20_000), (40, 8, 2_000), (150, 3, 400), (330, 1, 60)]
+    centres = [(5, 1, 50), (5, 30, 20_000), (200, 1, 20_000), (200, 30, 50)]
     parts = [
         np.column_stack(
             [
@@ -460,7 +461,7 @@ def _separated_rfm(per_group: int = 120, seed: int = 0) -> pd.DataFrame:
         )
         for r, f, m in centres
     ]
-    X = np.concatenate([*parts, [[2, 60, 900_000], [1, 80, 2_500_000]]])
+    X = np.concatenate([*parts, [[2, 3_000, 5e9], [1, 2_500, 3e9]]])
     ids = pd.Index([str(10_000 + i) for i in range(len(X))], name="customer_id")
     rfm = pd.DataFrame(X, columns=["recency", "frequency", "monetary"], index=ids)
     return rfm.astype({"recency": "int64", "frequency": "int64"})
@@ -474,7 +475,7 @@ def test_mllib_kmeans_agrees_with_local_on_separated_clusters(other: Any) -> Non
     from custseg.spark_cluster import fit_segments_spark
 
     rfm = _separated_rfm()
-    config = ClusterConfig(select="auto")
+    config = ClusterConfig(select="auto", k_values=tuple(range(1, 9)))
     local = fit_segments(rfm, config=config)
     frame = other.session.createDataFrame(rfm.reset_index())
     got, fit = fit_segments_spark(frame, config=config.replace(cluster_engine="spark"))
