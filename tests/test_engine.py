@@ -511,7 +511,7 @@ def test_cluster_engine_spark_on_online_retail(
     pd.testing.assert_frame_equal(got.customers[cols], local.customers[cols], check_exact=True)
     assert got.k == local.k == 3
     ari = adjusted_rand_score(local.customers["cluster"], got.customers["cluster"])
-    assert ari >= 0.9  # measured 0.972: 99.1% of customers in the same segment
+    assert ari >= 0.9  # measured 0.969: 99.0% of customers in the same segment
     assert got.stability is None and any(MLLIB in w for w in got.warnings)
     files = _outputs(got, tmp_path / "fit")
     summary = json.loads(files["summary.json"])
