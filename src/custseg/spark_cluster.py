@@ -432,7 +432,8 @@ def fit_segments_spark(rfm: Any, *, config: ClusterConfig) -> tuple[pd.DataFrame
         df.unpersist()
 
 
-def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame, ClusterFit]:
+def _check(df: Any, config: ClusterConfig) -> int:
+    """The number of customers, once refused what :func:`fit_segments` refuses."""
     F = _functions()
     n = int(df.count())
     if n == 0:
@@ -452,6 +453,35 @@ def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame
             f"k={config.k} is more than the {distinct} distinct customer(s) in the data. "
             f"Pass a k of at most {distinct}, or let k be chosen."
         )
+    return n
+
+
+def _model(
+    rule: OutlierRule,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    centers: np.ndarray,
+    config: ClusterConfig,
+) -> ClusterModel:
+    """The fitted pipeline as the :class:`ClusterModel` a local fit gives (model.json)."""
+    return ClusterModel(
+        features=RFM_COLUMNS,
+        transform=config.transform,
+        outlier_rule=rule,
+        scaler_mean=tuple(mean.tolist()),
+        scaler_scale=tuple(scale.tolist()),
+        centers=tuple(tuple(c.tolist()) for c in centers),
+        k=len(centers),
+        random_state=config.random_state,
+        method="kmeans",
+        params=_params(),
+        state=CentroidState(),
+    )
+
+
+def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame, ClusterFit]:
+    F = _functions()
+    n = _check(df, config)
     rule = _outlier_rule(df, config)
     flagged, fit_notes = _fit_rows(df.withColumn(_OUT, _flag(rule)), n, config)
     mean, scale = _scaler(flagged.filter(F.col(_FIT)))
@@ -476,19 +506,7 @@ def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame
         fit_df.unpersist()
         zdf.unpersist()
     customers = order_customers(labelled.set_index(CUSTOMER))
-    model = ClusterModel(
-        features=RFM_COLUMNS,
-        transform=config.transform,
-        outlier_rule=rule,
-        scaler_mean=tuple(mean.tolist()),
-        scaler_scale=tuple(scale.tolist()),
-        centers=tuple(tuple(c.tolist()) for c in centers),
-        k=len(centers),
-        random_state=config.random_state,
-        method="kmeans",
-        params=_params(),
-        state=CentroidState(),
-    )
+    model = _model(rule, mean, scale, centers, config)
     notes_all = [*first, *fit_notes, *([selection.note] if selection.note else [])]
     fit = ClusterFit(
         model=model,
