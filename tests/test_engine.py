@@ -440,8 +440,8 @@ def test_run_closes_the_engine_it_opens(tiny_csv: Path) -> None:
 
 # --- --cluster-engine spark: MLlib K-Means on the customer table left in Spark -------------
 
-#: MLlib tests on local[2] only: each K-Means iteration is a Spark job, and the standalone
-#: cluster's identity is proven by the tests above.
+#: The slower MLlib tests on local[2] only (each K-Means iteration is a Spark job); the
+#: separated-clusters one runs on the standalone cluster as well.
 on_local_spark = pytest.mark.parametrize("other", ENGINES[:1], indirect=True)
 MLLIB = "Clustered with Spark MLlib K-Means (k-means||); silhouette on squared distances"
 
@@ -467,7 +467,7 @@ def _separated_rfm(per_group: int = 120, seed: int = 0) -> pd.DataFrame:
     return rfm.astype({"recency": "int64", "frequency": "int64"})
 
 
-@on_local_spark
+@on_spark  # on the standalone cluster too: MLlib's jobs cross processes
 def test_mllib_kmeans_agrees_with_local_on_separated_clusters(other: Any) -> None:
     from sklearn.metrics import adjusted_rand_score
 
@@ -506,6 +506,8 @@ def test_cluster_engine_spark_on_online_retail(
     local = _quiet_run(retail_parquet, engine=duck, config=knee)
     spark_config = knee.model_copy(update={"cluster": knee.cluster.replace(cluster_engine="spark")})
     got = _quiet_run(retail_parquet, engine=other, config=spark_config)
+    views = [t.name for t in other.session.catalog.listTables() if "held" in t.name]
+    assert views == [] and not other._held  # the cached customer table is released
     assert got.ledger == local.ledger and got.as_of == local.as_of
     cols = ["recency", "frequency", "monetary", "outlier"]
     pd.testing.assert_frame_equal(got.customers[cols], local.customers[cols], check_exact=True)

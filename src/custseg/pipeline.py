@@ -516,11 +516,19 @@ def _run(
     timings, lap = _stopwatch()
     check_cluster_engine(config, con)
     if config.cluster.cluster_engine == "spark":
-        inside = aggregate_in_engine(
-            source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
-        )
-        progress(STAGES[2])
-        result = segment_in_spark(inside, con, config=config, reference=reference)
+        try:
+            inside = aggregate_in_engine(
+                source,
+                config=config,
+                read_options=read_options,
+                progress=progress,
+                lap=lap,
+                con=con,
+            )
+            progress(STAGES[2])
+            result = segment_in_spark(inside, con, config=config, reference=reference)
+        finally:
+            con.release_held()
     else:
         agg = aggregate(
             source, config=config, read_options=read_options, progress=progress, lap=lap, con=con

@@ -106,6 +106,9 @@ class Engine:
         others return it as it is)."""
         return expr
 
+    def release_held(self) -> None:
+        """Release what :meth:`hold` kept (nothing here)."""
+
     # --- reading ---------------------------------------------------------------------------
 
     def read_parquet(self, paths: Sequence[Path]) -> ir.Table:

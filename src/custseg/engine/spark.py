@@ -225,7 +225,7 @@ class SparkEngine(Engine):
     ) -> None:
         super().__init__(con, owned=owned, label=label)
         self._tmp_dir = tmp_dir
-        self._held: list[Any] = []
+        self._held: list[tuple[Any, str]] = []
 
     @property
     def session(self) -> Any:
@@ -245,10 +245,7 @@ class SparkEngine(Engine):
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     def _drop_temporary(self) -> None:
-        for df in self._held:
-            with contextlib.suppress(Exception):
-                df.unpersist()
-        self._held.clear()
+        self.release_held()
         for name in self._temporary:
             with contextlib.suppress(Exception):
                 self.session.catalog.dropTempView(name)
@@ -258,8 +255,21 @@ class SparkEngine(Engine):
         """The table persisted in Spark and registered as a temporary view (both released
         when the engine closes), so reading it twice computes it once."""
         df = self.to_dataframe(expr).persist()
-        self._held.append(df)
-        return self._view(df, "held")
+        table = self._view(df, "held")
+        self._held.append((df, table.get_name()))
+        return table
+
+    def release_held(self) -> None:
+        """Unpersist every held table and drop its view (a run calls it when done, so an
+        engine kept open across runs does not accumulate them)."""
+        for df, name in self._held:
+            with contextlib.suppress(Exception):
+                df.unpersist()
+            with contextlib.suppress(Exception):
+                self.session.catalog.dropTempView(name)
+            with contextlib.suppress(ValueError):
+                self._temporary.remove(name)
+        self._held.clear()
 
     def _view(self, df: Any, stem: str) -> ir.Table:
         name = self._temp_name(stem)
