@@ -7,6 +7,7 @@ skips with the reason, under CI it fails.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -472,3 +474,138 @@ def test_missing_input_on_spark_names_the_file(other: Any, tmp_path: Path) -> No
 def test_run_closes_the_engine_it_opens(tiny_csv: Path) -> None:
     result = _quiet_run(tiny_csv, config=RunConfig(cluster=ClusterConfig(k=2, k_values=(1, 2))))
     assert len(result.customers) == 3
+
+
+# --- --cluster-engine spark: MLlib K-Means on the customer table left in Spark -------------
+
+#: The slower MLlib tests on local[2] only (each K-Means iteration is a Spark job); the
+#: separated-clusters one runs on the standalone cluster as well.
+on_local_spark = pytest.mark.parametrize("other", ENGINES[:1], indirect=True)
+MLLIB = "Clustered with Spark MLlib K-Means (k-means||); silhouette on squared distances"
+
+
+def _separated_rfm(per_group: int = 120, seed: int = 0) -> pd.DataFrame:
+    """Four groups of customers at the corners of a tetrahedron in log R, F, M, and two
+    extreme spenders (outliers by the z-score rule)."""
+    rng = np.random.default_rng(seed)
+    centres = [(5, 1, 50), (5, 30, 20_000), (200, 1, 20_000), (200, 30, 50)]
+    parts = [
+        np.column_stack(
+            [
+                np.maximum(1, np.round(r * rng.lognormal(0, 0.15, per_group))),
+                np.maximum(1, np.round(f * rng.lognormal(0, 0.15, per_group))),
+                np.round(m * rng.lognormal(0, 0.15, per_group), 2),
+            ]
+        )
+        for r, f, m in centres
+    ]
+    X = np.concatenate([*parts, [[2, 3_000, 5e9], [1, 2_500, 3e9]]])
+    ids = pd.Index([str(10_000 + i) for i in range(len(X))], name="customer_id")
+    rfm = pd.DataFrame(X, columns=["recency", "frequency", "monetary"], index=ids)
+    return rfm.astype({"recency": "int64", "frequency": "int64"})
+
+
+@on_spark  # on the standalone cluster too: MLlib's jobs cross processes
+def test_mllib_kmeans_agrees_with_local_on_separated_clusters(other: Any) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from custseg.cluster import fit_segments
+    from custseg.spark_cluster import fit_segments_spark
+
+    rfm = _separated_rfm()
+    config = ClusterConfig(select="auto", k_values=tuple(range(1, 9)))
+    local = fit_segments(rfm, config=config)
+    frame = other.session.createDataFrame(rfm.reset_index())
+    got, fit = fit_segments_spark(frame, config=config.replace(cluster_engine="spark"))
+    pd.testing.assert_frame_equal(got, rfm, check_exact=True)  # the same customers, in order
+    assert fit.selection.k == local.selection.k == 4
+    assert adjusted_rand_score(local.labels, fit.labels) >= 0.9
+    assert fit.outlier.tolist() == local.outlier.tolist() and fit.outlier.sum() == 2
+    # canonical ids: 0 has the highest mean monetary of its members
+    means = rfm.groupby(fit.labels)["monetary"].mean()
+    assert means.index.tolist() == [0, 1, 2, 3] and means.is_monotonic_decreasing
+    # the centres are in the model's scaled space: model.json predicts Spark's labels
+    inliers = ~fit.outlier
+    assert (fit.model.assign(rfm).labels[inliers] == fit.labels[inliers]).all()
+    assert fit.model.params["init"] == "k-means||" and MLLIB in (fit.selection.note or "")
+    # MLlib's scaler divides by n-1: its SSE at k=1 is (n - 1) x 3 on the n fitted rows
+    assert fit.selection.sse[0] == pytest.approx((inliers.sum() - 1) * 3)
+
+
+@on_local_spark
+def test_cluster_engine_spark_on_online_retail(
+    other: Any, duck: Any, retail_parquet: Path, tmp_path: Path
+) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    from custseg.scoring import score
+
+    knee = RunConfig(cluster=ClusterConfig(select="knee"))
+    local = _quiet_run(retail_parquet, engine=duck, config=knee)
+    spark_config = knee.model_copy(update={"cluster": knee.cluster.replace(cluster_engine="spark")})
+    got = _quiet_run(retail_parquet, engine=other, config=spark_config)
+    views = [t.name for t in other.session.catalog.listTables() if "held" in t.name]
+    assert views == [] and not other._held  # the cached customer table is released
+    assert got.ledger == local.ledger and got.as_of == local.as_of
+    cols = ["recency", "frequency", "monetary", "outlier"]
+    pd.testing.assert_frame_equal(got.customers[cols], local.customers[cols], check_exact=True)
+    assert got.k == local.k == 3
+    ari = adjusted_rand_score(local.customers["cluster"], got.customers["cluster"])
+    assert ari >= 0.9  # measured 0.969: 99.0% of customers in the same segment
+    assert got.stability is None and any(MLLIB in w for w in got.warnings)
+    files = _outputs(got, tmp_path / "fit")
+    summary = json.loads(files["summary.json"])
+    assert MLLIB in summary["k_selection"]["note"]
+    assert summary["settings"]["cluster"]["cluster_engine"] == "spark"
+    assert (
+        "cluster_engine"
+        not in json.loads(_outputs(local, tmp_path / "local")["summary.json"])["settings"][
+            "cluster"
+        ]
+    )  # default outputs do not change
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CustsegWarning)
+        scored = score(tmp_path / "fit" / "model.json", retail_parquet, engine=duck)
+    assert _outputs(scored, tmp_path / "scored")["segments.csv"] == files["segments.csv"]
+
+
+def test_cluster_engine_spark_needs_the_spark_engine(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(tiny_csv), "--cluster-engine", "spark", "--out", str(out)])
+    assert res.exit_code == 1 and not out.exists()
+    assert res.output.strip() == (
+        "error: --cluster-engine spark needs --engine spark (the customer table must be in "
+        "Spark), got --engine duckdb. Add --engine spark, or drop --cluster-engine spark."
+    )
+    for method in ("gmm", "hierarchical"):
+        args = ["run", str(tiny_csv), "--engine", "spark", "--cluster-engine", "spark"]
+        res = runner.invoke(app, [*args, "--method", method, "--select", "auto"])
+        assert res.exit_code == 1
+        assert res.output.strip() == (
+            f"error: --cluster-engine spark fits Spark MLlib K-Means only, not --method "
+            f"{method}. Use --method kmeans, or --cluster-engine local."
+        )
+    res = runner.invoke(app, ["backtest", str(tiny_csv), "--cluster-engine", "spark"])
+    assert res.exit_code == 1 and "error: --cluster-engine spark applies to custseg run" in (
+        res.output
+    )
+
+
+def test_cluster_engine_spark_cli_writes_the_mllib_note(tiny_csv: Path, tmp_path: Path) -> None:
+    """custseg run --engine spark --cluster-engine spark in a fresh process, report included."""
+    from engines import need_spark
+
+    need_spark()
+    out = tmp_path / "out"
+    args = ["run", str(tiny_csv), "--engine", "spark", "--cluster-engine", "spark", "--k", "2",
+            "--k-range", "1-2", "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "custseg", *args], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert MLLIB in (out / "report.html").read_text(encoding="utf-8")
+    assert MLLIB in json.loads((out / "summary.json").read_text())["k_selection"]["note"]
+    assert json.loads((out / "model.json").read_text())["model"]["params"]["engine"] == (
+        "spark-mllib"
+    )

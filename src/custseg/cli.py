@@ -32,6 +32,7 @@ from . import __version__
 from .config import (
     CleanConfig,
     ClusterConfig,
+    ClusterEngine,
     ClusterMethod,
     OutlierMethod,
     Preset,
@@ -585,6 +586,16 @@ HeaderOpt = Annotated[
 _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
     _option("engine", EngineOpt),
     _option("spark_master", SparkMasterOpt),
+    _option(
+        "cluster_engine",
+        Annotated[
+            ClusterEngine | None,
+            typer.Option(
+                help="Where K-Means is fitted: local (scikit-learn on the driver) or spark "
+                "(MLlib, k-means||; needs --engine spark) [default: local]."
+            ),
+        ],
+    ),
     _option("table", TableOpt),
     _option(
         "preset",
@@ -750,6 +761,7 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
             "select": o["select"],
             "holdout_days": parse_duration(o["holdout"]) if o["holdout"] else None,
             "random_state": o["seed"],
+            "cluster_engine": o["cluster_engine"],
         },
         label=_flag,
     )

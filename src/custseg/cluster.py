@@ -120,22 +120,33 @@ def fit_outlier_rule(
     if method == "zscore":
         if not z_threshold > 0:
             raise ConfigError(f"z_threshold must be positive, got {z_threshold}. Use e.g. 3.")
-        mean = arr.mean(axis=0)
-        std = arr.std(axis=0)  # ddof=0, like scipy.stats.zscore
-        flat = std == 0
-        lower = np.where(flat, -np.inf, mean - z_threshold * std)
-        upper = np.where(flat, np.inf, mean + z_threshold * std)
-        return OutlierRule("zscore", tuple(lower.tolist()), tuple(upper.tolist()))
+        # ddof=0, like scipy.stats.zscore
+        return zscore_rule(arr.mean(axis=0), arr.std(axis=0), z_threshold)
     if method == "iqr":
         if not iqr_factor > 0:
             raise ConfigError(f"iqr_factor must be positive, got {iqr_factor}. Use e.g. 3.")
         q1, q3 = np.quantile(arr, [0.25, 0.75], axis=0)
-        iqr = q3 - q1
-        flat = iqr == 0
-        lower = np.where(flat, -np.inf, np.nextafter(q1 - iqr_factor * iqr, -np.inf))
-        upper = np.where(flat, np.inf, np.nextafter(q3 + iqr_factor * iqr, np.inf))
-        return OutlierRule("iqr", tuple(lower.tolist()), tuple(upper.tolist()))
+        return iqr_rule(q1, q3, iqr_factor)
     raise ConfigError(f"Unknown outlier method {method!r}. Use one of zscore, iqr, none.")
+
+
+def zscore_rule(mean: np.ndarray, std: np.ndarray, z_threshold: float) -> OutlierRule:
+    """The z-score rule from per-feature means and population standard deviations."""
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    flat = std == 0
+    lower = np.where(flat, -np.inf, mean - z_threshold * std)
+    upper = np.where(flat, np.inf, mean + z_threshold * std)
+    return OutlierRule("zscore", tuple(lower.tolist()), tuple(upper.tolist()))
+
+
+def iqr_rule(q1: np.ndarray, q3: np.ndarray, iqr_factor: float) -> OutlierRule:
+    """The IQR rule from per-feature quartiles (bounds one float step outside: strict)."""
+    q1, q3 = np.asarray(q1, dtype=np.float64), np.asarray(q3, dtype=np.float64)
+    iqr = q3 - q1
+    flat = iqr == 0
+    lower = np.where(flat, -np.inf, np.nextafter(q1 - iqr_factor * iqr, -np.inf))
+    upper = np.where(flat, np.inf, np.nextafter(q3 + iqr_factor * iqr, np.inf))
+    return OutlierRule("iqr", tuple(lower.tolist()), tuple(upper.tolist()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,10 +475,21 @@ def _canonical_order(X_raw: np.ndarray, labels: np.ndarray, centers: np.ndarray)
     """Old segment ids in canonical order: highest mean of the last feature (monetary) first,
     then lower mean of the first (recency), then the other means, then the centers."""
     k = centers.shape[0]
-    keys = []
+    means = np.full((k, X_raw.shape[1]), np.nan)
     for c in range(k):
         members = X_raw[labels == c]
-        means = members.mean(axis=0) if len(members) else np.full(X_raw.shape[1], np.nan)
+        if len(members):
+            means[c] = members.mean(axis=0)
+    return canonical_order(means, centers)
+
+
+def canonical_order(member_means: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """Old segment ids in canonical order from each segment's raw member means (NaN rows for
+    empty segments) and its centre: see :func:`_canonical_order`."""
+    k = centers.shape[0]
+    keys = []
+    for c in range(k):
+        means = member_means[c]
         # Empty clusters (only possible through float ties) sort last.
         means = np.where(np.isnan(means), -np.inf, means)
         first = means[0] if means[0] != -np.inf else np.inf

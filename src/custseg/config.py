@@ -40,6 +40,7 @@ __all__ = [
     "PRESETS",
     "CleanConfig",
     "ClusterConfig",
+    "ClusterEngine",
     "ClusterMethod",
     "NameOverride",
     "OutlierMethod",
@@ -61,6 +62,8 @@ TransformMethod = Literal["none", "log"]
 #: ``backtest``: what the segments predict on the user's own data (see custseg.backtest).
 SelectMethod = Literal["auto", "knee", "merge-gap", "bic", "silhouette", "backtest"]
 ClusterMethod = Literal["kmeans", "hierarchical", "gmm", "rfm-scores"]
+#: Where K-Means is fitted: on the driver (scikit-learn) or in Spark (MLlib, k-means||).
+ClusterEngine = Literal["local", "spark"]
 #: The rules each method can choose k by (besides a fixed ``k``).
 METHOD_RULES: dict[str, tuple[str, ...]] = {
     "kmeans": ("auto", "knee", "silhouette", "backtest"),
@@ -335,6 +338,11 @@ class ClusterConfig(Settings):
         The holdout of ``select="backtest"`` (and of ``custseg backtest``), in days.
     score_rules : tuple of ScoreRule, optional
         The rule table of ``rfm-scores`` (default: :data:`custseg.naming.SCORE_RULES`).
+    cluster_engine : {"local", "spark"}
+        Where K-Means is fitted: ``local`` (scikit-learn on the driver) or ``spark`` (Spark
+        MLlib K-Means, k-means||, on the Spark engine's customer table; needs
+        ``--engine spark`` and ``method="kmeans"``; see :mod:`custseg.spark_cluster`). Left out
+        of the files a run writes while it is ``local``, so default outputs do not change.
     """
 
     method: ClusterMethod = Field("kmeans", title="method")
@@ -351,6 +359,9 @@ class ClusterConfig(Settings):
     score_bins: Literal[4, 5] = Field(5, title="number of score bins")
     holdout_days: Annotated[Integer, AfterValidator(_at_least(1))] = 90
     score_rules: tuple[ScoreRule, ...] | None = None
+    cluster_engine: ClusterEngine = Field(
+        "local", title="cluster engine", exclude_if=lambda v: v == "local"
+    )
 
     @classmethod
     def preset(cls, name: Preset, **changes: Any) -> ClusterConfig:
@@ -364,6 +375,11 @@ class ClusterConfig(Settings):
             raise _fail(
                 f"--select {self.select} does not apply to --method {self.method}; use "
                 + " or ".join(allowed)
+            )
+        if self.cluster_engine == "spark" and self.method != "kmeans":
+            raise _fail(
+                f"--cluster-engine spark fits Spark MLlib K-Means only, not --method "
+                f"{self.method}. Use --method kmeans, or --cluster-engine local"
             )
         if self.method == "rfm-scores" and self.k is not None:
             raise _fail(

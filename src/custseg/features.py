@@ -12,6 +12,7 @@ table comes back to Python.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 import ibis
@@ -25,7 +26,13 @@ from .errors import EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
-__all__ = ["RFM_COLUMNS", "compute_rfm", "compute_rfm_and_ledger"]
+__all__ = [
+    "RFM_COLUMNS",
+    "compute_rfm",
+    "compute_rfm_and_ledger",
+    "order_customers",
+    "rfm_table_and_ledger",
+]
 
 RFM_COLUMNS: tuple[str, str, str] = ("recency", "frequency", "monetary")
 _LAST = "last_purchase"
@@ -90,6 +97,38 @@ def compute_rfm_and_ledger(
     as_of : date
         The reference date used.
     """
+    # Fetched as Arrow and converted here: Ibis' to_pandas() builds Python lists of every column
+    # holding a NULL (the per-reason counts are NULL for most customers), about 1.2 s per 100k
+    # customers of a 10M-row file.
+    df = _per_customer(marked).to_pyarrow().to_pandas()
+    for col in ("rows", "rows_used", "frequency", *DROP_REASONS):
+        df[col] = df[col].astype("float64").fillna(0.0)
+    counts: dict[str, int] = {
+        "rows_read": int(df["rows"].sum()),
+        "rows_used": int(df["rows_used"].sum()),
+        "customers_seen": int(df[CUSTOMER].notna().sum()),
+        "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
+        # Customers whose purchases all fall outside the date window (after --as-of, ...).
+        "customers_outside_window": int(
+            (df[CUSTOMER].notna() & (df["rows_used"] == 0) & (df["outside_window"] > 0)).sum()
+        ),
+    }
+    for r in DROP_REASONS:
+        counts[r] = int(df[r].sum())
+    buyers = df[df["rows_used"] > 0]
+    ledger = Ledger.from_counts(
+        counts,
+        date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
+        date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
+    )
+    check_not_empty(ledger)
+    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary"]], as_of)
+    return rfm, ledger, used_as_of
+
+
+def _per_customer(marked: ir.Table) -> ir.Table:
+    """One row per stored customer (guests: one NULL row): last and first purchase,
+    frequency, monetary in millionths, and the rows read, used and dropped by reason."""
     t: Any = marked
     ops = ops_for(marked)
     cols = set(t.columns)
@@ -141,33 +180,77 @@ def compute_rfm_and_ledger(
     }
     for r in DROP_REASONS:
         aggs[r] = s["_rows"].sum(where=reason == r)
-    # Fetched as Arrow and converted here: Ibis' to_pandas() builds Python lists of every column
-    # holding a NULL (the per-reason counts are NULL for most customers), about 1.2 s per 100k
-    # customers of a 10M-row file.
-    df = s.group_by(s[CUSTOMER]).aggregate(**aggs).to_pyarrow().to_pandas()
-    for col in ("rows", "rows_used", "frequency", *DROP_REASONS):
-        df[col] = df[col].astype("float64").fillna(0.0)
-    counts: dict[str, int] = {
-        "rows_read": int(df["rows"].sum()),
-        "rows_used": int(df["rows_used"].sum()),
-        "customers_seen": int(df[CUSTOMER].notna().sum()),
-        "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
-        # Customers whose purchases all fall outside the date window (after --as-of, ...).
-        "customers_outside_window": int(
-            (df[CUSTOMER].notna() & (df["rows_used"] == 0) & (df["outside_window"] > 0)).sum()
+    return s.group_by(s[CUSTOMER]).aggregate(**aggs)
+
+
+def rfm_table_and_ledger(
+    marked: ir.Table,
+    *,
+    as_of: dt.date | None = None,
+    hold: Callable[[ir.Table], ir.Table] | None = None,
+) -> tuple[ir.Table, Ledger, dt.date]:
+    """As :func:`compute_rfm_and_ledger`, but the RFM table stays in the engine.
+
+    The ledger is summed by the engine from the same per-customer expression (one row comes
+    back); the RFM table is an expression over it (``customer_id``, ``recency``,
+    ``frequency``, ``monetary``, in no particular order: :func:`order_customers` gives the
+    order of :func:`compute_rfm`). Used by ``--cluster-engine spark``, where the customers
+    need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is given the
+    per-customer table, which is read twice.
+    """
+    per: Any = _per_customer(marked)
+    if hold is not None:
+        per = hold(per)
+    buys = per["rows_used"] > 0
+
+    def total(col: str, where: Any = None) -> Any:
+        return per[col].sum(where=where).fill_null(0)
+
+    sums: dict[str, Any] = {
+        "rows_read": total("rows"),
+        "rows_used": total("rows_used"),
+        "customers_seen": per[CUSTOMER].count(),
+        "customers_segmented": per[CUSTOMER].count(where=buys),
+        "customers_outside_window": per[CUSTOMER].count(
+            where=~buys.fill_null(False) & (per["outside_window"] > 0).fill_null(False)
         ),
+        **{r: total(r) for r in DROP_REASONS},
+        "date_min": per["first_purchase"].min(where=buys),
+        "date_max": per[_LAST].max(where=buys),
     }
-    for r in DROP_REASONS:
-        counts[r] = int(df[r].sum())
-    buyers = df[df["rows_used"] > 0]
+    row = per.aggregate(**sums).to_pyarrow().to_pandas().iloc[0]
+    counts = {name: int(row[name]) for name in sums if not name.startswith("date_")}
     ledger = Ledger.from_counts(
-        counts,
-        date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
-        date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
+        counts, date_min=_to_datetime(row["date_min"]), date_max=_to_datetime(row["date_max"])
     )
     check_not_empty(ledger)
-    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary"]], as_of)
+    assert ledger.date_max is not None  # there are purchase lines
+    used_as_of = _as_of(ledger.date_max.date(), as_of)
+    buyers = per.filter(buys)
+    rfm = buyers.select(
+        buyers[CUSTOMER].cast("string").name(CUSTOMER),
+        ibis.date(used_as_of).delta(buyers[_LAST].date(), unit="day").cast("int64").name("recency"),
+        buyers["frequency"].cast("int64").name("frequency"),
+        (buyers["monetary"].cast("float64") / _MICROS).name("monetary"),
+    )
     return rfm, ledger, used_as_of
+
+
+def order_customers(rfm: pd.DataFrame) -> pd.DataFrame:
+    """An RFM table (index ``customer_id``) in the order of :func:`compute_rfm`."""
+    return rfm.iloc[_customer_order(rfm.index)]
+
+
+def _as_of(latest: dt.date, as_of: dt.date | None) -> dt.date:
+    """The reference date: the day after ``latest``, or ``as_of`` checked to be after it."""
+    if as_of is None:
+        return latest + dt.timedelta(days=1)
+    if latest >= as_of:
+        raise InputError(
+            f"Purchases dated {latest} are on or after as_of {as_of}. "
+            "Pass a later --as-of, or drop them with --until."
+        )
+    return as_of
 
 
 def _to_datetime(value: Any) -> dt.datetime | None:
@@ -176,14 +259,7 @@ def _to_datetime(value: Any) -> dt.datetime | None:
 
 def _finish(df: pd.DataFrame, as_of: dt.date | None) -> tuple[pd.DataFrame, dt.date]:
     last = pd.to_datetime(df[_LAST]).dt.normalize()
-    latest = last.max().date()
-    if as_of is None:
-        as_of = latest + dt.timedelta(days=1)
-    elif latest >= as_of:
-        raise InputError(
-            f"Purchases dated {latest} are on or after as_of {as_of}. "
-            "Pass a later --as-of, or drop them with --until."
-        )
+    as_of = _as_of(last.max().date(), as_of)
     as_of_ts = pd.Timestamp(as_of)
     recency = (as_of_ts - last).dt.days.astype("int64")
     out = pd.DataFrame(

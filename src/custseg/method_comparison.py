@@ -21,6 +21,7 @@ from .formats import MethodRowRecord
 from .pipeline import (
     aggregate,
     backtest_aggregated,
+    check_cluster_engine,
     holdout_of,
     on_engine,
     segment_aggregated,
@@ -117,6 +118,7 @@ def _compare(
     notify: Callable[[str], None],
     eng: Engine,
 ) -> MethodsResult:
+    check_cluster_engine(config, eng, command="compare-methods")
     agg = aggregate(source, config=config, read_options=read_options, progress=notify, con=eng)
     try:
         outcomes, note = holdout_of(agg, config=config), None

@@ -118,10 +118,24 @@ def quality(X: np.ndarray, labels: np.ndarray) -> tuple[float | None, float | No
         / counts[:, np.newaxis]
     )
     sq = ((X - cent[lab]) ** 2).sum(axis=1)
-    within = float(sq.sum())
-    between = float((counts * ((cent - X.mean(axis=0)) ** 2).sum(axis=1)).sum())
-    ch = 1.0 if within == 0.0 else between * (n - k) / (within * (k - 1.0))
     intra = np.bincount(lab, weights=np.sqrt(sq), minlength=k) / counts
+    return quality_from_sums(counts, cent, X.mean(axis=0), float(sq.sum()), intra)
+
+
+def quality_from_sums(
+    counts: np.ndarray, cent: np.ndarray, grand_mean: np.ndarray, within: float, intra: np.ndarray
+) -> tuple[float | None, float | None]:
+    """Calinski-Harabasz and Davies-Bouldin from per-cluster sums (what :func:`quality`
+    computes, and what an engine can aggregate without the rows leaving it).
+
+    ``counts``, ``cent`` and ``intra`` are per non-empty cluster: members, their mean, and
+    their mean distance to it; ``within`` is the sum of squared distances to the means.
+    """
+    k, n = len(counts), float(np.sum(counts))
+    if k < 2 or k >= n:
+        return None, None
+    between = float((counts * ((cent - grand_mean) ** 2).sum(axis=1)).sum())
+    ch = 1.0 if within == 0.0 else between * (n - k) / (within * (k - 1.0))
     cdists = cdist(cent, cent)
     if np.allclose(intra, 0) or np.allclose(cdists, 0):
         db = 0.0

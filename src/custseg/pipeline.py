@@ -22,8 +22,8 @@ from .cluster import ClusterFit, fit_segments
 from .config import RunConfig
 from .engine import Engine, EngineSpec, opened
 from .engine import connect as connect_engine
-from .errors import CustsegWarning, InputError
-from .features import compute_rfm_and_ledger
+from .errors import ConfigError, CustsegWarning, InputError
+from .features import compute_rfm_and_ledger, rfm_table_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments, place_outliers
 from .reference import Reference, load_reference, match_reference, reference_config
@@ -38,15 +38,19 @@ __all__ = [
     "STAGES",
     "Aggregated",
     "BacktestResult",
+    "InEngine",
     "SegmentationResult",
     "aggregate",
+    "aggregate_in_engine",
     "backtest",
     "backtest_aggregated",
+    "check_cluster_engine",
     "customer_table",
     "holdout_of",
     "reemit_warnings",
     "run",
     "segment_aggregated",
+    "segment_in_spark",
     "segment_rfm",
 ]
 
@@ -147,7 +151,14 @@ def segment_rfm(
     """
     config = config or RunConfig()
     cluster = config.cluster if reference is None else reference_config(config.cluster, reference)
-    fit = place_outliers(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=cluster))
+    return _name_fit(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=cluster), config, reference)
+
+
+def _name_fit(
+    rfm: pd.DataFrame, fit: ClusterFit, config: RunConfig, reference: Reference | None
+) -> tuple[pd.DataFrame, ClusterFit, pd.DataFrame, list[SegmentName]]:
+    """Place outliers, match a reference, warn the notes, and name the segments of a fit."""
+    fit = place_outliers(rfm, fit)
     keep: dict[int, tuple[str, str]] = {}
     avoid: set[str] = set()
     if reference is not None:
@@ -389,10 +400,26 @@ def aggregate(
     ``con`` is the engine (see :func:`custseg.engine.connect`; a fresh DuckDB by default): it
     stays open, since the returned table is queried again by some commands.
     """
-    read_options = read_options or {}
     progress = progress or (lambda _stage: None)
     lap = lap or (lambda _stage: None)
     eng = connect_engine(con)
+    tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
+    with eng.translate_errors(tx.source.name):
+        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+        explain_drops(marked, ledger, tx.columns, config=config.clean)
+    lap(STAGES[1])
+    return Aggregated(tx, rfm, ledger, as_of)
+
+
+def _load_marked(
+    source: Any,
+    eng: Engine,
+    config: RunConfig,
+    read_options: dict[str, Any],
+    progress: Progress,
+    lap: Callable[[str], None],
+) -> tuple[Any, ir.Table]:
+    """The input loaded, and its rows marked by the reason each is dropped (if any)."""
     progress(STAGES[0])
     with eng.translate_errors(str(source) if isinstance(source, str | Path) else "the input"):
         tx = load_transactions(
@@ -403,12 +430,63 @@ def aggregate(
         )
     lap(STAGES[0])
     progress(STAGES[1])
-    marked = mark_drops(tx.table, config=config.clean)
+    return tx, mark_drops(tx.table, config=config.clean)
+
+
+@dataclass(frozen=True)
+class InEngine:
+    """The input loaded, cleaned and aggregated, the customer table left in the engine."""
+
+    tx: Any
+    table: ir.Table
+    ledger: Ledger
+    as_of: dt.date
+
+
+def aggregate_in_engine(
+    source: Any,
+    *,
+    config: RunConfig,
+    read_options: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    lap: Callable[[str], None] | None = None,
+    con: EngineSpec = None,
+) -> InEngine:
+    """As :func:`aggregate`, but the RFM table stays an engine table (only the ledger's one
+    row comes back): what ``--cluster-engine spark`` starts from."""
+    progress = progress or (lambda _stage: None)
+    lap = lap or (lambda _stage: None)
+    eng = connect_engine(con)
+    tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
     with eng.translate_errors(tx.source.name):
-        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+        table, ledger, as_of = rfm_table_and_ledger(marked, as_of=config.clean.as_of, hold=eng.hold)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     lap(STAGES[1])
-    return Aggregated(tx, rfm, ledger, as_of)
+    return InEngine(tx, table, ledger, as_of)
+
+
+def check_cluster_engine(config: RunConfig, eng: Engine | None, *, command: str = "run") -> None:
+    """Refuse ``--cluster-engine spark`` where it cannot apply, in one line.
+
+    Raises
+    ------
+    ConfigError
+        Off a Spark engine, or for a command other than run (backtest and compare-methods
+        refit on the driver).
+    """
+    if config.cluster.cluster_engine != "spark":
+        return
+    if command != "run":
+        raise ConfigError(
+            f"--cluster-engine spark applies to custseg run; {command} fits on the driver. "
+            "Drop --cluster-engine spark."
+        )
+    if eng is None or eng.kind != "spark":
+        got = "duckdb" if eng is None else eng.kind
+        raise ConfigError(
+            f"--cluster-engine spark needs --engine spark (the customer table must be in "
+            f"Spark), got --engine {got}. Add --engine spark, or drop --cluster-engine spark."
+        )
 
 
 def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
@@ -440,13 +518,59 @@ def _run(
     reference: Reference | None = None,
 ) -> SegmentationResult:
     timings, lap = _stopwatch()
-    agg = aggregate(
-        source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
-    )
-    progress(STAGES[2])
-    result = segment_aggregated(agg, config=config, reference=reference)
+    check_cluster_engine(config, con)
+    if config.cluster.cluster_engine == "spark":
+        try:
+            inside = aggregate_in_engine(
+                source,
+                config=config,
+                read_options=read_options,
+                progress=progress,
+                lap=lap,
+                con=con,
+            )
+            progress(STAGES[2])
+            result = segment_in_spark(inside, con, config=config, reference=reference)
+        finally:
+            con.release_held()
+    else:
+        agg = aggregate(
+            source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
+        )
+        progress(STAGES[2])
+        result = segment_aggregated(agg, config=config, reference=reference)
     lap(STAGES[2])
     return dataclasses.replace(result, timings=timings)
+
+
+def segment_in_spark(
+    inside: InEngine, eng: Engine, *, config: RunConfig, reference: Reference | None = None
+) -> SegmentationResult:
+    """Segment a customer table that stays in Spark, with MLlib K-Means (see
+    :mod:`custseg.spark_cluster`); only the labelled customer table comes back.
+
+    Stability is not measured: its refits would run on the driver.
+    """
+    from .spark_cluster import fit_segments_spark
+
+    cluster = config.cluster if reference is None else reference_config(config.cluster, reference)
+    frame = eng.to_dataframe(inside.table)  # type: ignore[attr-defined]
+    with eng.translate_errors(inside.tx.source.name):
+        rfm, fit = fit_segments_spark(frame, config=cluster)
+    customers, fit, profiles, names = _name_fit(rfm, fit, config, reference)
+    return SegmentationResult(
+        customers=customers,
+        as_of=inside.as_of,
+        ledger=inside.ledger,
+        fit=fit,
+        profiles=profiles,
+        segments=names,
+        columns=inside.tx.columns,
+        source=inside.tx.source,
+        date_format=inside.tx.date_format,
+        config=config,
+        reference=reference,
+    )
 
 
 def segment_aggregated(
@@ -454,6 +578,11 @@ def segment_aggregated(
 ) -> SegmentationResult:
     """Segment aggregated transactions: k chosen (by backtest, by default), fitted, named,
     its stability measured (the body of :func:`run` after the engine's work)."""
+    if config.cluster.cluster_engine == "spark":
+        raise ConfigError(
+            "--cluster-engine spark clusters a customer table left in Spark; this one is on "
+            "the driver. Use custseg.run with engine='spark', or drop --cluster-engine spark."
+        )
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
@@ -587,6 +716,7 @@ def _backtest(
     progress: Progress,
     con: Engine,
 ) -> BacktestResult:
+    check_cluster_engine(config, con, command="backtest")
     timings, lap = _stopwatch()
     agg = aggregate(
         source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
@@ -620,6 +750,7 @@ def backtest_aggregated(
     may be given when several segmentations are measured on one holdout."""
     from .backtest import baseline_scores, evidence, segment_outcomes, segment_values
 
+    check_cluster_engine(config, None, command="backtest")
     led = agg.ledger
     outcomes = outcomes or holdout_of(agg, config=config)
     train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})

@@ -117,6 +117,14 @@ class Engine:
                 self._con.drop_table(name, force=True)
         self._temporary.clear()
 
+    def hold(self, expr: ir.Table) -> ir.Table:
+        """``expr`` as a table that is cheap to read more than once (Spark caches it; the
+        others return it as it is)."""
+        return expr
+
+    def release_held(self) -> None:
+        """Release what :meth:`hold` kept (nothing here)."""
+
     # --- reading ---------------------------------------------------------------------------
 
     def read_parquet(self, paths: Sequence[Path]) -> ir.Table:

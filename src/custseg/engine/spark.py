@@ -225,6 +225,7 @@ class SparkEngine(Engine):
     ) -> None:
         super().__init__(con, owned=owned, label=label)
         self._tmp_dir = tmp_dir
+        self._held: list[tuple[Any, str]] = []
 
     @property
     def session(self) -> Any:
@@ -244,15 +245,41 @@ class SparkEngine(Engine):
             shutil.rmtree(self._tmp_dir, ignore_errors=True)
 
     def _drop_temporary(self) -> None:
+        self.release_held()
         for name in self._temporary:
             with contextlib.suppress(Exception):
                 self.session.catalog.dropTempView(name)
         self._temporary.clear()
 
+    def hold(self, expr: ir.Table) -> ir.Table:
+        """The table persisted in Spark and registered as a temporary view (both released
+        when the engine closes), so reading it twice computes it once."""
+        df = self.to_dataframe(expr).persist()
+        table = self._view(df, "held")
+        self._held.append((df, table.get_name()))
+        return table
+
+    def release_held(self) -> None:
+        """Unpersist every held table and drop its view (a run calls it when done, so an
+        engine kept open across runs does not accumulate them)."""
+        for df, name in self._held:
+            with contextlib.suppress(Exception):
+                df.unpersist()
+            with contextlib.suppress(Exception):
+                self.session.catalog.dropTempView(name)
+            with contextlib.suppress(ValueError):
+                self._temporary.remove(name)
+        self._held.clear()
+
     def _view(self, df: Any, stem: str) -> ir.Table:
         name = self._temp_name(stem)
         df.createOrReplaceTempView(name)
         return self.con.table(name)
+
+    def to_dataframe(self, expr: ir.Table) -> Any:
+        """The Spark DataFrame of an Ibis table expression (nothing is computed yet)."""
+        self.con._run_pre_execute_hooks(expr)
+        return self.session.sql(self.con.compile(expr))
 
     def query_progress(self) -> float | None:
         """Finished tasks over all tasks of the active stages, in percent."""
