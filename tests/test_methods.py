@@ -109,6 +109,40 @@ def test_ward_chooses_k_at_the_largest_merge_gap() -> None:
     assert len(fit.figures["merge_height"]) == len(ks)
 
 
+def test_kmeans_sweeps_a_sample_with_fewer_restarts_and_keeps_the_knee(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above the sweep limit: a seeded sample, at most SAMPLE_RESTARTS restarts per k (the
+    note says so), the chosen k refitted on everyone; same knee and SSE as the full sweep."""
+    import custseg.methods.kmeans as km
+
+    X = _blobs(seed=3, n=250)  # 1,000 customers in four blobs
+    config = _plain(outliers="none", n_init=10)
+    full = fit_segments(X, config=config)
+    calls: list[int] = []
+    real = km._kmeans
+
+    def counting(Z: np.ndarray, k: int, **kw: object) -> object:
+        calls.append(int(kw["n_init"]))  # type: ignore[call-overload]
+        return real(Z, k, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(km.KMeansMethod, "sweep_limit", 300)
+    monkeypatch.setattr(km, "_kmeans", counting)
+    sampled = fit_segments(X, config=config)
+    assert sampled.sweep_sample == 300 and full.sweep_sample is None
+    assert calls[:-1] == [km.SAMPLE_RESTARTS] * (len(calls) - 1)  # the sweep, k >= 2
+    assert calls[-1] == 1  # the final fit on everyone starts from the sample's centres
+    assert any("(3 restarts per k, of the 10 asked)" in n for n in sampled.notes)
+    assert sampled.selection.knee == full.selection.knee == 4
+    Z, _ = full.model.scaled(X)
+
+    def sse(fit: object) -> float:
+        centers = fit.model.center_array()  # type: ignore[attr-defined]
+        return float(((Z - centers[fit.labels]) ** 2).sum())  # type: ignore[attr-defined]
+
+    assert sse(sampled) == pytest.approx(sse(full), rel=0.005)
+
+
 def test_ward_above_the_sample_limit_fits_a_seeded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     import custseg.methods.hierarchical as ward
 

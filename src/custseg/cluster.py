@@ -282,6 +282,12 @@ def _choose_k(
     return "silhouette", ks[0], f"{why} and no silhouette is defined; took k={ks[0]}."
 
 
+def _restarts_note(method: Method, sweeper: Method) -> str:
+    """`` (3 restarts per k)`` when the sample was swept with fewer restarts than asked."""
+    asked, used = method.params().get("n_init"), sweeper.params().get("n_init")
+    return "" if asked == used else f" ({used} restarts per k, of the {asked} asked)"
+
+
 def _sample_rows(n: int, size: int | None, random_state: int | None) -> np.ndarray | None:
     """Sorted indices of a seeded sample of ``size`` rows, or None when all rows are used."""
     if size is None or n <= size:
@@ -326,7 +332,8 @@ def _sweep(
     Zs, Rs = (Z, raw) if idx is None else (Z[idx], raw[idx])
     distinct = n_distinct(Zs, is_sorted=is_sorted)
     kept, notes = _kept_k(list(config.k_values), distinct, Zs.shape[0])
-    fits = method.sweep(Zs, kept, Rs)
+    sweeper = method if idx is None else method.on_sample()
+    fits = sweeper.sweep(Zs, kept, Rs)
     figures = _figures(Zs, fits, kept, distinct, config)
     notes += [note for f in fits for note in f.notes if note not in notes]
     curve = figures.get("merge_height") if method.name == "hierarchical" else figures.get("sse")
@@ -336,7 +343,8 @@ def _sweep(
     if idx is not None:
         notes.append(
             f"The k sweep ran on a seeded sample of {len(idx):,} of the {Z.shape[0]:,} "
-            f"customers fitted; the chosen k was then fitted on all of them."
+            f"customers fitted{_restarts_note(method, sweeper)}; the chosen k was then fitted "
+            "on all of them."
         )
     all_notes = ([choice] if choice else []) + notes
     selection = KSelection(
@@ -799,7 +807,8 @@ def sweep_partitions(
     idx = _sample_rows(Z.shape[0], method.sweep_limit, base.random_state)
     Zs, Rs = (Z, raw) if idx is None else (Z[idx], raw[idx])
     ks, _ = _kept_k(list(base.k_values), n_distinct(Zs), Zs.shape[0])
-    fits = method.sweep(Zs, ks, Rs)  # no figures and no k rule: only the partitions
+    # No figures and no k rule: only the partitions.
+    fits = (method if idx is None else method.on_sample()).sweep(Zs, ks, Rs)
     labels = [_unsort(f.state.predict(Xs, prep.Z, f.centers), order) for f in fits]
     return ks, labels
 

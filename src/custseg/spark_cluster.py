@@ -490,7 +490,7 @@ def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame
     fit_df = fitted.coalesce(_partitions(fitted, n)).persist()
     try:
         fit_distinct = _distinct(fit_df)
-        kept, notes = _kept_k(list(config.k_values), fit_distinct)
+        kept, notes = _kept_k(list(config.k_values), fit_distinct, fit_df.count())
         fits = [_fit_k(fit_df, k, config) for k in kept]
         notes += [note for f in fits for note in f.notes]
         figures = _figures(fits, fit_distinct)

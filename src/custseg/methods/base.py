@@ -107,6 +107,10 @@ class Method(ABC):
         """The method's parameters, as recorded in model.json."""
         return {}
 
+    def on_sample(self) -> Method:
+        """The method as it sweeps a seeded sample (above :attr:`sweep_limit`): itself."""
+        return self
+
     def sweep(self, Z: np.ndarray, ks: list[int], raw: np.ndarray) -> list[Fit]:
         """Fit every k of ``ks`` on ``Z`` (raw features alongside, for rank-based methods)."""
         return [self.fit(Z, k, raw) for k in ks]
