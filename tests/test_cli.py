@@ -367,3 +367,74 @@ def test_version_imports_neither_engine_nor_scikit_learn() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "custseg 0.1.0" in done.stdout
     assert "heavy: []" in done.stdout
+
+
+# A log without an invoice column: a and b buy baskets (several rows at one timestamp).
+BASKETS_CSV = (
+    "customer,date,amount\n"
+    "a,2021-01-01 10:00,5\na,2021-01-01 10:00,7\na,2021-01-01 10:00,1\na,2021-01-05 09:00,2\n"
+    "b,2021-01-03 12:00,4\nb,2021-01-03 12:00,1\nc,2021-01-02 08:00,9\nd,2021-01-04 08:00,3\n"
+)
+
+
+def test_run_warns_about_baskets_and_suggests_days(tmp_path: Path) -> None:
+    path = tmp_path / "baskets.csv"
+    path.write_text(BASKETS_CSV)
+    base = ["run", str(path), "--no-report", "--k", "2", "--outliers", "none"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "orders")])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if "basket" in line]
+    assert len(warned) == 1, res.stderr
+    assert "no invoice column and 2 customers (50%) have several rows" in warned[0]
+    assert "Pass --frequency-unit days" in warned[0]
+    orders = (tmp_path / "orders" / "segments.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in orders[1:]] == ["4", "2", "1", "1"]
+
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "days"), "--frequency-unit", "days"])
+    assert res.exit_code == 0, res.output
+    assert "basket" not in res.stderr
+    days = (tmp_path / "days" / "segments.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in days[1:]] == ["2", "1", "1", "1"]
+    summary = json.loads((tmp_path / "days" / "summary.json").read_text())
+    assert summary["settings"]["clean"]["frequency_unit"] == "days"
+    model = json.loads((tmp_path / "days" / "model.json").read_text())
+    assert model["settings"]["clean"]["frequency_unit"] == "days"
+    assert all("purchase day" in s["description"] for s in summary["segments"])
+
+
+def test_frequency_unit_default_is_not_written(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(out), "--no-report", "--k", "2"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert "frequency_unit" not in summary["settings"]["clean"]
+    assert all(" order" in s["description"] for s in summary["segments"])
+
+
+def test_frequency_unit_unknown_is_one_line(tiny_csv: Path, tmp_path: Path) -> None:
+    res = runner.invoke(
+        app, ["run", str(tiny_csv), "-o", str(tmp_path / "o"), "--frequency-unit", "day"]
+    )
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        "error: Unknown frequency unit 'day'. Use orders or days. Did you mean 'days'?"
+    )
+
+
+def test_score_repeats_the_model_frequency_unit(tmp_path: Path) -> None:
+    path = tmp_path / "baskets.csv"
+    path.write_text(BASKETS_CSV)
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app,
+        ["run", str(path), "-o", str(out), "--no-report", "--k", "2", "--frequency-unit", "days"],
+    )
+    assert res.exit_code == 0, res.output
+    scored = tmp_path / "scored"
+    res = runner.invoke(
+        app,
+        ["score", str(path), "--model", str(out / "model.json"), "-o", str(scored), "--no-report"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "basket" not in res.stderr
+    assert (scored / "segments.csv").read_bytes() == (out / "segments.csv").read_bytes()

@@ -9,7 +9,7 @@ import pytest
 from custseg.clean import clean_transactions, mark_drops
 from custseg.config import CleanConfig
 from custseg.errors import InputError
-from custseg.features import compute_rfm, compute_rfm_and_ledger
+from custseg.features import basket_note, compute_rfm, compute_rfm_and_ledger
 from custseg.load import load_transactions
 from fixtures import TINY_DROPS, TINY_EXPECTED
 
@@ -93,3 +93,68 @@ def test_compute_rfm_real_data_reference_figures(
     assert rfm["monetary"].mean() == pytest.approx(2054.27, abs=0.005)
     assert rfm["recency"].min() >= 1
     assert rfm.loc["12346"].tolist() == [326, 1, 77183.6]  # the one-order wholesaler
+
+
+# Two invoices on one day count as two orders but one purchase day:
+#   x: invoices 1 and 2 on Jan 1 (9:00 and 17:00), 3 on Jan 3 -> 3 orders, 2 days
+#   y: invoice 4 on Jan 2, two lines                          -> 1 order, 1 day
+DAYS_CSV = """\
+InvoiceNo,InvoiceDate,CustomerID,Quantity,UnitPrice
+1,2021-01-01 09:00,x,1,10
+2,2021-01-01 17:00,x,1,10
+3,2021-01-03 10:00,x,2,5
+4,2021-01-02 11:00,y,1,4
+4,2021-01-02 11:00,y,3,2
+"""
+
+
+def test_compute_rfm_frequency_in_days_counts_distinct_purchase_days(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(DAYS_CSV)
+    marked = mark_drops(load_transactions(path).table, config=CleanConfig())
+    orders, _, _ = compute_rfm_and_ledger(marked)
+    days, _, _ = compute_rfm_and_ledger(marked, frequency_unit="days")
+    assert orders["frequency"].to_dict() == {"x": 3, "y": 1}
+    assert days["frequency"].to_dict() == {"x": 2, "y": 1}
+    # recency and monetary do not depend on the unit
+    pd.testing.assert_frame_equal(
+        days[["recency", "monetary"]], orders[["recency", "monetary"]], check_index_type=False
+    )
+    assert days.loc["x"].tolist() == [1, 2, 30.0]
+
+
+def test_compute_rfm_days_ignores_dropped_rows_and_lines(tiny_csv: Path) -> None:
+    # C1's cancellation (Jan 11) and unreadable quantity (Jan 12) are not purchase days
+    lines, _ = clean_transactions(load_transactions(tiny_csv).table, config=CleanConfig())
+    rfm = compute_rfm(lines, frequency_unit="days")
+    assert rfm["frequency"].to_dict() == {"C1": 2, "C2": 2, "C5": 1}
+
+
+def test_compute_rfm_counts_basket_customers_without_invoice(tmp_path: Path) -> None:
+    # a: 3 rows at 10:00 on Jan 1 (one basket) and one on Jan 5; b: 2 rows at 2 timestamps;
+    # c: its 2 rows at one timestamp, but one is a refund (dropped): no basket left
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "customer,date,amount\n"
+        "a,2021-01-01 10:00,5\na,2021-01-01 10:00,7\na,2021-01-01 10:00,1\na,2021-01-05 09:00,2\n"
+        "b,2021-01-03 12:00,4\nb,2021-01-02 08:00,1\n"
+        "c,2021-01-04 08:00,3\nc,2021-01-04 08:00,-3\n"
+    )
+    marked = mark_drops(load_transactions(path).table, config=CleanConfig())
+    rfm, ledger, _ = compute_rfm_and_ledger(marked)
+    assert rfm["frequency"].to_dict() == {"a": 4, "b": 2, "c": 1}
+    assert ledger.customers_with_baskets == 1
+    note = basket_note(ledger)
+    assert note is not None and "1 customer (33%) has several rows" in note
+    assert "--frequency-unit days" in note
+    days, ledger_days, _ = compute_rfm_and_ledger(marked, frequency_unit="days")
+    assert days["frequency"].to_dict() == {"a": 2, "b": 2, "c": 1}
+    assert ledger_days.customers_with_baskets == 0 and basket_note(ledger_days) is None
+    assert "customers_with_baskets" not in ledger.to_dict()
+
+
+def test_basket_note_silent_with_an_invoice_column(tiny_csv: Path) -> None:
+    # C5's two identical lines share a timestamp, but the invoice says they are one order
+    marked = mark_drops(load_transactions(tiny_csv).table, config=CleanConfig())
+    _, ledger, _ = compute_rfm_and_ledger(marked)
+    assert ledger.customers_with_baskets == 0 and basket_note(ledger) is None

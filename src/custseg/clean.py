@@ -55,6 +55,10 @@ class Ledger:
 
     It balances: ``rows_read == rows_used + sum(rows_dropped.values())`` and
     ``customers_seen == customers_segmented + customers_without_purchase``.
+
+    ``customers_with_baskets`` counts, in data without an invoice column, the customers with
+    several purchase lines at one timestamp (see :func:`custseg.features.basket_note`); it is
+    a diagnostic for a warning, not written to summary.json.
     """
 
     rows_read: int
@@ -65,6 +69,7 @@ class Ledger:
     customers_without_purchase: int = 0
     date_min: dt.datetime | None = None
     date_max: dt.datetime | None = None
+    customers_with_baskets: int = 0
 
     def __post_init__(self) -> None:
         dropped = sum(self.rows_dropped.values())
@@ -79,6 +84,7 @@ class Ledger:
     def to_dict(self) -> dict[str, Any]:
         """The ``ledger`` object of summary.json."""
         d = asdict(self)
+        d.pop("customers_with_baskets")
         for key in ("date_min", "date_max"):
             value = d.pop(key)
             d[key.replace("date_", "purchase_date_")] = value.isoformat(sep=" ") if value else None
@@ -105,6 +111,7 @@ class Ledger:
             customers_without_purchase=seen - segmented,
             date_min=date_min,
             date_max=date_max,
+            customers_with_baskets=int(counts.get("customers_with_baskets") or 0),
         )
 
 

@@ -30,8 +30,10 @@ from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
 from .config import (
+    CleanConfig,
     ClusterConfig,
     ClusterMethod,
+    FrequencyUnit,
     OutlierMethod,
     Preset,
     RunConfig,
@@ -94,7 +96,7 @@ def _usage_message(exc: typer.TyperException) -> str:
     """One line: what is wrong with the command line and how to get help."""
     param = getattr(exc, "param", None)
     name = str(getattr(param, "name", "") or "")
-    field = ClusterConfig.model_fields.get(name)
+    field = ClusterConfig.model_fields.get(name) or CleanConfig.model_fields.get(name)
     text = exc.format_message().replace("\n", " ").strip().removeprefix("Value error, ")
     if field is not None and " is not one of " in text:
         # A typed choice: the same words as the settings' own check, with "did you mean".
@@ -627,6 +629,16 @@ _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
         ],
     ),
     _option(
+        "frequency_unit",
+        Annotated[
+            FrequencyUnit | None,
+            typer.Option(
+                help="What frequency counts: orders (invoices; rows without an invoice column) "
+                "or days (distinct purchase days) [default: orders]."
+            ),
+        ],
+    ),
+    _option(
         "method",
         Annotated[
             ClusterMethod | None, typer.Option(help="Segmentation method [default: kmeans].")
@@ -703,6 +715,7 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
             "exclude_codes": _codes(o["exclude_codes"]),
             "drop_duplicates": o["drop_duplicates"],
             "strict": o["strict"],
+            "frequency_unit": o["frequency_unit"],
         },
         cluster={
             "method": o["method"],
@@ -865,7 +878,6 @@ def score_command(
     table: TableOpt = None,
 ) -> None:
     """Score new transactions with a saved model: its rules, segments and names, unchanged."""
-    from .config import CleanConfig
     from .output import build_summary, write_run
     from .scoring import score
 

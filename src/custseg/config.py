@@ -41,6 +41,7 @@ __all__ = [
     "CleanConfig",
     "ClusterConfig",
     "ClusterMethod",
+    "FrequencyUnit",
     "NameOverride",
     "OutlierMethod",
     "Preset",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 OutlierMethod = Literal["zscore", "iqr", "none"]
+#: What frequency counts: distinct ``orders`` (invoices; rows where the data has none) or
+#: distinct calendar purchase ``days`` (the convention of lifetimes and pymc-marketing).
+FrequencyUnit = Literal["orders", "days"]
 TransformMethod = Literal["none", "log"]
 #: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
 #: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``);
@@ -223,6 +227,14 @@ class CleanConfig(Settings):
     strict : bool
         Refuse the input, instead of counting the rows in the ledger, when a number or a date
         does not parse.
+    frequency_unit : {"orders", "days"}
+        What frequency counts per customer: distinct orders (invoices; each row where the
+        data has no invoice column) or distinct calendar days with a purchase line.
+
+    Notes
+    -----
+    Settings added after the first release are written to summary.json and model.json only
+    when they differ from their default, so the files of a default run stay as they were.
     """
 
     as_of: Day = None
@@ -231,6 +243,13 @@ class CleanConfig(Settings):
     exclude_codes: tuple[str, ...] = ()
     drop_duplicates: bool = False
     strict: bool = False
+    frequency_unit: FrequencyUnit = Field(
+        "orders", title="frequency unit", exclude_if=lambda v: v == "orders"
+    )
+
+    def aggregation(self) -> dict[str, Any]:
+        """The options of :func:`custseg.features.compute_rfm_and_ledger` these rules set."""
+        return {"frequency_unit": self.frequency_unit}
 
     @model_validator(mode="after")
     def _window(self) -> Self:

@@ -5,7 +5,8 @@ table comes back to Python.
 
 - ``as_of``: the day after the last purchase in the data, unless given.
 - ``recency``: days from the customer's last purchase date to ``as_of`` (an integer >= 1).
-- ``frequency``: distinct invoices (rows, where the data has no invoice id).
+- ``frequency``: distinct invoices (rows, where the data has no invoice id); with
+  ``frequency_unit="days"``, distinct calendar days with a purchase line.
 - ``monetary``: sum of line values, quantity x price or amount.
 """
 
@@ -20,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from .clean import DROP_REASON, DROP_REASONS, Ledger, check_not_empty
+from .config import FrequencyUnit
 from .engine import ops_for
 from .errors import EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
-__all__ = ["RFM_COLUMNS", "compute_rfm", "compute_rfm_and_ledger"]
+__all__ = ["RFM_COLUMNS", "basket_note", "compute_rfm", "compute_rfm_and_ledger"]
 
 RFM_COLUMNS: tuple[str, str, str] = ("recency", "frequency", "monetary")
 _LAST = "last_purchase"
@@ -42,7 +44,9 @@ def _line_value_micros(t: Any, ops: Any) -> Any:
     return ibis.greatest(ops.round_half_away(value * _MICROS).cast("int64"), 1)
 
 
-def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFrame:
+def compute_rfm(
+    lines: ir.Table, *, as_of: dt.date | None = None, frequency_unit: FrequencyUnit = "orders"
+) -> pd.DataFrame:
     """Recency, frequency and monetary value per customer from purchase lines.
 
     Parameters
@@ -51,6 +55,9 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
         Purchase lines, as returned by :func:`custseg.clean.clean_transactions`.
     as_of : date, optional
         Reference date; default the day after the last purchase.
+    frequency_unit : {"orders", "days"}
+        Count distinct orders (invoices; rows without an invoice column) or distinct
+        calendar purchase days.
 
     Returns
     -------
@@ -67,7 +74,9 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
     # Purchase lines are rows no reason drops: the one aggregation below serves both entry points.
     try:
         rfm, _, _ = compute_rfm_and_ledger(
-            lines.mutate(**{DROP_REASON: ibis.null("string")}), as_of=as_of
+            lines.mutate(**{DROP_REASON: ibis.null("string")}),
+            as_of=as_of,
+            frequency_unit=frequency_unit,
         )
     except EmptyDataError:
         raise EmptyDataError("No purchase lines to compute RFM from.") from None
@@ -75,12 +84,27 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
 
 
 def compute_rfm_and_ledger(
-    marked: ir.Table, *, as_of: dt.date | None = None
+    marked: ir.Table,
+    *,
+    as_of: dt.date | None = None,
+    frequency_unit: FrequencyUnit = "orders",
 ) -> tuple[pd.DataFrame, Ledger, dt.date]:
     """RFM per customer and the ledger, from a table marked by :func:`custseg.clean.mark_drops`.
 
     One pass over the rows: the aggregation is grouped by customer (guest rows form one group
     with a NULL id), and the ledger is summed from the per-customer counts.
+
+    Parameters
+    ----------
+    marked : Table
+        A table with ``drop_reason`` (:func:`custseg.clean.mark_drops`).
+    as_of : date, optional
+        Reference date; default the day after the last purchase.
+    frequency_unit : {"orders", "days"}
+        What frequency counts (see :class:`custseg.config.CleanConfig`). Without an invoice
+        column, counting orders also counts, in the same pass, the customers with several
+        purchase lines at one timestamp (``Ledger.customers_with_baskets``; see
+        :func:`basket_note`).
 
     Returns
     -------
@@ -102,22 +126,34 @@ def compute_rfm_and_ledger(
     # then one row per customer, counting distinct canonical invoices.
     by_key = CUSTOMER_KEY in cols
     customer = t[CUSTOMER_KEY] if by_key else t[CUSTOMER]
+    purchase = t[DROP_REASON].isnull()
     keys: dict[str, Any] = {"_customer": customer, DROP_REASON: t[DROP_REASON]}
-    if has_invoice:
+    days = frequency_unit == "days"
+    by_invoice = has_invoice and not days
+    if by_invoice:
         invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
-        keys["_invoice"] = ibis.ifelse(t[DROP_REASON].isnull(), invoice, ibis.null(invoice.type()))
-    value = ibis.ifelse(t[DROP_REASON].isnull(), _line_value_micros(t, ops), ibis.null("int64"))
-    stage1: Any = marked.group_by(**keys).aggregate(
-        _last=t[DATE].max(),
-        _first=t[DATE].min(),
+        keys["_invoice"] = ibis.ifelse(purchase, invoice, ibis.null(invoice.type()))
+    if days:
+        # One group per purchase day: distinct days are then counted over groups, not rows.
+        keys["_day"] = ibis.ifelse(purchase, t[DATE].date(), ibis.null("date"))
+    value = ibis.ifelse(purchase, _line_value_micros(t, ops), ibis.null("int64"))
+    per_group: dict[str, Any] = {
+        "_last": t[DATE].max(),
+        "_first": t[DATE].min(),
         # Only purchase lines are valued: a dropped row's value may be NaN or out of range.
-        _micros=ops.sum_exact(value),
-        _rows=t.count(),
-    )
+        "_micros": ops.sum_exact(value),
+        "_rows": t.count(),
+    }
+    baskets = not has_invoice and not days
+    if baskets:
+        # Rows of one customer at one timestamp are lines of one basket, not orders: counted
+        # in this pass (distinct timestamps per group), for the warning of basket_note.
+        per_group["_stamps"] = t[DATE].nunique()
+    stage1: Any = marked.group_by(**keys).aggregate(**per_group)
     named: dict[str, Any] = {
         CUSTOMER: customer_text(stage1["_customer"]) if by_key else stage1["_customer"]
     }
-    if has_invoice:
+    if by_invoice:
         named["_invoice"] = (
             invoice_text(stage1["_invoice"]) if INVOICE_KEY in cols else stage1["_invoice"]
         )
@@ -126,19 +162,15 @@ def compute_rfm_and_ledger(
     used = reason.isnull()
     aggs: dict[str, Any] = {
         _LAST: s["_last"].max(where=used),
-        # A purchase line without an invoice id is an order of its own.
-        "frequency": (
-            s["_invoice"].nunique(where=used)
-            + s["_rows"].sum(where=used & s["_invoice"].isnull()).fill_null(0)
-            if has_invoice
-            else s["_rows"].sum(where=used)
-        ),
+        "frequency": _frequency(s, used, by_invoice=by_invoice, days=days),
         # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
         "monetary": s["_micros"].sum(where=used).cast("float64"),
         "rows": s["_rows"].sum(),
         "rows_used": s["_rows"].sum(where=used),
         "first_purchase": s["_first"].min(where=used),
     }
+    if baskets:
+        aggs["_stamps"] = s["_stamps"].sum(where=used)
     for r in DROP_REASONS:
         aggs[r] = s["_rows"].sum(where=reason == r)
     df = s.group_by(s[CUSTOMER]).aggregate(**aggs).to_pandas()
@@ -153,6 +185,9 @@ def compute_rfm_and_ledger(
     for r in DROP_REASONS:
         counts[r] = int(df[r].sum())
     buyers = df[df["rows_used"] > 0]
+    if baskets:
+        stamps = buyers["_stamps"].astype("float64").fillna(0.0)
+        counts["customers_with_baskets"] = int((buyers["rows_used"] > stamps).sum())
     ledger = Ledger.from_counts(
         counts,
         date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
@@ -161,6 +196,38 @@ def compute_rfm_and_ledger(
     check_not_empty(ledger)
     rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary"]], as_of)
     return rfm, ledger, used_as_of
+
+
+def _frequency(s: Any, used: Any, *, by_invoice: bool, days: bool) -> Any:
+    """Distinct purchase days, distinct invoices, or rows (no invoice column): per customer."""
+    if days:
+        return s["_day"].nunique(where=used)
+    if by_invoice:
+        # A purchase line without an invoice id is an order of its own.
+        return s["_invoice"].nunique(where=used) + s["_rows"].sum(
+            where=used & s["_invoice"].isnull()
+        ).fill_null(0)
+    return s["_rows"].sum(where=used)
+
+
+def basket_note(ledger: Ledger) -> str | None:
+    """The warning for data without an invoice column whose customers have baskets.
+
+    Each row then counts as an order, so several items bought at one timestamp count as
+    several orders; distinct purchase days count visits instead. None when no customer has
+    several purchase lines at one timestamp.
+    """
+    n = ledger.customers_with_baskets
+    if not n:
+        return None
+    share = n / max(ledger.customers_segmented, 1)
+    who = f"{n:,} customer ({share:.0%}) has" if n == 1 else f"{n:,} customers ({share:.0%}) have"
+    return (
+        f"The data has no invoice column and {who} several rows at the same timestamp (a "
+        "basket of items): each row counts as an order, so frequency "
+        "counts items rather than visits. Pass --frequency-unit days to count distinct "
+        "purchase days, or --invoice-col if a column identifies the orders."
+    )
 
 
 def _to_datetime(value: Any) -> dt.datetime | None:

@@ -23,7 +23,7 @@ from .config import RunConfig
 from .engine import Engine, EngineSpec, opened
 from .engine import connect as connect_engine
 from .errors import CustsegWarning, InputError
-from .features import compute_rfm_and_ledger
+from .features import basket_note, compute_rfm_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments, place_outliers
 from .reference import Reference, load_reference, match_reference, reference_config
@@ -167,7 +167,13 @@ def segment_rfm(
             stacklevel=2,
         )
     profiles, names = describe_segments(
-        rfm, fit.labels, fit.model, overrides=config.names or None, keep=keep, avoid=avoid
+        rfm,
+        fit.labels,
+        fit.model,
+        overrides=config.names or None,
+        keep=keep,
+        avoid=avoid,
+        frequency_unit=config.clean.frequency_unit,
     )
     return customer_table(rfm, fit, names), fit, profiles, names
 
@@ -401,8 +407,13 @@ def aggregate(
     progress(STAGES[1])
     marked = mark_drops(tx.table, config=config.clean)
     with eng.translate_errors(tx.source.name):
-        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+        rfm, ledger, as_of = compute_rfm_and_ledger(
+            marked, as_of=config.clean.as_of, **config.clean.aggregation()
+        )
         explain_drops(marked, ledger, tx.columns, config=config.clean)
+    note = basket_note(ledger)
+    if note:
+        warnings.warn(note, CustsegWarning, stacklevel=2)
     lap(STAGES[1])
     return Aggregated(tx, rfm, ledger, as_of)
 
