@@ -36,6 +36,7 @@ from .config import (
     FrequencyUnit,
     OutlierMethod,
     Preset,
+    Returns,
     RunConfig,
     SelectMethod,
     TransformMethod,
@@ -292,6 +293,15 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         f"({led.customers_without_purchase:,} seen without a purchase; "
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
+    nonpositive = result.net_nonpositive()
+    if nonpositive is not None:
+        names = {s.cluster: s.name for s in result.segments}
+        where = ", ".join(f"{n:,} in {names[c]}" for c, n in nonpositive.items() if n)
+        console.print(
+            f"Returns netted: {led.rows_netted:,} cancellation lines subtracted from their "
+            f"customers' monetary value; {led.customers_net_nonpositive:,} customers whose net "
+            "value is 0 or below are kept with monetary 0" + (f" ({where})." if where else ".")
+        )
     how = "the saved model's, nothing refitted" if result.scored_with else sel.method
     console.print(f"k = {result.k} ({how}); silhouette {sil_text}.")
     # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
@@ -446,9 +456,10 @@ def _engine_input(input: str, options: dict[str, Any]) -> tuple[Any, tuple[str |
 
 def _segments_frame(result: SegmentationResult) -> Any:
     """The segments.csv columns as a DataFrame, for --out-table."""
-    from .output import SEGMENT_COLUMNS
+    from .output import RETURNED, SEGMENT_COLUMNS
 
-    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
+    columns = [*SEGMENT_COLUMNS, *([RETURNED] if RETURNED in result.customers else [])]
+    return result.customers.reset_index()[columns]
 
 
 def _execute(
@@ -629,6 +640,17 @@ _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
         ],
     ),
     _option(
+        "returns",
+        Annotated[
+            Returns | None,
+            typer.Option(
+                help="Cancellation lines: drop (left out of monetary) or net (subtracted from "
+                "their customer's monetary value; net value 0 or below is kept as 0 and "
+                "counted) [default: drop]."
+            ),
+        ],
+    ),
+    _option(
         "frequency_unit",
         Annotated[
             FrequencyUnit | None,
@@ -716,6 +738,7 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
             "drop_duplicates": o["drop_duplicates"],
             "strict": o["strict"],
             "frequency_unit": o["frequency_unit"],
+            "returns": o["returns"],
         },
         cluster={
             "method": o["method"],

@@ -45,6 +45,7 @@ __all__ = [
     "NameOverride",
     "OutlierMethod",
     "Preset",
+    "Returns",
     "RunConfig",
     "ScoreRule",
     "SelectMethod",
@@ -59,6 +60,9 @@ OutlierMethod = Literal["zscore", "iqr", "none"]
 #: What frequency counts: distinct ``orders`` (invoices; rows where the data has none) or
 #: distinct calendar purchase ``days`` (the convention of lifetimes and pymc-marketing).
 FrequencyUnit = Literal["orders", "days"]
+#: What cancellation lines do to monetary: ``drop`` (left out, the default) or ``net``
+#: (subtracted from their customer's monetary value).
+Returns = Literal["drop", "net"]
 TransformMethod = Literal["none", "log"]
 #: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
 #: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``);
@@ -230,6 +234,11 @@ class CleanConfig(Settings):
     frequency_unit : {"orders", "days"}
         What frequency counts per customer: distinct orders (invoices; each row where the
         data has no invoice column) or distinct calendar days with a purchase line.
+    returns : {"drop", "net"}
+        ``net`` subtracts the value of a customer's cancellation lines from their monetary
+        value (floored at 0: customers whose net value is 0 or below are kept with monetary 0
+        and counted in the ledger); ``drop`` leaves cancellations out. Either way segments.csv
+        gives each customer's ``returned`` value.
 
     Notes
     -----
@@ -246,10 +255,11 @@ class CleanConfig(Settings):
     frequency_unit: FrequencyUnit = Field(
         "orders", title="frequency unit", exclude_if=lambda v: v == "orders"
     )
+    returns: Returns = Field("drop", title="returns mode", exclude_if=lambda v: v == "drop")
 
     def aggregation(self) -> dict[str, Any]:
         """The options of :func:`custseg.features.compute_rfm_and_ledger` these rules set."""
-        return {"frequency_unit": self.frequency_unit}
+        return {"frequency_unit": self.frequency_unit, "returns": self.returns}
 
     @model_validator(mode="after")
     def _window(self) -> Self:

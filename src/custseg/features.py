@@ -7,7 +7,9 @@ table comes back to Python.
 - ``recency``: days from the customer's last purchase date to ``as_of`` (an integer >= 1).
 - ``frequency``: distinct invoices (rows, where the data has no invoice id); with
   ``frequency_unit="days"``, distinct calendar days with a purchase line.
-- ``monetary``: sum of line values, quantity x price or amount.
+- ``monetary``: sum of line values, quantity x price or amount; with ``returns="net"``, minus
+  ``returned`` and floored at 0.
+- ``returned``: the value of the customer's cancellation lines (positive; every run).
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from .clean import DROP_REASON, DROP_REASONS, Ledger, check_not_empty
-from .config import FrequencyUnit
+from .clean import DROP_REASON, DROP_REASONS, RETURN_LINE, Ledger, check_not_empty
+from .config import FrequencyUnit, Returns
 from .engine import ops_for
 from .errors import EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
@@ -36,12 +38,22 @@ _LAST = "last_purchase"
 # copies of a file give identical bytes. Integers sum at a fraction of the cost of 128-bit
 # decimals (measured in bench/bench.py); a single line may be worth up to 9.2 trillion.
 _MICROS = 1_000_000
+#: The stage-1 groups of return lines (cancellations in the ledger), beside the drop reasons.
+_RETURN_GROUP = "_return"
+
+
+def _line_value(t: Any) -> Any:
+    return t[AMOUNT] if AMOUNT in set(t.columns) else t[QUANTITY] * t[PRICE]
 
 
 def _line_value_micros(t: Any, ops: Any) -> Any:
     """A purchase line's value in millionths; at least one, so a tiny positive value stays > 0."""
-    value = t[AMOUNT] if AMOUNT in set(t.columns) else t[QUANTITY] * t[PRICE]
-    return ibis.greatest(ops.round_half_away(value * _MICROS).cast("int64"), 1)
+    return ibis.greatest(ops.round_half_away(_line_value(t) * _MICROS).cast("int64"), 1)
+
+
+def _return_value_micros(t: Any, ops: Any) -> Any:
+    """A return line's value in millionths: positive, whichever sign the data gives it."""
+    return ops.round_half_away(_line_value(t).abs() * _MICROS).cast("int64")
 
 
 def compute_rfm(
@@ -62,7 +74,8 @@ def compute_rfm(
     Returns
     -------
     DataFrame
-        Indexed by ``customer_id``, columns ``recency``, ``frequency``, ``monetary``.
+        Indexed by ``customer_id``, columns ``recency``, ``frequency``, ``monetary`` and
+        ``returned`` (0: purchase lines hold no cancellations).
 
     Raises
     ------
@@ -88,6 +101,7 @@ def compute_rfm_and_ledger(
     *,
     as_of: dt.date | None = None,
     frequency_unit: FrequencyUnit = "orders",
+    returns: Returns = "drop",
 ) -> tuple[pd.DataFrame, Ledger, dt.date]:
     """RFM per customer and the ledger, from a table marked by :func:`custseg.clean.mark_drops`.
 
@@ -97,7 +111,8 @@ def compute_rfm_and_ledger(
     Parameters
     ----------
     marked : Table
-        A table with ``drop_reason`` (:func:`custseg.clean.mark_drops`).
+        A table with ``drop_reason`` (:func:`custseg.clean.mark_drops`) and, optionally,
+        ``return_line``.
     as_of : date, optional
         Reference date; default the day after the last purchase.
     frequency_unit : {"orders", "days"}
@@ -105,46 +120,96 @@ def compute_rfm_and_ledger(
         column, counting orders also counts, in the same pass, the customers with several
         purchase lines at one timestamp (``Ledger.customers_with_baskets``; see
         :func:`basket_note`).
+    returns : {"drop", "net"}
+        ``net``: monetary is the value of the purchase lines minus ``returned``, floored at 0;
+        the ledger counts the return lines netted (``rows_netted``) and the customers whose
+        net value is 0 or below (``customers_net_nonpositive``), who are kept with monetary 0.
 
     Returns
     -------
     rfm : DataFrame
-        As :func:`compute_rfm`.
+        As :func:`compute_rfm`, with ``returned``: the value of the customer's return lines
+        (positive; see :func:`custseg.clean.mark_drops`), whatever ``returns`` is.
     ledger : Ledger
     as_of : date
         The reference date used.
     """
+    days = frequency_unit == "days"
+    has_invoice = INVOICE in set(marked.columns)
+    baskets = not has_invoice and not days
+    s = _stage1(marked, by_invoice=has_invoice and not days, days=days, baskets=baskets)
+    df = s.group_by(s[CUSTOMER]).aggregate(**_customer_aggs(s, has_invoice, days, baskets))
+    df = df.to_pandas()
+    for col in ("rows", "rows_used", "frequency", "returned", "_netted", *DROP_REASONS):
+        df[col] = df[col].astype("float64").fillna(0.0)
+    counts: dict[str, int] = {
+        "rows_read": int(df["rows"].sum()),
+        "rows_used": int(df["rows_used"].sum()),
+        "customers_seen": int(df[CUSTOMER].notna().sum()),
+        "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
+    }
+    for r in DROP_REASONS:
+        counts[r] = int(df[r].sum())
+    buyers = df[df["rows_used"] > 0].copy()
+    if baskets:
+        stamps = buyers["_stamps"].astype("float64").fillna(0.0)
+        counts["customers_with_baskets"] = int((buyers["rows_used"] > stamps).sum())
+    if returns == "net":
+        net = buyers["monetary"].astype("float64") - buyers["returned"]
+        counts["rows_netted"] = int(buyers["_netted"].sum())
+        counts["customers_net_nonpositive"] = int((net <= 0).sum())
+        buyers["monetary"] = net.clip(lower=0.0)
+    ledger = Ledger.from_counts(
+        counts,
+        date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
+        date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
+    )
+    check_not_empty(ledger)
+    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary", "returned"]], as_of)
+    return rfm, ledger, used_as_of
+
+
+def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool) -> Any:
+    """One row per (stored customer id, drop reason, invoice or day of a purchase line).
+
+    Counting invoices (or days) as groups costs less than a COUNT(DISTINCT) with a filter,
+    the reasons become a group key instead of ten comparisons per row, and dropped rows
+    collapse into one group per customer and reason. Then the ids of these groups (not of
+    every row) become canonical text, which may merge groups (" 17850" and "17850.0"); the
+    caller then makes one row per customer, counting distinct canonical invoices.
+    """
     t: Any = marked
     ops = ops_for(marked)
     cols = set(t.columns)
-    has_invoice = INVOICE in cols
-    # Three steps. First one row per (stored customer id, drop reason, stored invoice id of a
-    # purchase line): counting invoices as groups costs less than a COUNT(DISTINCT) with a
-    # filter, the reasons become a group key instead of ten comparisons per row, and dropped
-    # rows collapse into one group per customer and reason. Then the ids of these groups (not
-    # of every row) become canonical text, which may merge groups (" 17850" and "17850.0");
-    # then one row per customer, counting distinct canonical invoices.
     by_key = CUSTOMER_KEY in cols
     customer = t[CUSTOMER_KEY] if by_key else t[CUSTOMER]
     purchase = t[DROP_REASON].isnull()
-    keys: dict[str, Any] = {"_customer": customer, DROP_REASON: t[DROP_REASON]}
-    days = frequency_unit == "days"
-    by_invoice = has_invoice and not days
+    reason = t[DROP_REASON]
+    value = ibis.ifelse(purchase, _line_value_micros(t, ops), ibis.null("int64"))
+    if RETURN_LINE in cols:
+        # Return lines get groups of their own (a key, not an aggregate more for every row):
+        # their "_micros" is the value returned, their "_rows" the lines netted.
+        ret = t[RETURN_LINE]
+        reason = ibis.ifelse(ret, _RETURN_GROUP, reason)
+        value = ibis.cases(
+            (purchase, _line_value_micros(t, ops)),
+            (ret, _return_value_micros(t, ops)),
+            else_=ibis.null("int64"),
+        )
+    keys: dict[str, Any] = {"_customer": customer, DROP_REASON: reason}
     if by_invoice:
         invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
         keys["_invoice"] = ibis.ifelse(purchase, invoice, ibis.null(invoice.type()))
     if days:
         # One group per purchase day: distinct days are then counted over groups, not rows.
         keys["_day"] = ibis.ifelse(purchase, t[DATE].date(), ibis.null("date"))
-    value = ibis.ifelse(purchase, _line_value_micros(t, ops), ibis.null("int64"))
     per_group: dict[str, Any] = {
         "_last": t[DATE].max(),
         "_first": t[DATE].min(),
-        # Only purchase lines are valued: a dropped row's value may be NaN or out of range.
+        # Only purchase and return lines are valued: another row's value may be NaN.
         "_micros": ops.sum_exact(value),
         "_rows": t.count(),
     }
-    baskets = not has_invoice and not days
     if baskets:
         # Rows of one customer at one timestamp are lines of one basket, not orders: counted
         # in this pass (distinct timestamps per group), for the warning of basket_note.
@@ -157,45 +222,33 @@ def compute_rfm_and_ledger(
         named["_invoice"] = (
             invoice_text(stage1["_invoice"]) if INVOICE_KEY in cols else stage1["_invoice"]
         )
-    s: Any = stage1.mutate(**named)
+    return stage1.mutate(**named)
+
+
+def _customer_aggs(s: Any, has_invoice: bool, days: bool, baskets: bool) -> dict[str, Any]:
+    """The per-customer aggregates over the groups of :func:`_stage1`."""
     reason = s[DROP_REASON]
     used = reason.isnull()
     aggs: dict[str, Any] = {
         _LAST: s["_last"].max(where=used),
-        "frequency": _frequency(s, used, by_invoice=by_invoice, days=days),
+        "frequency": _frequency(s, used, by_invoice=has_invoice and not days, days=days),
         # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
         "monetary": s["_micros"].sum(where=used).cast("float64"),
         "rows": s["_rows"].sum(),
         "rows_used": s["_rows"].sum(where=used),
         "first_purchase": s["_first"].min(where=used),
     }
+    returns = reason == _RETURN_GROUP
+    aggs["returned"] = s["_micros"].sum(where=returns).cast("float64")
+    aggs["_netted"] = s["_rows"].sum(where=returns)
     if baskets:
         aggs["_stamps"] = s["_stamps"].sum(where=used)
     for r in DROP_REASONS:
-        aggs[r] = s["_rows"].sum(where=reason == r)
-    df = s.group_by(s[CUSTOMER]).aggregate(**aggs).to_pandas()
-    for col in ("rows", "rows_used", "frequency", *DROP_REASONS):
-        df[col] = df[col].astype("float64").fillna(0.0)
-    counts: dict[str, int] = {
-        "rows_read": int(df["rows"].sum()),
-        "rows_used": int(df["rows_used"].sum()),
-        "customers_seen": int(df[CUSTOMER].notna().sum()),
-        "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
-    }
-    for r in DROP_REASONS:
-        counts[r] = int(df[r].sum())
-    buyers = df[df["rows_used"] > 0]
-    if baskets:
-        stamps = buyers["_stamps"].astype("float64").fillna(0.0)
-        counts["customers_with_baskets"] = int((buyers["rows_used"] > stamps).sum())
-    ledger = Ledger.from_counts(
-        counts,
-        date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
-        date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
-    )
-    check_not_empty(ledger)
-    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary"]], as_of)
-    return rfm, ledger, used_as_of
+        # Return lines are cancellations in the ledger.
+        aggs[r] = s["_rows"].sum(
+            where=(reason == r) | returns if r == "cancellation" else reason == r
+        )
+    return aggs
 
 
 def _frequency(s: Any, used: Any, *, by_invoice: bool, days: bool) -> Any:
@@ -246,14 +299,14 @@ def _finish(df: pd.DataFrame, as_of: dt.date | None) -> tuple[pd.DataFrame, dt.d
         )
     as_of_ts = pd.Timestamp(as_of)
     recency = (as_of_ts - last).dt.days.astype("int64")
-    out = pd.DataFrame(
-        {
-            "recency": recency.to_numpy(),
-            "frequency": df["frequency"].astype("int64").to_numpy(),
-            "monetary": df["monetary"].astype("float64").to_numpy() / _MICROS,
-        },
-        index=pd.Index(df[CUSTOMER].astype(str).to_numpy(), name=CUSTOMER),
-    )
+    columns: dict[str, np.ndarray] = {
+        "recency": recency.to_numpy(),
+        "frequency": df["frequency"].astype("int64").to_numpy(),
+    }
+    for money in ("monetary", "returned"):
+        if money in df.columns:
+            columns[money] = df[money].astype("float64").to_numpy() / _MICROS
+    out = pd.DataFrame(columns, index=pd.Index(df[CUSTOMER].astype(str).to_numpy(), name=CUSTOMER))
     return out.iloc[_customer_order(out.index)], as_of
 
 

@@ -183,6 +183,8 @@ class SegmentRecord(_Part):
     asserted: dict[str, Level]
     #: Share of members whose own third contradicts an asserted level by two steps.
     contradiction_share: float
+    #: With ``--returns net`` only: members whose net value is 0 or below (monetary 0).
+    net_nonpositive: int | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class LedgerRecord(_Part):
@@ -196,6 +198,12 @@ class LedgerRecord(_Part):
     customers_without_purchase: int
     purchase_date_min: str | None
     purchase_date_max: str | None
+    #: With ``--returns net`` only: cancellation lines subtracted from a segmented customer's
+    #: monetary value (also counted under ``rows_dropped.cancellation``).
+    rows_netted: int | None = Field(None, exclude_if=lambda v: v is None)
+    #: With ``--returns net`` only: segmented customers whose net value is 0 or below (kept,
+    #: with monetary 0).
+    customers_net_nonpositive: int | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class Metrics(_Part):

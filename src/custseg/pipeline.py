@@ -118,6 +118,15 @@ class SegmentationResult:
         """The number of segments."""
         return self.fit.model.k
 
+    def net_nonpositive(self) -> dict[int, int] | None:
+        """With ``--returns net``: per segment, the customers whose net value is 0 or below
+        (kept with monetary 0); None otherwise."""
+        if self.ledger.customers_net_nonpositive is None:
+            return None
+        c = self.customers
+        counts = c.loc[c["monetary"] <= 0, "cluster"].value_counts()
+        return {s.cluster: int(counts.get(s.cluster, 0)) for s in self.segments}
+
     def segment_table(self) -> pd.DataFrame:
         """Profiles with names, descriptions, actions and levels, one row per segment."""
         names = pd.DataFrame(
@@ -179,14 +188,16 @@ def segment_rfm(
 
 
 def customer_table(rfm: pd.DataFrame, fit: ClusterFit, names: list[SegmentName]) -> pd.DataFrame:
-    """One row per customer: R, F, M, outlier, cluster, segment, and the method's extras
-    (``segment_probability`` for mixtures; ``r_score``, ``f_score``, ``m_score`` and
-    ``rfm_cell`` for RFM scores)."""
+    """One row per customer: R, F, M, outlier, cluster, segment, ``returned`` (where the RFM
+    table has it), and the method's extras (``segment_probability`` for mixtures;
+    ``r_score``, ``f_score``, ``m_score`` and ``rfm_cell`` for RFM scores)."""
     by_cluster = {s.cluster: s.name for s in names}
     customers = rfm[list(RFM_COLUMNS)].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
     customers["cluster"] = np.asarray(fit.labels, dtype=np.int64)
     customers["segment"] = [by_cluster[c] for c in customers["cluster"]]
+    if "returned" in rfm.columns:
+        customers["returned"] = rfm["returned"].to_numpy(dtype=np.float64)
     if fit.probability is not None:
         customers["segment_probability"] = fit.probability
     if fit.scores is not None:
