@@ -6,13 +6,20 @@ from pathlib import Path
 
 import pytest
 
-from fixtures import RETAIL_CSV, RETAIL_PARQUET, TINY_CSV
+from fixtures import RETAIL_CSV, RETAIL_PARQUET, RETURNS_CSV, TINY_CSV
 
 
 @pytest.fixture
 def tiny_csv(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.csv"
     path.write_text(TINY_CSV, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def returns_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "returns.csv"
+    path.write_text(RETURNS_CSV, encoding="utf-8")
     return path
 
 

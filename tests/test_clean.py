@@ -87,10 +87,10 @@ def test_clean_config_rejects_reversed_window() -> None:
         CleanConfig(since=dt.date(2021, 2, 1), until=dt.date(2021, 1, 1))
 
 
-def test_mark_drops_is_lazy_and_adds_one_column(tiny_csv: Path) -> None:
+def test_mark_drops_is_lazy_and_adds_the_reason_and_return_flag(tiny_csv: Path) -> None:
     table = load_transactions(tiny_csv).table
     marked = mark_drops(table, config=CleanConfig())
-    assert list(marked.columns) == [*table.columns, "drop_reason"]
+    assert list(marked.columns) == [*table.columns, "drop_reason", "return_line"]
 
 
 def test_ledger_must_balance() -> None:
@@ -106,3 +106,23 @@ def test_clean_transactions_real_data_ledger(retail_parquet: Path) -> None:
     assert ledger.rows_dropped["cancellation"] == 8_905
     assert ledger.customers_seen == 4_372 and ledger.customers_segmented == 4_338
     assert ledger.rows_used == 397_884
+
+
+def _return_lines(path: Path, config: CleanConfig) -> list[str]:
+    marked = mark_drops(load_transactions(path).table, config=config)
+    rows = marked.filter(marked["return_line"]).select("invoice_id").to_pyarrow().to_pylist()
+    return sorted(r["invoice_id"] for r in rows)
+
+
+def test_mark_drops_flags_the_cancellations_that_are_returns(returns_csv: Path) -> None:
+    # not returns: C1009 (quantity 'abc'), C1010 (price 0), C1013 (a guest's); the positive
+    # quantity of C1014 is a return all the same
+    assert _return_lines(returns_csv, CleanConfig()) == [
+        "C1003", "C1003", "C1005", "C1007", "C1011", "C1012", "C1014",
+    ]  # fmt: skip
+    # outside the window, of an excluded code, or a copy: not returned
+    window = CleanConfig(until=dt.date(2021, 1, 10), exclude_codes=("B",), drop_duplicates=True)
+    assert _return_lines(returns_csv, window) == ["C1003", "C1005", "C1012", "C1014"]
+    # every cancellation stays counted as one
+    _, ledger = clean_transactions(load_transactions(returns_csv).table, config=window)
+    assert ledger.rows_dropped["cancellation"] == 9

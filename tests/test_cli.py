@@ -265,7 +265,7 @@ def test_run_config_file_renames_segments(tiny_csv: Path, tmp_path: Path) -> Non
     seg = json.loads((tmp_path / "o" / "summary.json").read_text())["segments"][0]
     assert (seg["name"], seg["action"]) == ("[VIP] accounts", "Call them.")
     rows = (tmp_path / "o" / "segments.csv").read_text().splitlines()
-    assert rows[1].endswith(",0,[VIP] accounts")
+    assert rows[1].endswith(",0,[VIP] accounts,5.0")
 
 
 # --- a CLI that behaves like the CLIs people know ---------------------------------------------
@@ -492,3 +492,136 @@ def test_score_reads_decimal_commas_too(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert _segments(score_out) == _segments(run_out)
     assert _segments(score_out)["10001"] == "28,2,1304.0"
+
+
+# A log without an invoice column: a and b buy baskets (several rows at one timestamp).
+BASKETS_CSV = (
+    "customer,date,amount\n"
+    "a,2021-01-01 10:00,5\na,2021-01-01 10:00,7\na,2021-01-01 10:00,1\na,2021-01-05 09:00,2\n"
+    "b,2021-01-03 12:00,4\nb,2021-01-03 12:00,1\nc,2021-01-02 08:00,9\nd,2021-01-04 08:00,3\n"
+)
+
+
+def test_run_warns_about_baskets_and_suggests_days(tmp_path: Path) -> None:
+    path = tmp_path / "baskets.csv"
+    path.write_text(BASKETS_CSV)
+    base = ["run", str(path), "--no-report", "--k", "2", "--outliers", "none"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "orders")])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if "basket" in line]
+    assert len(warned) == 1, res.stderr
+    assert "no invoice column and 2 customers (50%) have several rows" in warned[0]
+    assert "Pass --frequency-unit days" in warned[0]
+    orders = (tmp_path / "orders" / "segments.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in orders[1:]] == ["4", "2", "1", "1"]
+
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "days"), "--frequency-unit", "days"])
+    assert res.exit_code == 0, res.output
+    assert "basket" not in res.stderr
+    days = (tmp_path / "days" / "segments.csv").read_text().splitlines()
+    assert [line.split(",")[2] for line in days[1:]] == ["2", "1", "1", "1"]
+    summary = json.loads((tmp_path / "days" / "summary.json").read_text())
+    assert summary["settings"]["clean"]["frequency_unit"] == "days"
+    model = json.loads((tmp_path / "days" / "model.json").read_text())
+    assert model["settings"]["clean"]["frequency_unit"] == "days"
+    assert all("purchase day" in s["description"] for s in summary["segments"])
+
+
+def test_frequency_unit_default_is_not_written(tiny_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(tiny_csv), "-o", str(out), "--no-report", "--k", "2"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert "frequency_unit" not in summary["settings"]["clean"]
+    assert all(" order" in s["description"] for s in summary["segments"])
+
+
+def test_frequency_unit_unknown_is_one_line(tiny_csv: Path, tmp_path: Path) -> None:
+    res = runner.invoke(
+        app, ["run", str(tiny_csv), "-o", str(tmp_path / "o"), "--frequency-unit", "day"]
+    )
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        "error: Unknown frequency unit 'day'. Use orders or days. Did you mean 'days'?"
+    )
+
+
+def test_score_repeats_the_model_frequency_unit(tmp_path: Path) -> None:
+    path = tmp_path / "baskets.csv"
+    path.write_text(BASKETS_CSV)
+    out = tmp_path / "run"
+    res = runner.invoke(
+        app,
+        ["run", str(path), "-o", str(out), "--no-report", "--k", "2", "--frequency-unit", "days"],
+    )
+    assert res.exit_code == 0, res.output
+    scored = tmp_path / "scored"
+    res = runner.invoke(
+        app,
+        ["score", str(path), "--model", str(out / "model.json"), "-o", str(scored), "--no-report"],
+    )
+    assert res.exit_code == 0, res.output
+    assert "basket" not in res.stderr
+    assert (scored / "segments.csv").read_bytes() == (out / "segments.csv").read_bytes()
+
+
+def _segments(path: Path) -> dict[str, dict[str, str]]:
+    lines = path.read_text().splitlines()
+    head = lines[0].split(",")
+    return {row[0]: dict(zip(head, row, strict=True)) for row in (r.split(",") for r in lines[1:])}
+
+
+def test_run_returns_net_nets_counts_and_shows_where_they_go(
+    returns_csv: Path, tmp_path: Path
+) -> None:
+    base = ["run", str(returns_csv), "--k", "2", "--outliers", "none"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "drop"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    assert "Returns netted" not in res.stdout
+    dropped = _segments(tmp_path / "drop" / "segments.csv")
+    assert {c: (r["monetary"], r["returned"]) for c, r in dropped.items()} == {
+        "a": ("50.0", "20.0"), "b": ("25.0", "25.0"), "c": ("5.0", "20.0"),
+        "d": ("12.0", "4.0"), "f": ("18.0", "6.0"),
+    }  # fmt: skip
+    assert (
+        "rows_netted" not in json.loads((tmp_path / "drop" / "summary.json").read_text())["ledger"]
+    )
+
+    out = tmp_path / "net"
+    res = runner.invoke(app, [*base, "-o", str(out), "--returns", "net"])
+    assert res.exit_code == 0, res.output
+    net = _segments(out / "segments.csv")
+    assert {c: (r["monetary"], r["returned"]) for c, r in net.items()} == {
+        "a": ("30.0", "20.0"), "b": ("0.0", "25.0"), "c": ("0.0", "20.0"),
+        "d": ("8.0", "4.0"), "f": ("12.0", "6.0"),
+    }  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["ledger"]["rows_netted"] == 6
+    assert summary["ledger"]["customers_net_nonpositive"] == 2
+    assert summary["ledger"]["rows_dropped"]["cancellation"] == 9
+    assert summary["settings"]["clean"]["returns"] == "net"
+    where = {s["name"]: s["net_nonpositive"] for s in summary["segments"]}
+    assert sum(where.values()) == 2 and where[net["b"]["segment"]] >= 1
+    assert summary["customers"]["total"] == 5  # b and c are kept
+    assert "Returns netted: 6 cancellation lines subtracted" in res.stdout
+    assert "2 customers whose net value is 0 or below are kept with monetary 0 (" in res.stdout
+    page = (out / "report.html").read_text()
+    assert "Returns are netted" in page and "2 customers returned as much as they bought" in page
+    assert "Net value 0 or below (kept, monetary 0)" in page
+
+    scored = tmp_path / "scored"
+    res = runner.invoke(
+        app, ["score", str(returns_csv), "-m", str(out / "model.json"), "-o", str(scored)]
+    )
+    assert res.exit_code == 0, res.output
+    assert (scored / "segments.csv").read_bytes() == (out / "segments.csv").read_bytes()
+    assert json.loads((scored / "summary.json").read_text())["ledger"]["rows_netted"] == 6
+
+
+def test_returns_drop_report_says_what_was_left_out(returns_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(returns_csv), "-o", str(out), "--k", "2"])
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text()
+    assert "5 customers have cancellation lines worth 75 in all" in page
+    assert "Returns are netted" not in page

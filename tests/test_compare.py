@@ -258,7 +258,8 @@ def test_compare_page_is_self_contained_and_escaped(runs: dict[str, Path], tmp_p
     with (out / "segments.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0][-1] == "previous_segment" and len({len(r) for r in rows}) == 1
-    assert "'=SUM(1), $$ & 'co'" in {r[-2] for r in rows[1:]}
+    segment = rows[0].index("segment")
+    assert "'=SUM(1), $$ & 'co'" in {r[segment] for r in rows[1:]}
     original = (runs["renamed"] / "segments.csv").read_text(encoding="utf-8")
     assert '"' in original  # the copy took its quoted-cell path
     lines = (out / "segments.csv").read_text(encoding="utf-8").split("\n")

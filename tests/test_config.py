@@ -136,3 +136,19 @@ def test_run_config_round_trips_through_json() -> None:
     assert RunConfig.model_validate(json.loads(config.model_dump_json())) == config
     with pytest.raises(ConfigError, match=r"^cluster: k must be at least 1"):
         RunConfig.build({"cluster": {"k": 0}})
+
+
+def test_aggregation_settings_from_a_file_and_written_only_when_set(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[clean]\nfrequency_unit = "days"\n')
+    config = load_config_file(path)
+    assert config.clean.frequency_unit == "days"
+    assert config.clean.aggregation() == {"frequency_unit": "days"}
+    assert json.loads(config.clean.model_dump_json())["frequency_unit"] == "days"
+    # a default stays out of the files, so a default run's summary.json is unchanged
+    assert "frequency_unit" not in json.loads(CleanConfig().model_dump_json())
+    assert CleanConfig().replace(strict=True).frequency_unit == "orders"
+    assert RunConfig.model_validate(json.loads(config.model_dump_json())) == config
+    path.write_text('[clean]\nfrequency_unit = "weeks"\n')
+    with pytest.raises(ConfigError, match=r"Unknown frequency unit 'weeks'. Use orders or days"):
+        load_config_file(path)

@@ -36,8 +36,10 @@ def test_write_outputs_contract(tiny_result, tmp_path: Path) -> None:  # type: i
         "outlier",
         "cluster",
         "segment",
+        "returned",
     ]
     assert rows[1][:5] == ["C1", "22", "2", "18.5", "false"]
+    assert [r[-1] for r in rows[1:]] == ["5.0", "0.0", "0.0"]  # C1's cancellation C1003
     summary = json.loads((tmp_path / "summary.json").read_text())
     for key in ("as_of", "k", "k_selection", "metrics", "segments", "ledger"):
         assert key in summary

@@ -35,7 +35,9 @@ def test_run_tiny_keeps_every_customer(tiny_csv: Path) -> None:
         "outlier",
         "cluster",
         "segment",
+        "returned",
     ]
+    assert result.customers["returned"].tolist() == [5.0, 0.0, 0.0]
     assert result.k == 2 and set(result.customers["cluster"]) == {0, 1}
     assert set(result.timings) == set(STAGES)
 
@@ -69,7 +71,7 @@ def test_segment_rfm_names_are_unique_and_complete(retail_parquet: Path) -> None
     # k came from a holdout of the transactions: the RFM table alone is given it
     fixed = result.config.cluster.replace(k=result.k, select="auto")
     customers, *_ = segment_rfm(
-        result.customers[["recency", "frequency", "monetary"]],
+        result.customers[["recency", "frequency", "monetary", "returned"]],
         config=result.config.model_copy(update={"cluster": fixed}),
     )
     pd.testing.assert_frame_equal(customers, result.customers)

@@ -169,7 +169,8 @@ def tables(
 
 @st.composite
 def clean_configs(draw: st.DrawFn, *, stock_code: bool) -> CleanConfig:
-    """Default settings half of the time, else a random window, excluded codes, duplicates."""
+    """Default settings half of the time, else a random window, excluded codes, duplicates,
+    returns mode and frequency unit."""
     if draw(st.booleans()):
         return CleanConfig()
     day = st.one_of(
@@ -191,6 +192,8 @@ def clean_configs(draw: st.DrawFn, *, stock_code: bool) -> CleanConfig:
         until=until,
         exclude_codes=tuple(codes),
         drop_duplicates=draw(st.booleans()),
+        returns=draw(st.sampled_from(["drop", "net"])),
+        frequency_unit=draw(st.sampled_from(["orders", "days"])),
     )
 
 
@@ -282,6 +285,24 @@ def ref_reason(row: dict[str, Any], config: CleanConfig) -> str | None:
     return None
 
 
+def ref_return(row: dict[str, Any], config: CleanConfig) -> bool:
+    """Whether a cancellation is a return line: every later rule but the sign tests passes."""
+    if row["reason"] != "cancellation":
+        return False
+    values = [row["amount"]] if "amount" in row else [row["quantity"], row["price"]]
+    if any(_bad(v) for v in values) or _value(row) == 0:
+        return False
+    # the same row with a positive value and no cancellation: kept by the date and code rules
+    probe = {**row, "invoice": None, **({"amount": 1.0} if "amount" in row else {})}
+    if "amount" not in row:
+        probe.update(quantity=1.0, price=1.0)
+    return ref_reason(probe, config) is None
+
+
+def _value(row: dict[str, Any]) -> float:
+    return float(row["amount"] if "amount" in row else row["quantity"] * row["price"])
+
+
 def _key(values: Any) -> tuple[str | None, ...]:
     """A row's source cells as comparable text (None for a missing cell)."""
     out: list[str | None] = []
@@ -324,15 +345,21 @@ def reference(df: pd.DataFrame, config: CleanConfig) -> Reference:
         if "StockCode" in src:
             row["stock_code"] = ref_text(src["StockCode"])
         row["reason"] = ref_reason(row, config)
+        row["returned"] = abs(_value(row)) if ref_return(row, config) else 0.0
         row["key"] = _key(src.values())
         records.append(row)
-    if config.drop_duplicates:  # an exact copy of an earlier kept row
+    if config.drop_duplicates:  # an exact copy of an earlier kept row (or return line)
         kept: set[tuple[str | None, ...]] = set()
+        returned: set[tuple[str | None, ...]] = set()
         for row in records:
             if row["reason"] is None:
                 if row["key"] in kept:
                     row["reason"] = "duplicate"
                 kept.add(row["key"])
+            elif row["returned"]:
+                if row["key"] in returned:
+                    row["returned"] = 0.0
+                returned.add(row["key"])
     rows = pd.DataFrame(records)
     used = rows[rows["reason"].isna()].copy()
     seen = rows["customer"].dropna().nunique()
@@ -342,13 +369,23 @@ def reference(df: pd.DataFrame, config: CleanConfig) -> Reference:
     used["day"] = used["date"].map(lambda d: d.date())
     as_of = config.as_of or used["day"].max() + dt.timedelta(days=1)
     groups = used.groupby("customer")
+    days = config.frequency_unit == "days"
+    returned = rows.groupby("customer")["returned"].sum().reindex(groups.size().index)
+    monetary = groups["value"].sum().astype("float64")
+    if config.returns == "net":
+        monetary = (monetary - returned).clip(lower=0.0)
     rfm = pd.DataFrame(
         {
             "recency": groups["day"].max().map(lambda d: (as_of - d).days).astype("int64"),
             "frequency": (
-                groups["invoice"].nunique() if "invoice" in used else groups.size()
+                groups["day"].nunique()
+                if days
+                else groups["invoice"].nunique()
+                if "invoice" in used
+                else groups.size()
             ).astype("int64"),
-            "monetary": groups["value"].sum().astype("float64"),
+            "monetary": monetary,
+            "returned": returned.fillna(0.0).astype("float64"),
         }
     )
     rfm.index.name = "customer_id"
@@ -382,7 +419,9 @@ def _engine_reasons(marked: Any) -> Counter[tuple[tuple[str | None, ...], str | 
 def _compute(df: pd.DataFrame, lay: Layout, config: CleanConfig) -> tuple[Any, Any, Any, Any]:
     marked = mark_drops(_load(df, lay).table, config=config)
     try:
-        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.as_of)
+        rfm, ledger, as_of = compute_rfm_and_ledger(
+            marked, as_of=config.as_of, **config.aggregation()
+        )
     except EmptyDataError:
         return marked, None, None, None
     return marked, rfm, ledger, as_of
@@ -430,13 +469,20 @@ def test_rfm_and_ledger_match_the_reference(data: st.DataObject) -> None:
     # one row per customer, the RFM invariants
     assert rfm.index.is_unique and rfm.index.name == "customer_id"
     assert rfm["recency"].dtype == np.int64 and rfm["frequency"].dtype == np.int64
+    net = config.returns == "net"
     assert (
         (rfm["recency"] >= 1).all()
         and (rfm["frequency"] >= 1).all()
-        and (rfm["monetary"] > 0).all()
+        and ((rfm["monetary"] >= 0) if net else (rfm["monetary"] > 0)).all()
+        and (rfm["returned"] >= 0).all()
     )
     values = used["amount"] if lay.amount else used["quantity"] * used["price"]
-    assert rfm["monetary"].sum() == pytest.approx(values.sum(), rel=1e-6)
+    if not net:
+        assert rfm["monetary"].sum() == pytest.approx(values.sum(), rel=1e-6)
+    else:  # the return lines netted, and the customers left at 0, are counted
+        assert ledger.customers_net_nonpositive == int((ref.rfm["monetary"] <= 1e-9).sum())
+        netted = ref.rows["returned"].gt(0) & ref.rows["customer"].isin(ref.rfm.index)
+        assert ledger.rows_netted == int(netted.sum())
     # and the table itself
     assert as_of == ref.as_of
     pd.testing.assert_frame_equal(

@@ -131,10 +131,13 @@ def holdout_outcomes(
             f"{max(1, span // 2)}d."
         )
     train_clean = clean.replace(as_of=train_as_of, until=None)
-    train, _, _ = compute_rfm_and_ledger(mark_drops(table, config=train_clean), as_of=train_as_of)
+    options = clean.aggregation()
+    train, _, _ = compute_rfm_and_ledger(
+        mark_drops(table, config=train_clean), as_of=train_as_of, **options
+    )
     hold_clean = clean.replace(since=train_as_of, as_of=last + dt.timedelta(days=1), until=None)
     hold, _, _ = compute_rfm_and_ledger(
-        mark_drops(table, config=hold_clean), as_of=last + dt.timedelta(days=1)
+        mark_drops(table, config=hold_clean), as_of=last + dt.timedelta(days=1), **options
     )
     known = hold.index.isin(train.index)
     revenue = hold["monetary"].reindex(train.index).fillna(0.0).to_numpy(dtype=np.float64)

@@ -34,8 +34,10 @@ from .config import (
     ClusterConfig,
     ClusterEngine,
     ClusterMethod,
+    FrequencyUnit,
     OutlierMethod,
     Preset,
+    Returns,
     RunConfig,
     SelectMethod,
     TransformMethod,
@@ -97,7 +99,7 @@ def _usage_message(exc: typer.TyperException) -> str:
     """One line: what is wrong with the command line and how to get help."""
     param = getattr(exc, "param", None)
     name = str(getattr(param, "name", "") or "")
-    field = ClusterConfig.model_fields.get(name)
+    field = ClusterConfig.model_fields.get(name) or CleanConfig.model_fields.get(name)
     text = exc.format_message().replace("\n", " ").strip().removeprefix("Value error, ")
     if field is not None and " is not one of " in text:
         # A typed choice: the same words as the settings' own check, with "did you mean".
@@ -310,6 +312,15 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         f"({_without_purchase(led, result.config.clean)}; "
         f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
     )
+    nonpositive = result.net_nonpositive()
+    if nonpositive is not None:
+        names = {s.cluster: s.name for s in result.segments}
+        where = ", ".join(f"{n:,} in {names[c]}" for c, n in nonpositive.items() if n)
+        console.print(
+            f"Returns netted: {led.rows_netted:,} cancellation lines subtracted from their "
+            f"customers' monetary value; {led.customers_net_nonpositive:,} customers whose net "
+            "value is 0 or below are kept with monetary 0" + (f" ({where})." if where else ".")
+        )
     how = "the saved model's, nothing refitted" if result.scored_with else sel.method
     console.print(f"k = {result.k} ({how}); silhouette {sil_text}.")
     # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
@@ -464,9 +475,10 @@ def _engine_input(input: str, options: dict[str, Any]) -> tuple[Any, tuple[str |
 
 def _segments_frame(result: SegmentationResult) -> Any:
     """The segments.csv columns as a DataFrame, for --out-table."""
-    from .output import SEGMENT_COLUMNS
+    from .output import RETURNED, SEGMENT_COLUMNS
 
-    return result.customers.reset_index()[list(SEGMENT_COLUMNS)]
+    columns = [*SEGMENT_COLUMNS, *([RETURNED] if RETURNED in result.customers else [])]
+    return result.customers.reset_index()[columns]
 
 
 def _execute(
@@ -674,6 +686,27 @@ _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
         ],
     ),
     _option(
+        "returns",
+        Annotated[
+            Returns | None,
+            typer.Option(
+                help="Cancellation lines: drop (left out of monetary) or net (subtracted from "
+                "their customer's monetary value; net value 0 or below is kept as 0 and "
+                "counted) [default: drop]."
+            ),
+        ],
+    ),
+    _option(
+        "frequency_unit",
+        Annotated[
+            FrequencyUnit | None,
+            typer.Option(
+                help="What frequency counts: orders (invoices; rows without an invoice column) "
+                "or days (distinct purchase days) [default: orders]."
+            ),
+        ],
+    ),
+    _option(
         "method",
         Annotated[
             ClusterMethod | None, typer.Option(help="Segmentation method [default: kmeans].")
@@ -750,6 +783,8 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
             "exclude_codes": _codes(o["exclude_codes"]),
             "drop_duplicates": o["drop_duplicates"],
             "strict": o["strict"],
+            "frequency_unit": o["frequency_unit"],
+            "returns": o["returns"],
         },
         cluster={
             "method": o["method"],

@@ -42,9 +42,11 @@ __all__ = [
     "ClusterConfig",
     "ClusterEngine",
     "ClusterMethod",
+    "FrequencyUnit",
     "NameOverride",
     "OutlierMethod",
     "Preset",
+    "Returns",
     "RunConfig",
     "ScoreRule",
     "SelectMethod",
@@ -56,6 +58,12 @@ __all__ = [
 ]
 
 OutlierMethod = Literal["zscore", "iqr", "none"]
+#: What frequency counts: distinct ``orders`` (invoices; rows where the data has none) or
+#: distinct calendar purchase ``days`` (the convention of lifetimes and pymc-marketing).
+FrequencyUnit = Literal["orders", "days"]
+#: What cancellation lines do to monetary: ``drop`` (left out, the default) or ``net``
+#: (subtracted from their customer's monetary value).
+Returns = Literal["drop", "net"]
 TransformMethod = Literal["none", "log"]
 #: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
 #: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``);
@@ -226,6 +234,19 @@ class CleanConfig(Settings):
     strict : bool
         Refuse the input, instead of counting the rows in the ledger, when a number or a date
         does not parse.
+    frequency_unit : {"orders", "days"}
+        What frequency counts per customer: distinct orders (invoices; each row where the
+        data has no invoice column) or distinct calendar days with a purchase line.
+    returns : {"drop", "net"}
+        ``net`` subtracts the value of a customer's cancellation lines from their monetary
+        value (floored at 0: customers whose net value is 0 or below are kept with monetary 0
+        and counted in the ledger); ``drop`` leaves cancellations out. Either way segments.csv
+        gives each customer's ``returned`` value.
+
+    Notes
+    -----
+    Settings added after the first release are written to summary.json and model.json only
+    when they differ from their default, so the files of a default run stay as they were.
     """
 
     as_of: Day = None
@@ -234,6 +255,14 @@ class CleanConfig(Settings):
     exclude_codes: tuple[str, ...] = ()
     drop_duplicates: bool = False
     strict: bool = False
+    frequency_unit: FrequencyUnit = Field(
+        "orders", title="frequency unit", exclude_if=lambda v: v == "orders"
+    )
+    returns: Returns = Field("drop", title="returns mode", exclude_if=lambda v: v == "drop")
+
+    def aggregation(self) -> dict[str, Any]:
+        """The options of :func:`custseg.features.compute_rfm_and_ledger` these rules set."""
+        return {"frequency_unit": self.frequency_unit, "returns": self.returns}
 
     @model_validator(mode="after")
     def _window(self) -> Self:

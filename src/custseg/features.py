@@ -5,8 +5,11 @@ table comes back to Python.
 
 - ``as_of``: the day after the last purchase in the data, unless given.
 - ``recency``: days from the customer's last purchase date to ``as_of`` (an integer >= 1).
-- ``frequency``: distinct invoices (rows, where the data has no invoice id).
-- ``monetary``: sum of line values, quantity x price or amount.
+- ``frequency``: distinct invoices (rows, where the data has no invoice id); with
+  ``frequency_unit="days"``, distinct calendar days with a purchase line.
+- ``monetary``: sum of line values, quantity x price or amount; with ``returns="net"``, minus
+  ``returned`` and floored at 0.
+- ``returned``: the value of the customer's cancellation lines (positive; every run).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from .clean import DROP_REASON, DROP_REASONS, Ledger, check_not_empty
+from .clean import DROP_REASON, DROP_REASONS, RETURN_LINE, Ledger, check_not_empty
+from .config import FrequencyUnit, Returns
 from .engine import ops_for
 from .errors import EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
@@ -28,6 +32,7 @@ from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
 __all__ = [
     "RFM_COLUMNS",
+    "basket_note",
     "compute_rfm",
     "compute_rfm_and_ledger",
     "order_customers",
@@ -41,15 +46,27 @@ _LAST = "last_purchase"
 # copies of a file give identical bytes. Integers sum at a fraction of the cost of 128-bit
 # decimals (measured in bench/bench.py); a single line may be worth up to 9.2 trillion.
 _MICROS = 1_000_000
+#: The stage-1 groups of return lines (cancellations in the ledger), beside the drop reasons.
+_RETURN_GROUP = "_return"
+
+
+def _line_value(t: Any) -> Any:
+    return t[AMOUNT] if AMOUNT in set(t.columns) else t[QUANTITY] * t[PRICE]
 
 
 def _line_value_micros(t: Any, ops: Any) -> Any:
     """A purchase line's value in millionths; at least one, so a tiny positive value stays > 0."""
-    value = t[AMOUNT] if AMOUNT in set(t.columns) else t[QUANTITY] * t[PRICE]
-    return ibis.greatest(ops.round_half_away(value * _MICROS).cast("int64"), 1)
+    return ibis.greatest(ops.round_half_away(_line_value(t) * _MICROS).cast("int64"), 1)
 
 
-def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFrame:
+def _return_value_micros(t: Any, ops: Any) -> Any:
+    """A return line's value in millionths: positive, whichever sign the data gives it."""
+    return ops.round_half_away(_line_value(t).abs() * _MICROS).cast("int64")
+
+
+def compute_rfm(
+    lines: ir.Table, *, as_of: dt.date | None = None, frequency_unit: FrequencyUnit = "orders"
+) -> pd.DataFrame:
     """Recency, frequency and monetary value per customer from purchase lines.
 
     Parameters
@@ -58,11 +75,15 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
         Purchase lines, as returned by :func:`custseg.clean.clean_transactions`.
     as_of : date, optional
         Reference date; default the day after the last purchase.
+    frequency_unit : {"orders", "days"}
+        Count distinct orders (invoices; rows without an invoice column) or distinct
+        calendar purchase days.
 
     Returns
     -------
     DataFrame
-        Indexed by ``customer_id``, columns ``recency``, ``frequency``, ``monetary``.
+        Indexed by ``customer_id``, columns ``recency``, ``frequency``, ``monetary`` and
+        ``returned`` (0: purchase lines hold no cancellations).
 
     Raises
     ------
@@ -74,7 +95,9 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
     # Purchase lines are rows no reason drops: the one aggregation below serves both entry points.
     try:
         rfm, _, _ = compute_rfm_and_ledger(
-            lines.mutate(**{DROP_REASON: ibis.null("string")}), as_of=as_of
+            lines.mutate(**{DROP_REASON: ibis.null("string")}),
+            as_of=as_of,
+            frequency_unit=frequency_unit,
         )
     except EmptyDataError:
         raise EmptyDataError("No purchase lines to compute RFM from.") from None
@@ -82,26 +105,49 @@ def compute_rfm(lines: ir.Table, *, as_of: dt.date | None = None) -> pd.DataFram
 
 
 def compute_rfm_and_ledger(
-    marked: ir.Table, *, as_of: dt.date | None = None
+    marked: ir.Table,
+    *,
+    as_of: dt.date | None = None,
+    frequency_unit: FrequencyUnit = "orders",
+    returns: Returns = "drop",
 ) -> tuple[pd.DataFrame, Ledger, dt.date]:
     """RFM per customer and the ledger, from a table marked by :func:`custseg.clean.mark_drops`.
 
     One pass over the rows: the aggregation is grouped by customer (guest rows form one group
     with a NULL id), and the ledger is summed from the per-customer counts.
 
+    Parameters
+    ----------
+    marked : Table
+        A table with ``drop_reason`` (:func:`custseg.clean.mark_drops`) and, optionally,
+        ``return_line``.
+    as_of : date, optional
+        Reference date; default the day after the last purchase.
+    frequency_unit : {"orders", "days"}
+        What frequency counts (see :class:`custseg.config.CleanConfig`). Without an invoice
+        column, counting orders also counts, in the same pass, the customers with several
+        purchase lines at one timestamp (``Ledger.customers_with_baskets``; see
+        :func:`basket_note`).
+    returns : {"drop", "net"}
+        ``net``: monetary is the value of the purchase lines minus ``returned``, floored at 0;
+        the ledger counts the return lines netted (``rows_netted``) and the customers whose
+        net value is 0 or below (``customers_net_nonpositive``), who are kept with monetary 0.
+
     Returns
     -------
     rfm : DataFrame
-        As :func:`compute_rfm`.
+        As :func:`compute_rfm`, with ``returned``: the value of the customer's return lines
+        (positive; see :func:`custseg.clean.mark_drops`), whatever ``returns`` is.
     ledger : Ledger
     as_of : date
         The reference date used.
     """
+    per, baskets = _per_customer(marked, frequency_unit=frequency_unit)
     # Fetched as Arrow and converted here: Ibis' to_pandas() builds Python lists of every column
     # holding a NULL (the per-reason counts are NULL for most customers), about 1.2 s per 100k
     # customers of a 10M-row file.
-    df = _per_customer(marked).to_pyarrow().to_pandas()
-    for col in ("rows", "rows_used", "frequency", *DROP_REASONS):
+    df = per.to_pyarrow().to_pandas()
+    for col in ("rows", "rows_used", "frequency", "returned", "_netted", *DROP_REASONS):
         df[col] = df[col].astype("float64").fillna(0.0)
     counts: dict[str, int] = {
         "rows_read": int(df["rows"].sum()),
@@ -115,72 +161,38 @@ def compute_rfm_and_ledger(
     }
     for r in DROP_REASONS:
         counts[r] = int(df[r].sum())
-    buyers = df[df["rows_used"] > 0]
+    buyers = df[df["rows_used"] > 0].copy()
+    if baskets:
+        stamps = buyers["_stamps"].astype("float64").fillna(0.0)
+        counts["customers_with_baskets"] = int((buyers["rows_used"] > stamps).sum())
+    if returns == "net":
+        net = buyers["monetary"].astype("float64") - buyers["returned"]
+        counts["rows_netted"] = int(buyers["_netted"].sum())
+        counts["customers_net_nonpositive"] = int((net <= 0).sum())
+        buyers["monetary"] = net.clip(lower=0.0)
     ledger = Ledger.from_counts(
         counts,
         date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
         date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
     )
     check_not_empty(ledger)
-    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary"]], as_of)
+    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary", "returned"]], as_of)
     return rfm, ledger, used_as_of
 
 
-def _per_customer(marked: ir.Table) -> ir.Table:
+def _per_customer(
+    marked: ir.Table, *, frequency_unit: FrequencyUnit = "orders"
+) -> tuple[ir.Table, bool]:
     """One row per stored customer (guests: one NULL row): last and first purchase,
-    frequency, monetary in millionths, and the rows read, used and dropped by reason."""
-    t: Any = marked
-    ops = ops_for(marked)
-    cols = set(t.columns)
-    has_invoice = INVOICE in cols
-    # Three steps. First one row per (stored customer id, drop reason, stored invoice id of a
-    # purchase line): counting invoices as groups costs less than a COUNT(DISTINCT) with a
-    # filter, the reasons become a group key instead of ten comparisons per row, and dropped
-    # rows collapse into one group per customer and reason. Then the ids of these groups (not
-    # of every row) become canonical text, which may merge groups (" 17850" and "17850.0");
-    # then one row per customer, counting distinct canonical invoices.
-    by_key = CUSTOMER_KEY in cols
-    customer = t[CUSTOMER_KEY] if by_key else t[CUSTOMER]
-    keys: dict[str, Any] = {"_customer": customer, DROP_REASON: t[DROP_REASON]}
-    if has_invoice:
-        invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
-        keys["_invoice"] = ibis.ifelse(t[DROP_REASON].isnull(), invoice, ibis.null(invoice.type()))
-    value = ibis.ifelse(t[DROP_REASON].isnull(), _line_value_micros(t, ops), ibis.null("int64"))
-    stage1: Any = marked.group_by(**keys).aggregate(
-        _last=t[DATE].max(),
-        _first=t[DATE].min(),
-        # Only purchase lines are valued: a dropped row's value may be NaN or out of range.
-        _micros=ops.sum_exact(value),
-        _rows=t.count(),
-    )
-    named: dict[str, Any] = {
-        CUSTOMER: customer_text(stage1["_customer"]) if by_key else stage1["_customer"]
-    }
-    if has_invoice:
-        named["_invoice"] = (
-            invoice_text(stage1["_invoice"]) if INVOICE_KEY in cols else stage1["_invoice"]
-        )
-    s: Any = stage1.mutate(**named)
-    reason = s[DROP_REASON]
-    used = reason.isnull()
-    aggs: dict[str, Any] = {
-        _LAST: s["_last"].max(where=used),
-        # A purchase line without an invoice id is an order of its own.
-        "frequency": (
-            s["_invoice"].nunique(where=used)
-            + s["_rows"].sum(where=used & s["_invoice"].isnull()).fill_null(0)
-            if has_invoice
-            else s["_rows"].sum(where=used)
-        ),
-        # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
-        "monetary": s["_micros"].sum(where=used).cast("float64"),
-        "rows": s["_rows"].sum(),
-        "rows_used": s["_rows"].sum(where=used),
-        "first_purchase": s["_first"].min(where=used),
-    }
-    for r in DROP_REASONS:
-        aggs[r] = s["_rows"].sum(where=reason == r)
-    return s.group_by(s[CUSTOMER]).aggregate(**aggs)
+    frequency, monetary and returned in millionths, the rows read, used and dropped by reason;
+    and whether basket rows (``_stamps``) are counted (no invoice column, orders counted)."""
+    days = frequency_unit == "days"
+    has_invoice = INVOICE in set(marked.columns)
+    baskets = not has_invoice and not days
+    s = _stage1(marked, by_invoice=has_invoice and not days, days=days, baskets=baskets)
+    return s.group_by(s[CUSTOMER]).aggregate(
+        **_customer_aggs(s, has_invoice, days, baskets)
+    ), baskets
 
 
 def rfm_table_and_ledger(
@@ -188,20 +200,23 @@ def rfm_table_and_ledger(
     *,
     as_of: dt.date | None = None,
     hold: Callable[[ir.Table], ir.Table] | None = None,
+    frequency_unit: FrequencyUnit = "orders",
+    returns: Returns = "drop",
 ) -> tuple[ir.Table, Ledger, dt.date]:
     """As :func:`compute_rfm_and_ledger`, but the RFM table stays in the engine.
 
     The ledger is summed by the engine from the same per-customer expression (one row comes
     back); the RFM table is an expression over it (``customer_id``, ``recency``,
-    ``frequency``, ``monetary``, in no particular order: :func:`order_customers` gives the
-    order of :func:`compute_rfm`). Used by ``--cluster-engine spark``, where the customers
-    need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is given the
-    per-customer table, which is read twice.
+    ``frequency``, ``monetary``, ``returned``, in no particular order: :func:`order_customers`
+    gives the order of :func:`compute_rfm`). Used by ``--cluster-engine spark``, where the
+    customers need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is
+    given the per-customer table, which is read twice.
     """
-    per: Any = _per_customer(marked)
-    if hold is not None:
-        per = hold(per)
+    found, baskets = _per_customer(marked, frequency_unit=frequency_unit)
+    per: Any = hold(found) if hold is not None else found
     buys = per["rows_used"] > 0
+    returned = per["returned"].fill_null(0)
+    net = per["monetary"] - returned
 
     def total(col: str, where: Any = None) -> Any:
         return per[col].sum(where=where).fill_null(0)
@@ -218,6 +233,13 @@ def rfm_table_and_ledger(
         "date_min": per["first_purchase"].min(where=buys),
         "date_max": per[_LAST].max(where=buys),
     }
+    if baskets:
+        sums["customers_with_baskets"] = per[CUSTOMER].count(
+            where=buys & (per["rows_used"] > per["_stamps"].fill_null(0))
+        )
+    if returns == "net":
+        sums["rows_netted"] = total("_netted", where=buys)
+        sums["customers_net_nonpositive"] = per[CUSTOMER].count(where=buys & (net <= 0))
     row = per.aggregate(**sums).to_pyarrow().to_pandas().iloc[0]
     counts = {name: int(row[name]) for name in sums if not name.startswith("date_")}
     ledger = Ledger.from_counts(
@@ -226,12 +248,18 @@ def rfm_table_and_ledger(
     check_not_empty(ledger)
     assert ledger.date_max is not None  # there are purchase lines
     used_as_of = _as_of(ledger.date_max.date(), as_of)
-    buyers = per.filter(buys)
-    rfm = buyers.select(
-        buyers[CUSTOMER].cast("string").name(CUSTOMER),
-        ibis.date(used_as_of).delta(buyers[_LAST].date(), unit="day").cast("int64").name("recency"),
-        buyers["frequency"].cast("int64").name("frequency"),
-        (buyers["monetary"].cast("float64") / _MICROS).name("monetary"),
+    b: Any = per.filter(buys)
+    monetary = (
+        ibis.greatest(b["monetary"] - b["returned"].fill_null(0), 0)
+        if returns == "net"
+        else b["monetary"]
+    )
+    rfm = b.select(
+        b[CUSTOMER].cast("string").name(CUSTOMER),
+        ibis.date(used_as_of).delta(b[_LAST].date(), unit="day").cast("int64").name("recency"),
+        b["frequency"].cast("int64").name("frequency"),
+        (monetary.cast("float64") / _MICROS).name("monetary"),
+        (b["returned"].fill_null(0).cast("float64") / _MICROS).name("returned"),
     )
     return rfm, ledger, used_as_of
 
@@ -253,6 +281,120 @@ def _as_of(latest: dt.date, as_of: dt.date | None) -> dt.date:
     return as_of
 
 
+def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool) -> Any:
+    """One row per (stored customer id, drop reason, invoice or day of a purchase line).
+
+    Counting invoices (or days) as groups costs less than a COUNT(DISTINCT) with a filter,
+    the reasons become a group key instead of ten comparisons per row, and dropped rows
+    collapse into one group per customer and reason. Then the ids of these groups (not of
+    every row) become canonical text, which may merge groups (" 17850" and "17850.0"); the
+    caller then makes one row per customer, counting distinct canonical invoices.
+    """
+    t: Any = marked
+    ops = ops_for(marked)
+    cols = set(t.columns)
+    by_key = CUSTOMER_KEY in cols
+    customer = t[CUSTOMER_KEY] if by_key else t[CUSTOMER]
+    purchase = t[DROP_REASON].isnull()
+    reason = t[DROP_REASON]
+    value = ibis.ifelse(purchase, _line_value_micros(t, ops), ibis.null("int64"))
+    if RETURN_LINE in cols:
+        # Return lines get groups of their own (a key, not an aggregate more for every row):
+        # their "_micros" is the value returned, their "_rows" the lines netted.
+        ret = t[RETURN_LINE]
+        reason = ibis.ifelse(ret, _RETURN_GROUP, reason)
+        value = ibis.cases(
+            (purchase, _line_value_micros(t, ops)),
+            (ret, _return_value_micros(t, ops)),
+            else_=ibis.null("int64"),
+        )
+    keys: dict[str, Any] = {"_customer": customer, DROP_REASON: reason}
+    if by_invoice:
+        invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
+        keys["_invoice"] = ibis.ifelse(purchase, invoice, ibis.null(invoice.type()))
+    if days:
+        # One group per purchase day: distinct days are then counted over groups, not rows.
+        keys["_day"] = ibis.ifelse(purchase, t[DATE].date(), ibis.null("date"))
+    per_group: dict[str, Any] = {
+        "_last": t[DATE].max(),
+        "_first": t[DATE].min(),
+        # Only purchase and return lines are valued: another row's value may be NaN.
+        "_micros": ops.sum_exact(value),
+        "_rows": t.count(),
+    }
+    if baskets:
+        # Rows of one customer at one timestamp are lines of one basket, not orders: counted
+        # in this pass (distinct timestamps per group), for the warning of basket_note.
+        per_group["_stamps"] = t[DATE].nunique()
+    stage1: Any = marked.group_by(**keys).aggregate(**per_group)
+    named: dict[str, Any] = {
+        CUSTOMER: customer_text(stage1["_customer"]) if by_key else stage1["_customer"]
+    }
+    if by_invoice:
+        named["_invoice"] = (
+            invoice_text(stage1["_invoice"]) if INVOICE_KEY in cols else stage1["_invoice"]
+        )
+    return stage1.mutate(**named)
+
+
+def _customer_aggs(s: Any, has_invoice: bool, days: bool, baskets: bool) -> dict[str, Any]:
+    """The per-customer aggregates over the groups of :func:`_stage1`."""
+    reason = s[DROP_REASON]
+    used = reason.isnull()
+    aggs: dict[str, Any] = {
+        _LAST: s["_last"].max(where=used),
+        "frequency": _frequency(s, used, by_invoice=has_invoice and not days, days=days),
+        # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
+        "monetary": s["_micros"].sum(where=used).cast("float64"),
+        "rows": s["_rows"].sum(),
+        "rows_used": s["_rows"].sum(where=used),
+        "first_purchase": s["_first"].min(where=used),
+    }
+    returns = reason == _RETURN_GROUP
+    aggs["returned"] = s["_micros"].sum(where=returns).cast("float64")
+    aggs["_netted"] = s["_rows"].sum(where=returns)
+    if baskets:
+        aggs["_stamps"] = s["_stamps"].sum(where=used)
+    for r in DROP_REASONS:
+        # Return lines are cancellations in the ledger.
+        aggs[r] = s["_rows"].sum(
+            where=(reason == r) | returns if r == "cancellation" else reason == r
+        )
+    return aggs
+
+
+def _frequency(s: Any, used: Any, *, by_invoice: bool, days: bool) -> Any:
+    """Distinct purchase days, distinct invoices, or rows (no invoice column): per customer."""
+    if days:
+        return s["_day"].nunique(where=used)
+    if by_invoice:
+        # A purchase line without an invoice id is an order of its own.
+        return s["_invoice"].nunique(where=used) + s["_rows"].sum(
+            where=used & s["_invoice"].isnull()
+        ).fill_null(0)
+    return s["_rows"].sum(where=used)
+
+
+def basket_note(ledger: Ledger) -> str | None:
+    """The warning for data without an invoice column whose customers have baskets.
+
+    Each row then counts as an order, so several items bought at one timestamp count as
+    several orders; distinct purchase days count visits instead. None when no customer has
+    several purchase lines at one timestamp.
+    """
+    n = ledger.customers_with_baskets
+    if not n:
+        return None
+    share = n / max(ledger.customers_segmented, 1)
+    who = f"{n:,} customer ({share:.0%}) has" if n == 1 else f"{n:,} customers ({share:.0%}) have"
+    return (
+        f"The data has no invoice column and {who} several rows at the same timestamp (a "
+        "basket of items): each row counts as an order, so frequency "
+        "counts items rather than visits. Pass --frequency-unit days to count distinct "
+        "purchase days, or --invoice-col if a column identifies the orders."
+    )
+
+
 def _to_datetime(value: Any) -> dt.datetime | None:
     return None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
 
@@ -262,14 +404,14 @@ def _finish(df: pd.DataFrame, as_of: dt.date | None) -> tuple[pd.DataFrame, dt.d
     as_of = _as_of(last.max().date(), as_of)
     as_of_ts = pd.Timestamp(as_of)
     recency = (as_of_ts - last).dt.days.astype("int64")
-    out = pd.DataFrame(
-        {
-            "recency": recency.to_numpy(),
-            "frequency": df["frequency"].astype("int64").to_numpy(),
-            "monetary": df["monetary"].astype("float64").to_numpy() / _MICROS,
-        },
-        index=pd.Index(df[CUSTOMER].astype(str).to_numpy(), name=CUSTOMER),
-    )
+    columns: dict[str, np.ndarray] = {
+        "recency": recency.to_numpy(),
+        "frequency": df["frequency"].astype("int64").to_numpy(),
+    }
+    for money in ("monetary", "returned"):
+        if money in df.columns:
+            columns[money] = df[money].astype("float64").to_numpy() / _MICROS
+    out = pd.DataFrame(columns, index=pd.Index(df[CUSTOMER].astype(str).to_numpy(), name=CUSTOMER))
     return out.iloc[_customer_order(out.index)], as_of
 
 

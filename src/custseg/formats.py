@@ -185,6 +185,8 @@ class SegmentRecord(_Part):
     asserted: dict[str, Level]
     #: Share of members whose own third contradicts an asserted level by two steps.
     contradiction_share: float
+    #: With ``--returns net`` only: members whose net value is 0 or below (monetary 0).
+    net_nonpositive: int | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class LedgerRecord(_Part):
@@ -201,6 +203,12 @@ class LedgerRecord(_Part):
     customers_outside_window: int = 0
     purchase_date_min: str | None
     purchase_date_max: str | None
+    #: With ``--returns net`` only: cancellation lines subtracted from a segmented customer's
+    #: monetary value (also counted under ``rows_dropped.cancellation``).
+    rows_netted: int | None = Field(None, exclude_if=lambda v: v is None)
+    #: With ``--returns net`` only: segmented customers whose net value is 0 or below (kept,
+    #: with monetary 0).
+    customers_net_nonpositive: int | None = Field(None, exclude_if=lambda v: v is None)
 
     @model_serializer(mode="wrap")
     def _omit_zero_window(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .cluster import ClusterFit
     from .model import ClusterModel
 
-from .config import ScoreRule
+from .config import FrequencyUnit, ScoreRule
 from .errors import ConfigError, EmptyDataError, InputError, SchemaError
 from .methods.scores import ScoreState
 
@@ -491,13 +491,22 @@ def level_words(levels: Mapping[str, str]) -> str:
     return ", ".join(_WORDS[(f, levels[f])] for f in _RFM if f in levels)
 
 
-def _template_values(row: pd.Series) -> dict[str, Any]:
-    """Profile numbers for description templates, plus ``times`` ("once", "twice", "3 times")."""
+#: The word for one unit of frequency, and its plural.
+_UNIT_WORDS: dict[str, tuple[str, str]] = {
+    "orders": ("order", "orders"),
+    "days": ("purchase day", "purchase days"),
+}
+
+
+def _template_values(row: pd.Series, unit: FrequencyUnit = "orders") -> dict[str, Any]:
+    """Profile numbers for description templates, plus ``times`` ("once", "twice", "3 times")
+    and ``orders``, the word for the frequency's unit ("order", "purchase days")."""
     values: dict[str, Any] = {str(k): float(row[k]) for k in row.index if k in PROFILE_COLUMNS}
     values["customers"] = round(values.get("customers", 0))
     f = float(values.get("frequency_median", 0.0))
     values["times"] = {1.0: "once", 2.0: "twice"}.get(f, f"{f:,.0f} times")
-    values["orders"] = "order" if round(f) == 1 else "orders"
+    one, many = _UNIT_WORDS[unit]
+    values["orders"] = one if round(f) == 1 else many
     return values
 
 
@@ -527,9 +536,13 @@ def _says(asserted: Mapping[str, str], medians: Mapping[str, str]) -> str:
 
 
 def _description(
-    who: str, asserted: Mapping[str, str], row: pd.Series, medians: Mapping[str, str]
+    who: str,
+    asserted: Mapping[str, str],
+    row: pd.Series,
+    medians: Mapping[str, str],
+    unit: FrequencyUnit = "orders",
 ) -> str:
-    values = _template_values(row)
+    values = _template_values(row, unit)
     head = f"{values['customers']:,} {who} ({values.get('share_customers', 0):.0%}) "
     return head + _says(asserted, medians) + ": " + _NUMBERS.format_map(values)
 
@@ -626,6 +639,7 @@ def name_segments(
     median_levels: Mapping[int, Mapping[str, str]] | None = None,
     keep: Mapping[int, tuple[str, str]] | None = None,
     avoid: Collection[str] = (),
+    frequency_unit: FrequencyUnit = "orders",
 ) -> list[SegmentName]:
     """Name each segment from the levels it asserts; names are unique and never numbered.
 
@@ -654,6 +668,8 @@ def name_segments(
         Segment -> (name, action) fixed in advance (a reference run's names).
     avoid : collection of str
         Names no other segment may take (a reference run's, kept for their own groups).
+    frequency_unit : {"orders", "days"}
+        What frequency counts, for the words of the descriptions.
 
     Returns
     -------
@@ -676,7 +692,7 @@ def name_segments(
     overrides = dict(overrides or {})
     _check_overrides(overrides)
     if len(profiles) == 1:
-        return [_all_customers(profiles, overrides)]
+        return [_all_customers(profiles, overrides, frequency_unit)]
     keep = dict(keep or {})
     taken: set[str] = set(avoid) | {name for name, _ in keep.values()}
     picked: list[NamingRule | None] = []
@@ -707,9 +723,10 @@ def name_segments(
         who = rule.description if rule else "customers"
         lv = dict((median_levels or levels).get(c, {}))
         if "description" in ov:
-            description = _fill(ov["description"], _template_values(row) | {"name": name}, name)
+            values = _template_values(row, frequency_unit) | {"name": name}
+            description = _fill(ov["description"], values, name)
         else:
-            description = _description(who, asserted, row, lv)
+            description = _description(who, asserted, row, lv, frequency_unit)
         action = ov.get("action", rule.action if rule else _action(asserted))
         if c in keep:
             action = ov.get("action", keep[c][1])
@@ -728,12 +745,14 @@ def name_segments(
 
 
 def _all_customers(
-    profiles: pd.DataFrame, overrides: Mapping[str, Mapping[str, str]]
+    profiles: pd.DataFrame,
+    overrides: Mapping[str, Mapping[str, str]],
+    unit: FrequencyUnit = "orders",
 ) -> SegmentName:
     """k = 1: one segment, named for what it is."""
     row = profiles.iloc[0]
     ov = overrides.get("All customers", {})
-    values = _template_values(row)
+    values = _template_values(row, unit)
     description = (
         f"Every customer is in this one segment ({values['customers']:,}): k = 1 does not "
         "split customers who should be treated differently, so it is rarely useful; let k "
@@ -813,6 +832,7 @@ def name_rule_segments(
     overrides: Mapping[str, Mapping[str, str]] | None = None,
     shares: Mapping[int, float] | None = None,
     median_levels: Mapping[int, Mapping[str, str]] | None = None,
+    frequency_unit: FrequencyUnit = "orders",
 ) -> list[SegmentName]:
     """Names, descriptions and actions of RFM score segments: the rule table's names.
 
@@ -831,10 +851,11 @@ def name_rule_segments(
         if not row["customers"]:
             description = f"No customer falls in this segment ({_cells(rule)})."
         elif "description" in ov:
-            description = _fill(ov["description"], _template_values(row) | {"name": name}, name)
+            values = _template_values(row, frequency_unit) | {"name": name}
+            description = _fill(ov["description"], values, name)
         else:
             medians = dict((median_levels or levels).get(c, {}))
-            description = _description(who, asserted, row, medians)
+            description = _description(who, asserted, row, medians, frequency_unit)
         lv = dict((median_levels or levels).get(c, {}))
         share = float((shares or {}).get(c, 0.0))
         out.append(SegmentName(c, name, description, ov.get("action", action), lv, asserted, share))
@@ -850,11 +871,13 @@ def describe_segments(
     asserted: Mapping[int, Mapping[str, str]] | None = None,
     keep: Mapping[int, tuple[str, str]] | None = None,
     avoid: Collection[str] = (),
+    frequency_unit: FrequencyUnit = "orders",
 ) -> tuple[pd.DataFrame, list[SegmentName]]:
     """Profiles and names of a model's segments: rule names for RFM scores, levels otherwise.
 
     ``asserted`` are the levels the names may assert (default: the model's, else computed
-    from ``labels``); the contradiction shares are measured over every member.
+    from ``labels``); the contradiction shares are measured over every member;
+    ``frequency_unit`` words the descriptions ("orders" or "purchase days").
 
     Returns
     -------
@@ -879,6 +902,7 @@ def describe_segments(
             overrides=overrides,
             shares=shares,
             median_levels=medians,
+            frequency_unit=frequency_unit,
         )
     return profiles, name_segments(
         profiles,
@@ -888,6 +912,7 @@ def describe_segments(
         median_levels=medians,
         keep=keep,
         avoid=avoid,
+        frequency_unit=frequency_unit,
     )
 
 

@@ -60,6 +60,7 @@ from .runs import SEGMENTS_FILE, RunFiles, atomic_output_dir
 __all__ = [
     "EXTRA_COLUMNS",
     "OUTPUT_FILES",
+    "RETURNED",
     "SEGMENT_COLUMNS",
     "build_backtest",
     "build_compare",
@@ -87,7 +88,10 @@ _PACKAGES = (
     "matplotlib",
     "pydantic",
 )
-#: Columns some methods add after SEGMENT_COLUMNS, in this order.
+#: The value of each customer's cancellation lines (positive), right after SEGMENT_COLUMNS in
+#: every run: what ``--returns net`` subtracts from monetary.
+RETURNED = "returned"
+#: Columns some methods add after ``returned``, in this order.
 EXTRA_COLUMNS = ("segment_probability", "r_score", "f_score", "m_score", "rfm_cell")
 #: The columns of segments.csv, in order (docs/REFERENCE.md section 4).
 SEGMENT_COLUMNS = (
@@ -248,10 +252,10 @@ def _write_segments(result: SegmentationResult, path: Path) -> None:
         list(map(str, c["cluster"].to_numpy(dtype=np.int64).tolist())),
         [names[s] for s in c["segment"].tolist()],
     ]
-    extra = [col for col in EXTRA_COLUMNS if col in c.columns]
+    extra = [col for col in (RETURNED, *EXTRA_COLUMNS) if col in c.columns]
     for col in extra:
         values = c[col].to_numpy()
-        if col == "segment_probability":
+        if col in ("segment_probability", RETURNED):
             columns.append([repr(round(p, 6)) for p in values.astype(np.float64).tolist()])
         else:
             columns.append(list(map(str, values.tolist())))
@@ -277,6 +281,7 @@ def _csv_cells(values: list[str]) -> list[str]:
 
 def _segment_record(result: SegmentationResult, s: SegmentName) -> SegmentRecord:
     row = result.profiles.loc[s.cluster]
+    nonpositive = result.net_nonpositive()
     return SegmentRecord(
         cluster=s.cluster,
         name=s.name,
@@ -286,6 +291,7 @@ def _segment_record(result: SegmentationResult, s: SegmentName) -> SegmentRecord
         levels=s.levels,
         asserted=s.asserted,
         contradiction_share=s.contradiction_share,
+        net_nonpositive=None if nonpositive is None else nonpositive[s.cluster],
     )
 
 

@@ -23,7 +23,7 @@ from .config import RunConfig
 from .engine import Engine, EngineSpec, opened
 from .engine import connect as connect_engine
 from .errors import ConfigError, CustsegWarning, InputError
-from .features import compute_rfm_and_ledger, rfm_table_and_ledger
+from .features import basket_note, compute_rfm_and_ledger, rfm_table_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments, place_outliers
 from .reference import Reference, load_reference, match_reference, reference_config
@@ -122,6 +122,15 @@ class SegmentationResult:
         """The number of segments."""
         return self.fit.model.k
 
+    def net_nonpositive(self) -> dict[int, int] | None:
+        """With ``--returns net``: per segment, the customers whose net value is 0 or below
+        (kept with monetary 0); None otherwise."""
+        if self.ledger.customers_net_nonpositive is None:
+            return None
+        c = self.customers
+        counts = c.loc[c["monetary"] <= 0, "cluster"].value_counts()
+        return {s.cluster: int(counts.get(s.cluster, 0)) for s in self.segments}
+
     def segment_table(self) -> pd.DataFrame:
         """Profiles with names, descriptions, actions and levels, one row per segment."""
         names = pd.DataFrame(
@@ -178,20 +187,28 @@ def _name_fit(
             stacklevel=2,
         )
     profiles, names = describe_segments(
-        rfm, fit.labels, fit.model, overrides=config.names or None, keep=keep, avoid=avoid
+        rfm,
+        fit.labels,
+        fit.model,
+        overrides=config.names or None,
+        keep=keep,
+        avoid=avoid,
+        frequency_unit=config.clean.frequency_unit,
     )
     return customer_table(rfm, fit, names), fit, profiles, names
 
 
 def customer_table(rfm: pd.DataFrame, fit: ClusterFit, names: list[SegmentName]) -> pd.DataFrame:
-    """One row per customer: R, F, M, outlier, cluster, segment, and the method's extras
-    (``segment_probability`` for mixtures; ``r_score``, ``f_score``, ``m_score`` and
-    ``rfm_cell`` for RFM scores)."""
+    """One row per customer: R, F, M, outlier, cluster, segment, ``returned`` (where the RFM
+    table has it), and the method's extras (``segment_probability`` for mixtures;
+    ``r_score``, ``f_score``, ``m_score`` and ``rfm_cell`` for RFM scores)."""
     by_cluster = {s.cluster: s.name for s in names}
     customers = rfm[list(RFM_COLUMNS)].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
     customers["cluster"] = np.asarray(fit.labels, dtype=np.int64)
     customers["segment"] = [by_cluster[c] for c in customers["cluster"]]
+    if "returned" in rfm.columns:
+        customers["returned"] = rfm["returned"].to_numpy(dtype=np.float64)
     if fit.probability is not None:
         customers["segment_probability"] = fit.probability
     if fit.scores is not None:
@@ -405,10 +422,19 @@ def aggregate(
     eng = connect_engine(con)
     tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
     with eng.translate_errors(tx.source.name):
-        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.clean.as_of)
+        rfm, ledger, as_of = compute_rfm_and_ledger(
+            marked, as_of=config.clean.as_of, **config.clean.aggregation()
+        )
         explain_drops(marked, ledger, tx.columns, config=config.clean)
+    _warn_baskets(ledger)
     lap(STAGES[1])
     return Aggregated(tx, rfm, ledger, as_of)
+
+
+def _warn_baskets(ledger: Ledger) -> None:
+    note = basket_note(ledger)
+    if note:
+        warnings.warn(note, CustsegWarning, stacklevel=3)
 
 
 def _load_marked(
@@ -459,8 +485,11 @@ def aggregate_in_engine(
     eng = connect_engine(con)
     tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
     with eng.translate_errors(tx.source.name):
-        table, ledger, as_of = rfm_table_and_ledger(marked, as_of=config.clean.as_of, hold=eng.hold)
+        table, ledger, as_of = rfm_table_and_ledger(
+            marked, as_of=config.clean.as_of, hold=eng.hold, **config.clean.aggregation()
+        )
         explain_drops(marked, ledger, tx.columns, config=config.clean)
+    _warn_baskets(ledger)
     lap(STAGES[1])
     return InEngine(tx, table, ledger, as_of)
 

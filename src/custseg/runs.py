@@ -51,7 +51,7 @@ class RunFiles:
     out_dir : Path
     customers : DataFrame
         segments.csv: ``customer_id`` (str), ``recency``, ``frequency``, ``monetary``,
-        ``outlier`` (bool), ``cluster`` (int).
+        ``outlier`` (bool), ``cluster`` (int), and ``returned`` where the file has it.
     summary : Summary
         summary.json.
     run : RunRecord
@@ -146,6 +146,9 @@ def _segments_table(path: Path) -> pd.DataFrame:
     out["outlier"] = pc.equal(flags, "true").to_numpy(zero_copy_only=False).astype(bool)
     cluster = table.column("cluster").to_pandas()
     out["cluster"] = pd.to_numeric(cluster, errors="raise").astype(np.int64)
+    if "returned" in table.column_names:  # written by every run since returns are valued
+        returned = table.column("returned").to_pandas()
+        out["returned"] = pd.to_numeric(returned, errors="raise").astype(np.float64)
     if not np.isfinite(out[list(RFM_COLUMNS)].to_numpy()).all():
         raise ValueError("non-finite recency, frequency or monetary")
     return out

@@ -8,7 +8,8 @@ model's run; nothing is refitted. Scoring a model's own input reproduces every c
 segment exactly.
 
 The date window of the model's run (``since``, ``until``, ``as_of``) belongs to that run and
-is not carried over; excluded codes, duplicate handling and strictness are.
+is not carried over; excluded codes, duplicate handling, strictness and the frequency unit
+are.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,8 +28,8 @@ from .clean import explain_drops, mark_drops
 from .cluster import ClusterFit
 from .config import CleanConfig, RunConfig
 from .engine import Engine, EngineSpec
-from .errors import ModelFileError, SchemaError
-from .features import compute_rfm_and_ledger
+from .errors import CustsegWarning, ModelFileError, SchemaError
+from .features import basket_note, compute_rfm_and_ledger
 from .formats import ModelFile, ScoredWith
 from .load import load_transactions
 from .metrics import segmentation_metrics, sse
@@ -55,6 +57,7 @@ def _clean_rules(saved: CleanConfig, as_of: dt.date | None) -> CleanConfig:
         exclude_codes=saved.exclude_codes,
         drop_duplicates=saved.drop_duplicates,
         strict=saved.strict,
+        **saved.aggregation(),
     )
 
 
@@ -203,11 +206,18 @@ def _score(
     progress("clean and aggregate")
     marked = mark_drops(tx.table, config=clean)
     with eng.translate_errors(tx.source.name):
-        rfm, ledger, used_as_of = compute_rfm_and_ledger(marked, as_of=clean.as_of)
+        rfm, ledger, used_as_of = compute_rfm_and_ledger(
+            marked, as_of=clean.as_of, **clean.aggregation()
+        )
         explain_drops(marked, ledger, tx.columns, config=clean)
+    note = basket_note(ledger)
+    if note:
+        warnings.warn(note, CustsegWarning, stacklevel=2)
     progress("score and name")
     fit = _fit_of(doc, rfm)
-    profiles, names = describe_segments(rfm, fit.labels, fit.model)
+    profiles, names = describe_segments(
+        rfm, fit.labels, fit.model, frequency_unit=clean.frequency_unit
+    )
     saved = {s.cluster: s for s in doc.segments}
     names = [
         dataclasses.replace(n, name=saved[n.cluster].name, action=saved[n.cluster].action)

@@ -67,6 +67,8 @@ TOL = 1e-4
 #: Customers per partition of the k sweep (at least one partition, at most one per core).
 ROWS_PER_PARTITION = 500_000
 
+#: Per-customer columns beside R, F, M that come back with the labels (for segments.csv).
+_CARRIED = ("returned",)
 _T = tuple(f"_t{j}" for j in range(len(RFM_COLUMNS)))
 _Z = tuple(f"_z{j}" for j in range(len(RFM_COLUMNS)))
 _VEC, _PRED, _OUT, _FIT = "_features", "_prediction", "outlier", "_fitted"
@@ -135,7 +137,8 @@ def _transformed(df: Any, transform: str) -> Any:
     """The raw features as doubles plus their transformed columns ``_t0..``."""
     F = _functions()
     raw = [F.col(c).cast("double").alias(c) for c in RFM_COLUMNS]
-    df = df.select(F.col(CUSTOMER), *raw)
+    extra = [F.col(c).cast("double").alias(c) for c in _CARRIED if c in df.columns]
+    df = df.select(F.col(CUSTOMER), *raw, *extra)
     if transform == "log":
         return df.select("*", *[F.log1p(c).alias(t) for c, t in zip(RFM_COLUMNS, _T, strict=True)])
     return df.select("*", *[F.col(c).alias(t) for c, t in zip(RFM_COLUMNS, _T, strict=True)])
@@ -499,8 +502,9 @@ def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame
         final = by_k.get(selection.k) or _fit_k(fit_df, selection.k, config)
         metrics = _metrics(final, selection, fit_distinct)
         centers = _renumbered(zdf, final.centers)
+        carried = [c for c in _CARRIED if c in zdf.columns]
         labelled = zdf.select(
-            CUSTOMER, *RFM_COLUMNS, F.col(_OUT), _nearest(centers).alias("cluster")
+            CUSTOMER, *RFM_COLUMNS, *carried, F.col(_OUT), _nearest(centers).alias("cluster")
         ).toPandas()
     finally:
         fit_df.unpersist()
@@ -518,7 +522,7 @@ def _fit(df: Any, config: ClusterConfig, first: list[str]) -> tuple[pd.DataFrame
         figures=figures,
         sweep_sample=None,
     )
-    rfm = customers[list(RFM_COLUMNS)].astype(
+    rfm = customers[[*RFM_COLUMNS, *carried]].astype(
         {"recency": "int64", "frequency": "int64", "monetary": "float64"}
     )
     return rfm, fit

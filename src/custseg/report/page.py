@@ -27,7 +27,7 @@ from ..model import KSelection
 from ..naming import level_words
 from ..runs import RunFiles
 
-__all__ = ["SECTIONS", "PageFigure", "k_agreement", "render_page"]
+__all__ = ["SECTIONS", "PageFigure", "Returns", "k_agreement", "render_page", "returns_of"]
 
 #: The page's sections (id, heading), in order.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -204,6 +204,54 @@ def _repro(run: RunFiles) -> list[tuple[str, str, bool]]:
     ]
 
 
+@dataclass(frozen=True)
+class Returns:
+    """What the page says about cancellation lines (from segments.csv and summary.json).
+
+    Attributes
+    ----------
+    net : bool
+        Whether monetary is net of returns (``--returns net``).
+    value : float
+        The value of the segmented customers' return lines.
+    customers : int
+        Segmented customers with a return line.
+    rows_netted, nonpositive : int or None
+        With ``--returns net``: lines subtracted, customers whose net value is 0 or below.
+    nonpositive_outliers : int
+        Of those, how many are flagged as outliers.
+    where : list of (name, count)
+        The segments the customers with net value 0 or below are in.
+    """
+
+    net: bool
+    value: float
+    customers: int
+    rows_netted: int | None = None
+    nonpositive: int | None = None
+    nonpositive_outliers: int = 0
+    where: tuple[tuple[str, int], ...] = ()
+
+
+def returns_of(run: RunFiles) -> Returns | None:
+    """The returns of a run, or None when segments.csv has no ``returned`` column."""
+    c = run.customers
+    if "returned" not in c.columns:
+        return None
+    ledger = run.summary.ledger
+    net = ledger.customers_net_nonpositive is not None
+    gone = c["monetary"].to_numpy() <= 0 if net else np.zeros(len(c), dtype=bool)
+    return Returns(
+        net=net,
+        value=float(c["returned"].sum()),
+        customers=int((c["returned"] > 0).sum()),
+        rows_netted=ledger.rows_netted,
+        nonpositive=ledger.customers_net_nonpositive,
+        nonpositive_outliers=int((gone & c["outlier"].to_numpy(dtype=bool)).sum()),
+        where=tuple((s.name, s.net_nonpositive) for s in run.segments if s.net_nonpositive),
+    )
+
+
 def _is_demo_data(run: RunFiles) -> bool:
     cmd = run.run.command or []
     return run.summary.input.name == "online_retail.parquet" or cmd[1:2] == ["demo"]
@@ -254,6 +302,7 @@ def render_page(
             rows=rows,
             notes={sid: notes.get(sid, "") for sid, _ in SECTIONS},
             repro=_repro(run),
+            returns=returns_of(run),
             settings_json=json.dumps(
                 json.loads(summary.settings.model_dump_json()), indent=2, ensure_ascii=False
             ),
