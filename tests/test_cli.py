@@ -405,7 +405,7 @@ def test_ledger_without_a_window_has_no_outside_window_key(tiny_csv: Path, tmp_p
     assert "customers_outside_window" not in (out / "summary.json").read_text()
 
 
-def _segments(out: Path) -> dict[str, str]:
+def _rfm_cells(out: Path) -> dict[str, str]:
     rows = (out / "segments.csv").read_text().splitlines()[1:]
     return {r.split(",")[0]: ",".join(r.split(",")[1:4]) for r in rows}
 
@@ -420,7 +420,7 @@ def test_cdnow_whitespace_file_is_read(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "40 rows read, 40 used; dropped: none." in res.stdout
     assert "15 customers segmented as of 1998-07-01" in res.stdout
-    got = _segments(out)
+    got = _rfm_cells(out)
     # By hand: 00003 bought 6 times, last on 1998-05-28 (34 days before as_of), 156.46 in all;
     # 00002's two rows of 1997-01-12 are two orders (no invoice column: a row is an order).
     assert got["00003"] == "34,6,156.46"
@@ -444,7 +444,7 @@ def test_whitespace_file_with_a_header_and_tabs(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert "3 rows read, 3 used" in res.stdout
     assert "amount='Amount'" in res.stdout
-    assert _segments(out) == {"7": "1,2,15.0", "8": "5,1,3.5"}
+    assert _rfm_cells(out) == {"7": "1,2,15.0", "8": "5,1,3.5"}
 
 
 def test_headerless_csv_with_no_header_and_column_numbers(tmp_path: Path) -> None:
@@ -457,7 +457,7 @@ def test_headerless_csv_with_no_header_and_column_numbers(tmp_path: Path) -> Non
         app, ["run", str(src), "--out", str(out), "--no-header", *roles, "--k", "1", "-q"]
     )
     assert res.exit_code == 0, res.output
-    assert _segments(out) == {"C1": "1,2,7.0", "C2": "5,1,6.0"}
+    assert _rfm_cells(out) == {"C1": "1,2,7.0", "C2": "5,1,6.0"}
 
 
 def test_decimal_comma_file_is_read(tmp_path: Path) -> None:
@@ -467,7 +467,7 @@ def test_decimal_comma_file_is_read(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "10 rows read, 10 used; dropped: none." in res.stdout
-    got = _segments(out)
+    got = _rfm_cells(out)
     # 10001: 2 x 12,50 + 1 x 1.234,00 (one invoice), then 45,00 -> 1304.0 over 2 invoices.
     assert got["10001"] == "28,2,1304.0"
     assert got["10002"] == "55,2,18.5"  # 10 x 0,85 + 4 x 2,5
@@ -490,8 +490,8 @@ def test_score_reads_decimal_commas_too(tmp_path: Path) -> None:
     model = str(run_out / "model.json")
     res = runner.invoke(app, ["score", str(EUROPEAN), "-m", model, "--out", str(score_out), *flags])
     assert res.exit_code == 0, res.output
-    assert _segments(score_out) == _segments(run_out)
-    assert _segments(score_out)["10001"] == "28,2,1304.0"
+    assert _rfm_cells(score_out) == _rfm_cells(run_out)
+    assert _rfm_cells(score_out)["10001"] == "28,2,1304.0"
 
 
 # A log without an invoice column: a and b buy baskets (several rows at one timestamp).
