@@ -803,7 +803,8 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             "",
             "anchors on the 10M Parquet file",
-            f"{'method':<12} {'time s':>8} {'ratio':>7} {'peak MiB':>8} {'customers':>10}",
+            f"{'method':<12} {'time s':>8} {'ratio':>7} {'cpu s':>7} {'peak MiB':>8} "
+            f"{'customers':>10}",
         ]
         for name, r in an.items():
             extra = f" {int(r['customers']):>10,}" if "customers" in r else ""
