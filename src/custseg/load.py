@@ -152,6 +152,7 @@ def load_transactions(
     delimiter: str | None = None,
     sheet: str | int | None = None,
     need_stock_code: bool = False,
+    monetary: bool = True,
     engine: EngineSpec = None,
     con: BaseBackend | Engine | None = None,
 ) -> Transactions:
@@ -175,6 +176,9 @@ def load_transactions(
         Excel sheet name or 0-based index (default: the first sheet).
     need_stock_code : bool
         Require a stock code column (for excluded codes).
+    monetary : bool
+        False: no value will be computed (``--no-monetary``; see
+        :func:`custseg.schema.detect_columns`).
     engine : Engine, str, Ibis backend or SparkSession, optional
         Where the rows are read and aggregated (see :func:`custseg.engine.connect`); a fresh
         DuckDB engine by default. ``Transactions.engine`` holds it: close it when done.
@@ -205,7 +209,7 @@ def load_transactions(
     if not headers:
         raise InputError(f"{info.name} has no columns. Check that it is a table with a header row.")
     explicit = _explicit(columns)
-    cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
+    cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code, monetary=monetary)
     fmt = date_format
     date_col = raw[cmap.date]
     if date_col.type().is_string():
@@ -587,7 +591,7 @@ def _canonical(raw: ir.Table, cmap: ColumnMap, date_format: str | None) -> ir.Ta
     cols[DATE] = _timestamp(raw[cmap.date], date_format)
     if cmap.amount is not None:
         cols[AMOUNT] = _number(raw[cmap.amount])
-    else:
+    elif cmap.has_values:
         cols[QUANTITY] = _number(raw[cmap.quantity])
         cols[PRICE] = _number(raw[cmap.price])
     if cmap.stock_code is not None:
