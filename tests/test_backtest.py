@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from custseg.backtest import _codes, _resampled_ranks, auc, evidence, segment_values, spearman
 from custseg.cli import app
 from custseg.config import ClusterConfig, RunConfig
-from custseg.errors import InputError
+from custseg.errors import CustsegWarning, InputError
 from custseg.pipeline import backtest, run
 
 runner = CliRunner()
@@ -213,3 +213,55 @@ def test_backtest_command_writes_json_and_prints_evidence(small, tmp_path: Path)
         app, ["backtest", str(path), "-o", str(tmp_path / "x"), "--holdout", "ninety"]
     )
     assert bad.exit_code == 1 and "--holdout 'ninety' is not a duration" in bad.stderr
+
+
+def test_backtest_without_money_ranks_holdout_orders(small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, df = small
+    rf_log = tmp_path / "rf.csv"
+    df[["CustomerID", "InvoiceNo", "InvoiceDate"]].to_csv(rf_log, index=False)
+    config = RunConfig(cluster=ClusterConfig(k=3, holdout_days=60, select="auto", outliers="none"))
+    with pytest.warns(CustsegWarning, match="No value column .* recency and frequency only"):
+        bt = backtest(rf_log, config=config, bootstrap=50)
+    want = _independent(df, 60)
+    o = bt.outcomes
+    assert list(o.train.columns) == ["recency", "frequency"]
+    assert o.revenue is None and o.new_revenue is None and o.target_name == "orders"
+    order = np.argsort(o.train.index.to_numpy())
+    np.testing.assert_array_equal(o.target[order], want["orders"].to_numpy())
+    # the segment value is the mean training frequency; the baselines have no monetary
+    labels = bt.training.customers["cluster"].to_numpy()
+    values = segment_values(labels, o.train["frequency"].to_numpy(dtype=float))
+    assert bt.evidence.spearman["segments"] == pytest.approx(spearman(values, o.target))
+    assert bt.evidence.auc["segments"] == pytest.approx(auc(values, o.orders > 0))
+    assert list(bt.evidence.spearman) == ["segments", "frequency", "recency", "rf_score"]
+    assert "revenue_per_customer" not in bt.segments.columns
+    share = bt.segments["share_of_holdout_orders"]
+    assert share.sum() == pytest.approx(1.0)
+    for cluster, row in bt.segments.iterrows():
+        members = labels == cluster
+        assert row["value"] == pytest.approx(o.train["frequency"].to_numpy()[members].mean())
+        assert row["share_of_holdout_orders"] == pytest.approx(
+            o.orders[members].sum() / o.orders.sum()
+        )
+
+
+def test_backtest_command_without_money(small, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, df = small
+    rf_log = tmp_path / "rf.csv"
+    df[["CustomerID", "InvoiceNo", "InvoiceDate"]].to_csv(rf_log, index=False)
+    out = tmp_path / "bt"
+    res = runner.invoke(
+        app,
+        ["backtest", str(rf_log), "-o", str(out), "--holdout", "60d", "--k", "3",
+         "--bootstrap", "50"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "measured against the holdout orders (not revenue)" in res.stdout
+    assert "Spearman (orders)" in res.stdout and "RF score (R+F)" in res.stdout
+    assert "revenue" not in res.stdout.replace("(not revenue)", "")
+    doc = json.loads((out / "backtest.json").read_text())
+    assert doc["target"] == "orders" and "holdout_revenue" not in doc
+    assert all("revenue_per_customer" not in s for s in doc["segments"])
+    page = (out / "backtest.html").read_text()
+    assert "measured against the holdout orders instead of revenue" in page
+    assert "Holdout orders per customer, by segment" in page

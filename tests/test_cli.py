@@ -625,3 +625,73 @@ def test_returns_drop_report_says_what_was_left_out(returns_csv: Path, tmp_path:
     page = (out / "report.html").read_text()
     assert "5 customers have cancellation lines worth 75 in all" in page
     assert "Returns are netted" not in page
+
+
+# A customer and a date per row (an app-event or grocery log), as of 2021-01-30:
+#   u1: Jan 1, 5, 20, 28 -> R 2, F 4;  u3: Jan 3, 27 -> R 3, F 2;  u4: Jan 15, 16, 29 -> R 1, F 3
+#   u2: Jan 2 -> R 28, F 1;            u5: Jan 4 -> R 26, F 1;     u6: Jan 25 -> R 5, F 1
+EVENTS_CSV = (
+    "user_id,event_time\n"
+    "u1,2021-01-01 10:00\nu1,2021-01-05 10:00\nu1,2021-01-20 09:00\nu1,2021-01-28 09:00\n"
+    "u2,2021-01-02 10:00\nu3,2021-01-03 10:00\nu3,2021-01-27 10:00\nu4,2021-01-15 10:00\n"
+    "u4,2021-01-16 10:00\nu4,2021-01-29 10:00\nu5,2021-01-04 10:00\nu6,2021-01-25 11:00\n"
+)
+
+
+def test_run_without_a_value_column_segments_on_recency_and_frequency(tmp_path: Path) -> None:
+    path = tmp_path / "events.csv"
+    path.write_text(EVENTS_CSV)
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", str(path), "-o", str(out), "--k", "2", "--outliers", "none"])
+    assert res.exit_code == 0, res.output
+    assert "No value column (quantity and price, or amount) among ['user_id', 'event_time']" in (
+        res.stderr
+    )
+    assert "Segmented on recency and frequency only (no value column)" in res.stdout
+    table = res.stdout.split("k = 2")[1]
+    assert "revenue" not in table and "monetary" not in table
+    rows = (out / "segments.csv").read_text().splitlines()
+    assert rows[0] == "customer_id,recency,frequency,outlier,cluster,segment"
+    got = {r.split(",")[0]: r.split(",")[1:3] for r in rows[1:]}
+    assert got == {
+        "u1": ["2", "4"], "u2": ["28", "1"], "u3": ["3", "2"], "u4": ["1", "3"],
+        "u5": ["26", "1"], "u6": ["5", "1"],
+    }  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["features"] == ["recency", "frequency"]
+    assert summary["settings"]["clean"]["monetary"] is False
+    assert "monetary_mean" not in summary["customers"]
+    for s in summary["segments"]:
+        assert not {"revenue", "share_revenue", "monetary_mean", "monetary_median"} & set(s)
+        assert set(s["levels"]) == {"recency", "frequency"}
+    assert [s["name"] for s in summary["segments"]] == ["Loyal customers", "Hibernating"]
+    model = json.loads((out / "model.json").read_text())
+    assert model["model"]["features"] == ["recency", "frequency"]
+    page = (out / "report.html").read_text()
+    assert "Segmented on recency and frequency only" in page
+    assert "share of revenue" not in page and "mean monetary" not in page
+    assert 'id="fig-scatter-rf"' in page and 'id="fig-scatter-3d"' not in page
+    assert 'id="fig-segment-sizes"' in page and 'id="fig-segment-shares"' not in page
+
+    scored = tmp_path / "scored"
+    res = runner.invoke(app, ["score", str(path), "-m", str(out / "model.json"), "-o", str(scored)])
+    assert res.exit_code == 0, res.output
+    assert (scored / "segments.csv").read_bytes() == (out / "segments.csv").read_bytes()
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+
+
+def test_no_monetary_keeps_the_ledger_and_drops_the_money(tiny_csv: Path, tmp_path: Path) -> None:
+    base = ["run", str(tiny_csv), "--no-report", "--k", "2", "--k-range", "1-2"]
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "rfm")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*base, "-o", str(tmp_path / "rf"), "--no-monetary"])
+    assert res.exit_code == 0, res.output
+    assert "Segmented on recency and frequency only (--no-monetary)" in res.stdout
+    assert "No value column" not in res.stderr
+    rfm = json.loads((tmp_path / "rfm" / "summary.json").read_text())
+    rf = json.loads((tmp_path / "rf" / "summary.json").read_text())
+    assert rf["ledger"] == rfm["ledger"]  # the same purchase lines
+    assert rf["features"] == ["recency", "frequency"] and "features" not in rfm
+    head = (tmp_path / "rf" / "segments.csv").read_text().splitlines()[0]
+    assert head == "customer_id,recency,frequency,outlier,cluster,segment"

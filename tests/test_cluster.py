@@ -368,8 +368,9 @@ def test_fit_segments_errors(rfm: pd.DataFrame) -> None:
         fit_segments(np.array([[1.0, 1, 1], [1, 1, 1], [2, 2, 2]]), config=ClusterConfig(k=3))
     with pytest.raises(InputError, match="1 missing or infinite"):
         fit_segments(np.array([[1.0, np.nan, 1], [2, 2, 2]]), config=ClusterConfig())
-    with pytest.raises(SchemaError, match=r"Missing feature column\(s\) \['monetary'\]"):
-        fit_segments(rfm[["recency", "frequency"]], config=ClusterConfig())
+    # without monetary a table is data without money (R and F); without frequency, an error
+    with pytest.raises(SchemaError, match=r"Missing feature column\(s\) \['frequency'\]"):
+        fit_segments(rfm[["recency", "monetary"]], config=ClusterConfig())
     with pytest.raises(ConfigError, match="non-negative"):
         fit_segments(np.array([[-1.0, 1, 1], [2, 2, 2]]), config=ClusterConfig(transform="log"))
     with_na = rfm.head(3).astype({"frequency": "Int64"})
@@ -485,3 +486,17 @@ def test_kselection_is_frozen(reference_fit) -> None:
     assert isinstance(reference_fit.selection, KSelection)
     with pytest.raises(AttributeError):
         reference_fit.selection.k = 9  # type: ignore[misc]
+
+
+def test_fit_segments_on_recency_and_frequency_alone() -> None:
+    rf = pd.DataFrame(
+        {"recency": [5.0, 7, 6, 300, 280, 310], "frequency": [10.0, 9, 11, 1, 2, 1]},
+        index=pd.Index(list("abcdef"), name="customer_id"),
+    )
+    fit = fit_segments(rf, config=ClusterConfig(k=2, outliers="none", select="auto"))
+    assert fit.model.features == ("recency", "frequency")
+    assert fit.model.center_array().shape == (2, 2)
+    # canonical order without monetary: the most frequent segment first
+    assert fit.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ConfigError, match="rfm-scores scores recency, frequency and monetary"):
+        fit_segments(rf, config=ClusterConfig(method="rfm-scores"))

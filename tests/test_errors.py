@@ -156,10 +156,18 @@ CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
         r"No date column: found .*Pass --date-col",
     ),
     (
-        "missing value columns",
-        _write("m.csv", "CustomerID,InvoiceDate\n1,2021-01-01\n"),
+        "quantity without price",
+        _write("m.csv", "CustomerID,InvoiceDate,Quantity\n1,2021-01-01,2\n"),
         [],
-        r"No line value columns: .*--amount-col",
+        r"No price column: found .*Pass --price-col NAME, or --no-monetary to segment on "
+        r"recency and frequency\.",
+    ),
+    (
+        "rfm scores without money",
+        _write("rf.csv", "CustomerID,InvoiceDate\n1,2021-01-01\n2,2021-01-05\n"),
+        ["--method", "rfm-scores"],
+        r"--method rfm-scores scores recency, frequency and monetary; .*no value column, or "
+        r"--no-monetary\)\. Use --method kmeans, hierarchical or gmm",
     ),
     (
         "explicit column typo",

@@ -216,3 +216,27 @@ def test_returns_with_an_amount_column(tmp_path: Path) -> None:
     assert rfm.loc["x"].tolist() == [3, 1, 30.0, 20.0]
     assert rfm.loc["y"].tolist() == [1, 1, 0.0, 10.0]
     assert ledger.rows_netted == 2 and ledger.customers_net_nonpositive == 1
+
+
+def test_data_without_money_gives_recency_and_frequency(tmp_path: Path) -> None:
+    # a customer and a date per row: every row is a purchase line (no value to test)
+    path = tmp_path / "t.csv"
+    path.write_text("member_id,date\nm1,2021-01-01\nm1,2021-01-04\nm2,2021-01-02\n,2021-01-03\n")
+    marked = mark_drops(load_transactions(path).table, config=CleanConfig())
+    rfm, ledger, as_of = compute_rfm_and_ledger(marked, frequency_unit="days", returns="net")
+    assert as_of == dt.date(2021, 1, 5)
+    assert list(rfm.columns) == ["recency", "frequency"]
+    assert rfm.to_dict("index") == {
+        "m1": {"recency": 1, "frequency": 2},
+        "m2": {"recency": 3, "frequency": 1},
+    }
+    assert ledger.rows_used == 3 and ledger.rows_dropped["missing_customer"] == 1
+    assert ledger.rows_netted is None  # nothing to net without money
+
+
+def test_no_monetary_keeps_the_purchase_lines_of_a_run_with_money(tiny_csv: Path) -> None:
+    marked = mark_drops(load_transactions(tiny_csv).table, config=CleanConfig())
+    rf, ledger, _ = compute_rfm_and_ledger(marked, monetary=False)
+    rfm, ledger_rfm, _ = compute_rfm_and_ledger(marked)
+    pd.testing.assert_frame_equal(rf, rfm[["recency", "frequency"]])
+    assert ledger == ledger_rfm  # the same rows are purchase lines

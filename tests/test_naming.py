@@ -86,8 +86,8 @@ def test_profile_segments_does_not_mutate_input(six) -> None:
 
 def test_profile_segments_errors(six) -> None:
     rfm, labels = six
-    with pytest.raises(SchemaError, match=r"lacks column\(s\) \['monetary'\]"):
-        profile_segments(rfm.drop(columns="monetary"), labels)
+    with pytest.raises(SchemaError, match=r"lacks column\(s\) \['frequency'\]"):
+        profile_segments(rfm.drop(columns="frequency"), labels)
     with pytest.raises(InputError, match="Got 2 cluster labels for 6 customers"):
         profile_segments(rfm, np.array([0, 1]))
     with pytest.raises(EmptyDataError, match="0 rows"):
@@ -346,3 +346,50 @@ def test_outliers_are_never_given_a_name_they_contradict() -> None:
     out = np.flatnonzero(fit.outlier)
     shares = contradiction_shares(own[out], fit.labels[out], {s.cluster: s.asserted for s in names})
     assert max(shares.values()) == 0.0
+
+
+# --- data without money: recency and frequency only -------------------------------------------
+
+_MONEY_WORDS = ("spen", "revenue", "monetary", "big", "small", "low-spending", "premium")
+
+
+def test_profiles_and_names_without_money(six) -> None:  # type: ignore[no-untyped-def]
+    rfm, labels = six
+    rf = rfm[["recency", "frequency"]]
+    profiles = profile_segments(rf, labels)
+    assert list(profiles.columns) == [
+        "customers", "share_customers", "recency_mean", "recency_median", "frequency_mean",
+        "frequency_median",
+    ]  # fmt: skip
+    assert profiles["recency_median"].tolist() == [2.0, 200.0]
+    levels = segment_levels(profiles, rf)
+    assert levels == {
+        0: {"recency": "low", "frequency": "high"},
+        1: {"recency": "high", "frequency": "low"},
+    }
+    names = name_segments(profiles, levels)
+    # with money these would be Champions and Lost; without, no name asserts a spend
+    assert [s.name for s in names] == ["Loyal customers", "Hibernating"]
+    assert names[0].description == (
+        "3 loyal customers (50%) who bought recently and buy often: median 2 days since the "
+        "last order and 8 orders."
+    )
+    # thirds by percentile rank (ties as half): recency 3 is at 5/12, 200 at 9/12 > 2/3
+    assert level_cuts(rf) == ((3.0, 200.0), (2.0, 8.0))
+
+
+def test_no_rf_name_speaks_of_money_for_any_k() -> None:
+    rng = np.random.default_rng(3)
+    rf = pd.DataFrame(
+        {"recency": rng.integers(1, 365, 600), "frequency": rng.geometric(0.3, 600)},
+        index=pd.Index([f"c{i}" for i in range(600)], name="customer_id"),
+    )
+    for k in range(1, 9):
+        fit = place_outliers(rf, fit_segments(rf, config=ClusterConfig(k=k, select="auto")))
+        assert fit.model.features == ("recency", "frequency")
+        _, names = describe_segments(rf, fit.labels, fit.model)
+        assert len({s.name for s in names}) == k
+        for s in names:
+            text = f"{s.name} {s.description}".lower()
+            assert not any(w in text for w in _MONEY_WORDS), (k, s.name, s.description)
+            assert set(s.levels) <= {"recency", "frequency"}

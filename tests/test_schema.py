@@ -130,9 +130,23 @@ def test_detect_columns_duplicated_header() -> None:
         detect_columns([*UCI, "Quantity"])
 
 
-def test_detect_columns_no_value_columns() -> None:
-    with pytest.raises(SchemaError, match="No line value columns"):
-        detect_columns(["customer", "date", "invoice"])
+def test_detect_columns_without_value_columns_is_data_without_money() -> None:
+    # a grocery or app-event log: a customer and a date per row
+    cmap = detect_columns(["Member_number", "Date", "itemDescription"])
+    assert (cmap.customer, cmap.date) == ("Member_number", "Date")
+    assert cmap.value_mode == "none" and not cmap.has_values
+    assert detect_columns(["user_id", "event_time"]).used() == {
+        "customer": "user_id",
+        "date": "event_time",
+    }
+
+
+def test_detect_columns_half_a_value_needs_the_other_half_or_no_monetary() -> None:
+    with pytest.raises(SchemaError, match=r"No price column: .*or --no-monetary to segment"):
+        detect_columns(["customer", "date", "qty"])
+    # --no-monetary: the unpaired column is not used; complete value columns still are
+    assert detect_columns(["customer", "date", "qty"], monetary=False).quantity is None
+    assert detect_columns(UCI, monetary=False).value_mode == "quantity_price"
 
 
 def test_detect_columns_exclude_codes_needs_stock_code() -> None:

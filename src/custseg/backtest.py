@@ -12,6 +12,10 @@ Definitions (docs/backtest.md has the worked example):
 - **segment value**: the mean training monetary value of the segment's members; ranking
   customers by their segment means ranking them by that value (every member of a segment
   ties).
+- **data without money** (features recency and frequency): revenue means nothing, so the
+  *target* is the holdout orders (purchase days with ``--frequency-unit days``) instead of
+  revenue, the segment value is the members' mean training frequency, and the baselines are
+  frequency, recency and the RF score sum (R + F).
 - **evidence**: the Spearman correlation of a ranking with holdout revenue, and the AUC of
   the same ranking for *buys again* (ties count half), for the segments and for the
   baselines: the customer's own monetary value, frequency, recency (fewer days ranks
@@ -36,7 +40,7 @@ from .clean import mark_drops
 from .config import CleanConfig, ClusterConfig
 from .errors import InputError
 from .features import compute_rfm_and_ledger
-from .schema import RFM_COLUMNS
+from .schema import feature_columns
 
 __all__ = [
     "BASELINES",
@@ -45,6 +49,7 @@ __all__ = [
     "auc",
     "baseline_scores",
     "choose_k_by_holdout",
+    "customer_value",
     "evidence",
     "holdout_outcomes",
     "segment_outcomes",
@@ -72,21 +77,35 @@ class Outcomes:
     train : DataFrame
         Training RFM, one row per customer known at the cutoff (index ``customer_id``).
     revenue, orders : ndarray
-        Holdout revenue and orders of each training customer (0 if none).
+        Holdout revenue (None for data without money) and orders of each training customer
+        (0 if none).
     new_customers : int
         Customers whose first purchase line falls in the holdout.
-    new_revenue : float
-        Their holdout revenue.
+    new_revenue : float or None
+        Their holdout revenue (None without money).
     """
 
     cutoff: dt.date
     end: dt.date
     holdout_days: int
     train: pd.DataFrame
-    revenue: np.ndarray
+    revenue: np.ndarray | None
     orders: np.ndarray
     new_customers: int
-    new_revenue: float
+    new_revenue: float | None
+
+    @property
+    def target_name(self) -> str:
+        """What the rankings are measured against: ``"revenue"``, or ``"orders"`` for data
+        without money."""
+        return "orders" if self.revenue is None else "revenue"
+
+    @property
+    def target(self) -> np.ndarray:
+        """Each training customer's holdout revenue (orders, for data without money)."""
+        if self.revenue is None:
+            return self.orders.astype(np.float64)
+        return self.revenue
 
     @property
     def buys(self) -> np.ndarray:
@@ -140,7 +159,12 @@ def holdout_outcomes(
         mark_drops(table, config=hold_clean), as_of=last + dt.timedelta(days=1), **options
     )
     known = hold.index.isin(train.index)
-    revenue = hold["monetary"].reindex(train.index).fillna(0.0).to_numpy(dtype=np.float64)
+    money = "monetary" in train.columns
+    revenue = (
+        hold["monetary"].reindex(train.index).fillna(0.0).to_numpy(dtype=np.float64)
+        if money
+        else None
+    )
     orders = hold["frequency"].reindex(train.index).fillna(0).to_numpy(dtype=np.int64)
     return Outcomes(
         cutoff=cutoff,
@@ -150,7 +174,7 @@ def holdout_outcomes(
         revenue=revenue,
         orders=orders,
         new_customers=int((~known).sum()),
-        new_revenue=float(hold["monetary"][~known].sum()),
+        new_revenue=float(hold["monetary"][~known].sum()) if money else None,
     )
 
 
@@ -193,20 +217,30 @@ def auc(score: np.ndarray, positive: np.ndarray) -> Any:
 
 
 def baseline_scores(train: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The baselines' customer scores (higher = expected to be worth more)."""
+    """The baselines' customer scores (higher = expected to be worth more); for data without
+    money, frequency, recency and the RF score sum (``rf_score``)."""
     from .methods.scores import _scores, thresholds
 
-    raw = train[list(RFM_COLUMNS)].to_numpy(dtype=np.float64)
+    features = feature_columns(list(train.columns))
+    raw = train[list(features)].to_numpy(dtype=np.float64)
     total = np.zeros(len(raw), dtype=np.int64)
-    for j, better_high in enumerate((False, True, True)):
+    for j, better_high in enumerate((False, True, True)[: len(features)]):
         edges = thresholds(raw[:, j], 5, higher_is_better=better_high)
         total += _scores(raw[:, j], edges, higher_is_better=better_high)
+    money = {"monetary": raw[:, 2]} if "monetary" in features else {}
     return {
-        "monetary": raw[:, 2],
+        **money,
         "frequency": raw[:, 1],
         "recency": -raw[:, 0],
-        "rfm_score": total.astype(np.float64),
+        ("rfm_score" if money else "rf_score"): total.astype(np.float64),
     }
+
+
+def customer_value(train: pd.DataFrame) -> np.ndarray:
+    """What a segment's value averages: each customer's monetary value (frequency, for data
+    without money)."""
+    column = "monetary" if "monetary" in train.columns else "frequency"
+    return train[column].to_numpy(dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -322,27 +356,32 @@ def segment_outcomes(
     labels: np.ndarray, names: Mapping[int, str], outcomes: Outcomes
 ) -> pd.DataFrame:
     """Per segment: customers, share buying again, orders and revenue per customer, share of
-    the holdout revenue (of customers known at the cutoff), and the segment's value."""
-    train = outcomes.train
+    the holdout revenue (of customers known at the cutoff), and the segment's value. For
+    data without money: no revenue columns, and the share of the holdout orders."""
     df = pd.DataFrame(
         {
             "cluster": labels,
             "buys": outcomes.buys,
             "orders": outcomes.orders,
-            "revenue": outcomes.revenue,
-            "monetary": train["monetary"].to_numpy(dtype=np.float64),
+            "target": outcomes.target,
+            "value": customer_value(outcomes.train),
         }
     )
     g = df.groupby("cluster", sort=True)
-    total = float(df["revenue"].sum())
+    total = float(df["target"].sum())
+    share = g["target"].sum() / total if total else 0.0
+    money = outcomes.revenue is not None
     out = pd.DataFrame(
         {
             "customers": g.size(),
             "share_buying_again": g["buys"].mean(),
             "orders_per_customer": g["orders"].mean(),
-            "revenue_per_customer": g["revenue"].mean(),
-            "share_of_holdout_revenue": g["revenue"].sum() / total if total else 0.0,
-            "value": g["monetary"].mean(),
+            **(
+                {"revenue_per_customer": g["target"].mean(), "share_of_holdout_revenue": share}
+                if money
+                else {"share_of_holdout_orders": share}
+            ),
+            "value": g["value"].mean(),
         }
     )
     out.insert(0, "segment", [names.get(int(c), str(c)) for c in out.index])
@@ -360,8 +399,9 @@ def segment_values(labels: np.ndarray, monetary: np.ndarray) -> np.ndarray:
 def choose_k_by_holdout(
     outcomes: Outcomes, config: ClusterConfig, *, seed: int | None = 0, bootstrap: int = 200
 ) -> tuple[int, dict[str, list[float | None]], str]:
-    """k whose training segments best rank holdout revenue: the smallest k within one
-    bootstrap standard error of the best Spearman (Breiman's one-standard-error rule).
+    """k whose training segments best rank holdout revenue (orders, for data without money):
+    the smallest k within one bootstrap standard error of the best Spearman (Breiman's
+    one-standard-error rule).
 
     Returns k, the holdout Spearman and AUC per k swept, and a sentence for the notes.
     """
@@ -369,19 +409,19 @@ def choose_k_by_holdout(
 
     train = outcomes.train
     ks, partitions = sweep_partitions(train, config=config)
-    monetary = train["monetary"].to_numpy(dtype=np.float64)
-    values = [segment_values(labels, monetary) for labels in partitions]
-    sp = [spearman(v, outcomes.revenue) for v in values]
+    value = customer_value(train)
+    values = [segment_values(labels, value) for labels in partitions]
+    target = outcomes.target
+    sp = [spearman(v, target) for v in values]
     au = [auc(v, outcomes.buys) for v in values]
     best = int(np.argmax(sp))
-    ev = evidence(
-        {"segments": values[best]}, outcomes.revenue, outcomes.buys, bootstrap=bootstrap, seed=seed
-    )
+    ev = evidence({"segments": values[best]}, target, outcomes.buys, bootstrap=bootstrap, seed=seed)
     se = float(np.std(ev.samples["segments"])) if ev.samples else 0.0
     pick = next(i for i, s in enumerate(sp) if s >= sp[best] - se)
     note = (
         f"k = {ks[pick]} by backtest: segments fitted on purchases up to {outcomes.cutoff} "
-        f"ranked the next {outcomes.holdout_days} days' revenue with Spearman {sp[pick]:.3f} "
+        f"ranked the next {outcomes.holdout_days} days' {outcomes.target_name} with Spearman "
+        f"{sp[pick]:.3f} "
         f"(AUC for buying again {au[pick]:.3f}); the best k, {ks[best]}, reached "
         f"{sp[best]:.3f}, and k = {ks[pick]} is the smallest within one "
         f"bootstrap standard error ({se:.3f})."

@@ -177,18 +177,20 @@ def mark_drops(table: ir.Table, *, config: CleanConfig) -> ir.Table:
         )
         # No fill_null: a NULL condition is not met, and a COALESCE stops DuckDB short-circuiting.
         branches.append((cancelled, "cancellation"))
-    values = [AMOUNT] if AMOUNT in cols else [QUANTITY, PRICE]
+    # Data without a value column (a customer and a date per row) has no number to test.
+    values = [AMOUNT] if AMOUNT in cols else [QUANTITY, PRICE] if QUANTITY in cols else []
     invalid = ibis.literal(False)
     for name in values:
         invalid = invalid | ops.not_finite(t[name])
-    branches.append((invalid, "invalid_number"))
+    if values:
+        branches.append((invalid, "invalid_number"))
     if AMOUNT in cols:
         branches.append((t[AMOUNT] <= 0, "non_positive_amount"))
-    else:
+    elif values:
         branches.append((t[QUANTITY] <= 0, "non_positive_quantity"))
         branches.append((t[PRICE] <= 0, "non_positive_price"))
     # A cancellation is a return when every later test but the sign would pass.
-    returnable = ~invalid & (_line_value(t) != 0)
+    returnable: Any = ~invalid & (_line_value(t) != 0) if values else ibis.literal(False)
     branches.append((t[DATE].isnull(), "unparseable_date"))
     returnable = returnable & t[DATE].notnull()
     window = _outside_window(t[DATE], config)

@@ -321,6 +321,10 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
             f"customers' monetary value; {led.customers_net_nonpositive:,} customers whose net "
             "value is 0 or below are kept with monetary 0" + (f" ({where})." if where else ".")
         )
+    money = "monetary" in result.fit.model.features
+    if not money:
+        why = "--no-monetary" if result.columns and result.columns.has_values else "no value column"
+        console.print(f"Segmented on recency and frequency only ({why}): no monetary value.")
     how = "the saved model's, nothing refitted" if result.scored_with else sel.method
     console.print(f"k = {result.k} ({how}); silhouette {sil_text}.")
     # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
@@ -331,24 +335,24 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         header_style="" if plain else "bold",
         box=None if plain else box.HEAVY_HEAD,
     )
-    for col, justify in (
-        ("segment", "left"),
-        ("customers", "right"),
-        ("revenue share", "right"),
-        ("mean recency (days)", "right"),
-        ("mean frequency", "right"),
-        ("mean monetary", "right"),
-    ):
+    heads = ["segment", "customers", "revenue share", "mean recency (days)", "mean frequency"]
+    if money:
+        heads.append("mean monetary")
+    else:
+        heads.remove("revenue share")
+    for col in heads:
+        justify = "left" if col == "segment" else "right"
         table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
     for row in result.segment_table().to_dict(orient="records"):
-        table.add_row(
+        cells: list[Text | str] = [
             Text(str(row["segment"])),
             f"{int(row['customers']):,}",
-            f"{row['share_revenue']:.1%}",
+            *([f"{row['share_revenue']:.1%}"] if money else []),
             f"{row['recency_mean']:.0f}",
             f"{row['frequency_mean']:.1f}",
-            f"{row['monetary_mean']:,.0f}",
-        )
+            *([f"{row['monetary_mean']:,.0f}"] if money else []),
+        ]
+        table.add_row(*cells)
     console.print(table)
     console.print(f"Wrote {', '.join(files)} to {out}")
 
@@ -365,37 +369,45 @@ def _print_backtest(result: BacktestResult, out: Path, files: list[str]) -> None
         f"(k = {result.training.k}), measured over the {o.holdout_days} days to {o.end}: "
         f"{int(o.buys.sum()):,} bought again; {o.new_customers:,} new customers are not counted."
     )
+    money = o.revenue is not None
+    unit = "purchase days" if result.training.config.clean.frequency_unit == "days" else "orders"
+    if not money:
+        console.print(
+            f"No monetary value: the segments are measured against the holdout {unit} (not "
+            f"revenue) and buying again; a segment's value is its members' mean frequency."
+        )
     plain = not console.is_terminal
     table = Table(
         show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
     )
-    for col in (
-        "segment",
-        "customers",
-        "buy again",
-        "orders / customer",
-        "revenue / customer",
-        "revenue share",
-    ):
+    heads = ["segment", "customers", "buy again", f"{unit} / customer"]
+    heads += ["revenue / customer", "revenue share"] if money else [f"{unit} share"]
+    for col in heads:
         table.add_column(
             col, justify="left" if col == "segment" else "right", no_wrap=col == "segment"
         )
     for row in result.segments.to_dict(orient="records"):
-        table.add_row(
+        cells: list[Text | str] = [
             Text(str(row["segment"])),
             f"{int(row['customers']):,}",
             f"{row['share_buying_again']:.0%}",
             f"{row['orders_per_customer']:.2f}",
-            f"{row['revenue_per_customer']:,.0f}",
-            f"{row['share_of_holdout_revenue']:.1%}",
-        )
+        ]
+        if money:
+            cells += [
+                f"{row['revenue_per_customer']:,.0f}",
+                f"{row['share_of_holdout_revenue']:.1%}",
+            ]
+        else:
+            cells.append(f"{row['share_of_holdout_orders']:.1%}")
+        table.add_row(*cells)
     console.print(table)
     evidence = Table(
         show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
     )
     for col in (
         "ranking by",
-        "Spearman (revenue)",
+        f"Spearman ({o.target_name})",
         "AUC (buys again)",
         "segments - this (95% interval)",
     ):
@@ -420,6 +432,7 @@ _BASELINE_WORDS = {
     "frequency": "frequency",
     "recency": "recency",
     "rfm_score": "RFM score (R+F+M)",
+    "rf_score": "RF score (R+F)",
 }
 
 
@@ -475,9 +488,10 @@ def _engine_input(input: str, options: dict[str, Any]) -> tuple[Any, tuple[str |
 
 def _segments_frame(result: SegmentationResult) -> Any:
     """The segments.csv columns as a DataFrame, for --out-table."""
-    from .output import RETURNED, SEGMENT_COLUMNS
+    from .output import RETURNED, segment_columns
 
-    columns = [*SEGMENT_COLUMNS, *([RETURNED] if RETURNED in result.customers else [])]
+    have = list(result.customers.columns)
+    columns = [*segment_columns(have), *([RETURNED] if RETURNED in have else [])]
     return result.customers.reset_index()[columns]
 
 
@@ -697,6 +711,18 @@ _RUN_OPTIONS: tuple[inspect.Parameter, ...] = (
         ],
     ),
     _option(
+        "monetary",
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--monetary/--no-monetary",
+                help="Segment on recency, frequency and monetary value, or on recency and "
+                "frequency only (data without a value column is segmented so anyway) "
+                "[default: monetary].",
+            ),
+        ],
+    ),
+    _option(
         "frequency_unit",
         Annotated[
             FrequencyUnit | None,
@@ -785,6 +811,7 @@ def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
             "strict": o["strict"],
             "frequency_unit": o["frequency_unit"],
             "returns": o["returns"],
+            "monetary": o["monetary"],
         },
         cluster={
             "method": o["method"],

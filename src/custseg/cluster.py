@@ -646,7 +646,8 @@ def _fit_config(
     if config.method == "rfm-scores" and features != RFM_COLUMNS:
         raise ConfigError(
             f"--method rfm-scores scores recency, frequency and monetary; got features "
-            f"{list(features)}. Pass an RFM table, or use another method."
+            f"{list(features)} (data without money: no value column, or --no-monetary). "
+            "Use --method kmeans, hierarchical or gmm, or give the data a value column."
         )
     return config, notes
 

@@ -242,6 +242,9 @@ class CleanConfig(Settings):
         value (floored at 0: customers whose net value is 0 or below are kept with monetary 0
         and counted in the ledger); ``drop`` leaves cancellations out. Either way segments.csv
         gives each customer's ``returned`` value.
+    monetary : bool
+        False (``--no-monetary``): segment on recency and frequency only, with no money in
+        the names, tables and report. Data without a value column is segmented so anyway.
 
     Notes
     -----
@@ -259,10 +262,15 @@ class CleanConfig(Settings):
         "orders", title="frequency unit", exclude_if=lambda v: v == "orders"
     )
     returns: Returns = Field("drop", title="returns mode", exclude_if=lambda v: v == "drop")
+    monetary: bool = Field(True, exclude_if=lambda v: v is True)
 
     def aggregation(self) -> dict[str, Any]:
         """The options of :func:`custseg.features.compute_rfm_and_ledger` these rules set."""
-        return {"frequency_unit": self.frequency_unit, "returns": self.returns}
+        return {
+            "frequency_unit": self.frequency_unit,
+            "returns": self.returns,
+            "monetary": self.monetary,
+        }
 
     @model_validator(mode="after")
     def _window(self) -> Self:

@@ -26,7 +26,7 @@ import pandas as pd
 from .clean import DROP_REASON, DROP_REASONS, RETURN_LINE, Ledger, check_not_empty
 from .config import FrequencyUnit, Returns
 from .engine import ops_for
-from .errors import EmptyDataError, InputError
+from .errors import ConfigError, EmptyDataError, InputError
 from .ids import CUSTOMER_KEY, INVOICE_KEY, customer_text, invoice_text
 from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
@@ -65,7 +65,11 @@ def _return_value_micros(t: Any, ops: Any) -> Any:
 
 
 def compute_rfm(
-    lines: ir.Table, *, as_of: dt.date | None = None, frequency_unit: FrequencyUnit = "orders"
+    lines: ir.Table,
+    *,
+    as_of: dt.date | None = None,
+    frequency_unit: FrequencyUnit = "orders",
+    monetary: bool = True,
 ) -> pd.DataFrame:
     """Recency, frequency and monetary value per customer from purchase lines.
 
@@ -78,12 +82,15 @@ def compute_rfm(
     frequency_unit : {"orders", "days"}
         Count distinct orders (invoices; rows without an invoice column) or distinct
         calendar purchase days.
+    monetary : bool
+        False: recency and frequency only (as for data without a value column).
 
     Returns
     -------
     DataFrame
         Indexed by ``customer_id``, columns ``recency``, ``frequency``, ``monetary`` and
-        ``returned`` (0: purchase lines hold no cancellations).
+        ``returned`` (0: purchase lines hold no cancellations); ``recency`` and
+        ``frequency`` only for data without a value column.
 
     Raises
     ------
@@ -98,6 +105,7 @@ def compute_rfm(
             lines.mutate(**{DROP_REASON: ibis.null("string")}),
             as_of=as_of,
             frequency_unit=frequency_unit,
+            monetary=monetary,
         )
     except EmptyDataError:
         raise EmptyDataError("No purchase lines to compute RFM from.") from None
@@ -110,6 +118,7 @@ def compute_rfm_and_ledger(
     as_of: dt.date | None = None,
     frequency_unit: FrequencyUnit = "orders",
     returns: Returns = "drop",
+    monetary: bool = True,
 ) -> tuple[pd.DataFrame, Ledger, dt.date]:
     """RFM per customer and the ledger, from a table marked by :func:`custseg.clean.mark_drops`.
 
@@ -132,40 +141,31 @@ def compute_rfm_and_ledger(
         ``net``: monetary is the value of the purchase lines minus ``returned``, floored at 0;
         the ledger counts the return lines netted (``rows_netted``) and the customers whose
         net value is 0 or below (``customers_net_nonpositive``), who are kept with monetary 0.
+    monetary : bool
+        False, or a table without value columns: recency and frequency only (no
+        ``monetary``, no ``returned``; ``returns`` does not apply).
 
     Returns
     -------
     rfm : DataFrame
         As :func:`compute_rfm`, with ``returned``: the value of the customer's return lines
-        (positive; see :func:`custseg.clean.mark_drops`), whatever ``returns`` is.
+        (positive; see :func:`custseg.clean.mark_drops`), whatever ``returns`` is. Without
+        money, ``recency`` and ``frequency`` only.
     ledger : Ledger
     as_of : date
         The reference date used.
     """
-    per, baskets = _per_customer(marked, frequency_unit=frequency_unit)
+    per, baskets, money = _per_customer(marked, frequency_unit=frequency_unit, monetary=monetary)
     # Fetched as Arrow and converted here: Ibis' to_pandas() builds Python lists of every column
     # holding a NULL (the per-reason counts are NULL for most customers), about 1.2 s per 100k
     # customers of a 10M-row file.
     df = per.to_pyarrow().to_pandas()
-    for col in ("rows", "rows_used", "frequency", "returned", "_netted", *DROP_REASONS):
+    counted = ("rows", "rows_used", "frequency", *DROP_REASONS)
+    for col in (*counted, *(("returned", "_netted") if money else ())):
         df[col] = df[col].astype("float64").fillna(0.0)
-    counts: dict[str, int] = {
-        "rows_read": int(df["rows"].sum()),
-        "rows_used": int(df["rows_used"].sum()),
-        "customers_seen": int(df[CUSTOMER].notna().sum()),
-        "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
-        # Customers whose purchases all fall outside the date window (after --as-of, ...).
-        "customers_outside_window": int(
-            (df[CUSTOMER].notna() & (df["rows_used"] == 0) & (df["outside_window"] > 0)).sum()
-        ),
-    }
-    for r in DROP_REASONS:
-        counts[r] = int(df[r].sum())
     buyers = df[df["rows_used"] > 0].copy()
-    if baskets:
-        stamps = buyers["_stamps"].astype("float64").fillna(0.0)
-        counts["customers_with_baskets"] = int((buyers["rows_used"] > stamps).sum())
-    if returns == "net":
+    counts = _counts(df, buyers, baskets=baskets)
+    if money and returns == "net":
         net = buyers["monetary"].astype("float64") - buyers["returned"]
         counts["rows_netted"] = int(buyers["_netted"].sum())
         counts["customers_net_nonpositive"] = int((net <= 0).sum())
@@ -176,23 +176,27 @@ def compute_rfm_and_ledger(
         date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
     )
     check_not_empty(ledger)
-    rfm, used_as_of = _finish(buyers[[CUSTOMER, _LAST, "frequency", "monetary", "returned"]], as_of)
+    features = [CUSTOMER, _LAST, "frequency", *(("monetary", "returned") if money else ())]
+    rfm, used_as_of = _finish(buyers[features], as_of)
     return rfm, ledger, used_as_of
 
 
 def _per_customer(
-    marked: ir.Table, *, frequency_unit: FrequencyUnit = "orders"
-) -> tuple[ir.Table, bool]:
+    marked: ir.Table, *, frequency_unit: FrequencyUnit = "orders", monetary: bool = True
+) -> tuple[ir.Table, bool, bool]:
     """One row per stored customer (guests: one NULL row): last and first purchase,
-    frequency, monetary and returned in millionths, the rows read, used and dropped by reason;
-    and whether basket rows (``_stamps``) are counted (no invoice column, orders counted)."""
+    frequency, monetary and returned in millionths (with money), the rows read, used and
+    dropped by reason; whether basket rows (``_stamps``) are counted (no invoice column,
+    orders counted) and whether money is."""
+    cols = set(marked.columns)
+    money = monetary and (AMOUNT in cols or QUANTITY in cols)
     days = frequency_unit == "days"
-    has_invoice = INVOICE in set(marked.columns)
+    has_invoice = INVOICE in cols
     baskets = not has_invoice and not days
-    s = _stage1(marked, by_invoice=has_invoice and not days, days=days, baskets=baskets)
-    return s.group_by(s[CUSTOMER]).aggregate(
-        **_customer_aggs(s, has_invoice, days, baskets)
-    ), baskets
+    by_invoice = has_invoice and not days
+    s = _stage1(marked, by_invoice=by_invoice, days=days, baskets=baskets, money=money)
+    aggs = _customer_aggs(s, by_invoice=by_invoice, days=days, baskets=baskets, money=money)
+    return s.group_by(s[CUSTOMER]).aggregate(**aggs), baskets, money
 
 
 def rfm_table_and_ledger(
@@ -212,7 +216,12 @@ def rfm_table_and_ledger(
     customers need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is
     given the per-customer table, which is read twice.
     """
-    found, baskets = _per_customer(marked, frequency_unit=frequency_unit)
+    found, baskets, money = _per_customer(marked, frequency_unit=frequency_unit)
+    if not money:
+        raise ConfigError(
+            "--cluster-engine spark segments on recency, frequency and monetary value; this "
+            "input has no value column. Run it with --cluster-engine local."
+        )
     per: Any = hold(found) if hold is not None else found
     buys = per["rows_used"] > 0
     returned = per["returned"].fill_null(0)
@@ -281,7 +290,27 @@ def _as_of(latest: dt.date, as_of: dt.date | None) -> dt.date:
     return as_of
 
 
-def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool) -> Any:
+def _counts(df: pd.DataFrame, buyers: pd.DataFrame, *, baskets: bool) -> dict[str, int]:
+    """The ledger's counts from the per-customer table."""
+    counts: dict[str, int] = {
+        "rows_read": int(df["rows"].sum()),
+        "rows_used": int(df["rows_used"].sum()),
+        "customers_seen": int(df[CUSTOMER].notna().sum()),
+        "customers_segmented": int((df[CUSTOMER].notna() & (df["rows_used"] > 0)).sum()),
+        # Customers whose purchases all fall outside the date window (after --as-of, ...).
+        "customers_outside_window": int(
+            (df[CUSTOMER].notna() & (df["rows_used"] == 0) & (df["outside_window"] > 0)).sum()
+        ),
+    }
+    for r in DROP_REASONS:
+        counts[r] = int(df[r].sum())
+    if baskets:
+        stamps = buyers["_stamps"].astype("float64").fillna(0.0)
+        counts["customers_with_baskets"] = int((buyers["rows_used"] > stamps).sum())
+    return counts
+
+
+def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool, money: bool) -> Any:
     """One row per (stored customer id, drop reason, invoice or day of a purchase line).
 
     Counting invoices (or days) as groups costs less than a COUNT(DISTINCT) with a filter,
@@ -297,8 +326,8 @@ def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool) ->
     customer = t[CUSTOMER_KEY] if by_key else t[CUSTOMER]
     purchase = t[DROP_REASON].isnull()
     reason = t[DROP_REASON]
-    value = ibis.ifelse(purchase, _line_value_micros(t, ops), ibis.null("int64"))
-    if RETURN_LINE in cols:
+    value = ibis.ifelse(purchase, _line_value_micros(t, ops), ibis.null("int64")) if money else None
+    if money and RETURN_LINE in cols:
         # Return lines get groups of their own (a key, not an aggregate more for every row):
         # their "_micros" is the value returned, their "_rows" the lines netted.
         ret = t[RETURN_LINE]
@@ -318,10 +347,11 @@ def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool) ->
     per_group: dict[str, Any] = {
         "_last": t[DATE].max(),
         "_first": t[DATE].min(),
-        # Only purchase and return lines are valued: another row's value may be NaN.
-        "_micros": ops.sum_exact(value),
         "_rows": t.count(),
     }
+    if value is not None:
+        # Only purchase and return lines are valued: another row's value may be NaN.
+        per_group["_micros"] = ops.sum_exact(value)
     if baskets:
         # Rows of one customer at one timestamp are lines of one basket, not orders: counted
         # in this pass (distinct timestamps per group), for the warning of basket_note.
@@ -337,22 +367,25 @@ def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool) ->
     return stage1.mutate(**named)
 
 
-def _customer_aggs(s: Any, has_invoice: bool, days: bool, baskets: bool) -> dict[str, Any]:
+def _customer_aggs(
+    s: Any, *, by_invoice: bool, days: bool, baskets: bool, money: bool
+) -> dict[str, Any]:
     """The per-customer aggregates over the groups of :func:`_stage1`."""
     reason = s[DROP_REASON]
     used = reason.isnull()
     aggs: dict[str, Any] = {
         _LAST: s["_last"].max(where=used),
-        "frequency": _frequency(s, used, by_invoice=has_invoice and not days, days=days),
-        # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
-        "monetary": s["_micros"].sum(where=used).cast("float64"),
+        "frequency": _frequency(s, used, by_invoice=by_invoice, days=days),
         "rows": s["_rows"].sum(),
         "rows_used": s["_rows"].sum(where=used),
         "first_purchase": s["_first"].min(where=used),
     }
     returns = reason == _RETURN_GROUP
-    aggs["returned"] = s["_micros"].sum(where=returns).cast("float64")
-    aggs["_netted"] = s["_rows"].sum(where=returns)
+    if money:
+        # Summed exactly (Engine.sum_exact: no overflow however many lines are summed).
+        aggs["monetary"] = s["_micros"].sum(where=used).cast("float64")
+        aggs["returned"] = s["_micros"].sum(where=returns).cast("float64")
+        aggs["_netted"] = s["_rows"].sum(where=returns)
     if baskets:
         aggs["_stamps"] = s["_stamps"].sum(where=used)
     for r in DROP_REASONS:

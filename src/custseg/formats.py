@@ -70,6 +70,15 @@ LEVELS = ("low", "medium", "high")
 Level = Literal["low", "medium", "high"]
 
 
+def _omitted(value: Any) -> bool:
+    return value is None
+
+
+#: A field written only when it has a value: money of data without money, keys added after
+#: the first release (so a default run's files stay as they were).
+Omitted = Field(None, exclude_if=_omitted)
+
+
 class _Part(BaseModel):
     """A nested object of a file: no unknown keys."""
 
@@ -164,7 +173,11 @@ def _first_problem(exc: ValidationError) -> str:
 
 
 class SegmentRecord(_Part):
-    """One segment of summary.json: its name and words, size, revenue, R/F/M profile."""
+    """One segment of summary.json: its name and words, size, revenue, R/F/M profile.
+
+    For data without money (features recency and frequency) ``revenue``, ``share_revenue``
+    and the monetary figures are left out.
+    """
 
     cluster: int
     name: str
@@ -172,21 +185,21 @@ class SegmentRecord(_Part):
     action: str
     customers: int
     share_customers: float
-    revenue: float
-    share_revenue: float
+    revenue: float | None = Omitted
+    share_revenue: float | None = Omitted
     recency_mean: float | None
     recency_median: float | None
     frequency_mean: float | None
     frequency_median: float | None
-    monetary_mean: float | None
-    monetary_median: float | None
+    monetary_mean: float | None = Omitted
+    monetary_median: float | None = Omitted
     levels: dict[str, Level]
     #: The levels the name asserts (features the segment is mixed on are left out).
     asserted: dict[str, Level]
     #: Share of members whose own third contradicts an asserted level by two steps.
     contradiction_share: float
     #: With ``--returns net`` only: members whose net value is 0 or below (monetary 0).
-    net_nonpositive: int | None = Field(None, exclude_if=lambda v: v is None)
+    net_nonpositive: int | None = Omitted
 
 
 class LedgerRecord(_Part):
@@ -205,10 +218,10 @@ class LedgerRecord(_Part):
     purchase_date_max: str | None
     #: With ``--returns net`` only: cancellation lines subtracted from a segmented customer's
     #: monetary value (also counted under ``rows_dropped.cancellation``).
-    rows_netted: int | None = Field(None, exclude_if=lambda v: v is None)
+    rows_netted: int | None = Omitted
     #: With ``--returns net`` only: segmented customers whose net value is 0 or below (kept,
     #: with monetary 0).
-    customers_net_nonpositive: int | None = Field(None, exclude_if=lambda v: v is None)
+    customers_net_nonpositive: int | None = Omitted
 
     @model_serializer(mode="wrap")
     def _omit_zero_window(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -256,7 +269,8 @@ class CustomerStats(_Part):
     outliers: int
     recency_mean: float
     frequency_mean: float
-    monetary_mean: float
+    #: Left out for data without money.
+    monetary_mean: float | None = Omitted
 
 
 class InputRecord(_Part):
@@ -311,6 +325,9 @@ class Summary(Document):
     custseg_version: str
     as_of: dt.date
     k: int
+    #: The features segmented on, when not recency, frequency and monetary: ``["recency",
+    #: "frequency"]`` for data without money (no value column, or ``--no-monetary``).
+    features: list[str] | None = Omitted
     k_selection: KSelection
     metrics: Metrics
     method: MethodRecord
@@ -405,16 +422,19 @@ class RunRecord(Document):
 
 
 class BacktestSegment(_Part):
-    """What one training segment's customers did in the holdout."""
+    """What one training segment's customers did in the holdout (for data without money: no
+    revenue, and the share of the holdout orders)."""
 
     cluster: int
     name: str
     customers: int
     share_buying_again: float
     orders_per_customer: float
-    revenue_per_customer: float
-    share_of_holdout_revenue: float
-    #: The segment's value: its members' mean training monetary value.
+    revenue_per_customer: float | None = Omitted
+    share_of_holdout_revenue: float | None = Omitted
+    share_of_holdout_orders: float | None = Omitted
+    #: The segment's value: its members' mean training monetary value (frequency, for data
+    #: without money).
     value: float
 
 
@@ -427,7 +447,8 @@ class Interval(_Part):
 
 
 class BacktestEvidence(_Part):
-    """Spearman (holdout revenue) and AUC (buys again) of every ranking, and the differences."""
+    """Spearman (holdout revenue, or orders for data without money) and AUC (buys again) of
+    every ranking, and the differences."""
 
     spearman: dict[str, float]
     auc: dict[str, float]
@@ -451,9 +472,11 @@ class BacktestFile(Document):
     train_as_of: dt.date
     customers: int
     buying_again: int
-    holdout_revenue: float
+    #: What the Spearman ranks: written only as ``"orders"``, for data without money.
+    target: Literal["orders"] | None = Omitted
+    holdout_revenue: float | None = Omitted
     new_customers: int
-    new_revenue: float
+    new_revenue: float | None = Omitted
     k: int
     k_selection: KSelection
     segments: list[BacktestSegment]

@@ -158,6 +158,7 @@ def load_transactions(
     header: bool | None = None,
     sheet: str | int | None = None,
     need_stock_code: bool = False,
+    monetary: bool = True,
     engine: EngineSpec = None,
     con: BaseBackend | Engine | None = None,
 ) -> Transactions:
@@ -190,6 +191,9 @@ def load_transactions(
         Excel sheet name or 0-based index (default: the first sheet).
     need_stock_code : bool
         Require a stock code column (for excluded codes).
+    monetary : bool
+        False: no value will be computed (``--no-monetary``; see
+        :func:`custseg.schema.detect_columns`).
     engine : Engine, str, Ibis backend or SparkSession, optional
         Where the rows are read and aggregated (see :func:`custseg.engine.connect`); a fresh
         DuckDB engine by default. ``Transactions.engine`` holds it: close it when done.
@@ -223,7 +227,7 @@ def load_transactions(
         raise InputError(f"{info.name} has no columns. Check that it is a table with a header row.")
     explicit = _explicit(columns)
     try:
-        cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code)
+        cmap = detect_columns(headers, explicit, need_stock_code=need_stock_code, monetary=monetary)
     except SchemaError as exc:
         raise _header_hint(exc, info, raw, eng) from None
     comma = _decimal_comma(decimal)
@@ -776,7 +780,7 @@ def _canonical(
     cols[DATE] = _timestamp(raw[cmap.date], date_format)
     if cmap.amount is not None:
         cols[AMOUNT] = _number(raw[cmap.amount], decimal_comma)
-    else:
+    elif cmap.has_values:
         cols[QUANTITY] = _number(raw[cmap.quantity], decimal_comma)
         cols[PRICE] = _number(raw[cmap.price], decimal_comma)
     if cmap.stock_code is not None:

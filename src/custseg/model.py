@@ -25,7 +25,7 @@ from .errors import ConfigError, InputError, ModelFileError, SchemaError
 from .methods.base import CentroidState, MethodName, nearest_center
 from .methods.gmm import GaussianState
 from .methods.scores import ScoreState
-from .schema import RFM_COLUMNS
+from .schema import RFM_COLUMNS, feature_columns
 
 __all__ = [
     "MODEL_FORMAT",
@@ -112,9 +112,10 @@ def as_float_matrix(X: Any) -> np.ndarray:
 def features_matrix(
     X: np.ndarray | pd.DataFrame, features: Sequence[str] | None = None
 ) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Features as a float matrix and their names (RFM columns of a DataFrame, or array columns)."""
+    """Features as a float matrix and their names: of a DataFrame its RFM columns (recency and
+    frequency alone when it has no ``monetary``: data without money), or array columns."""
     if isinstance(X, pd.DataFrame):
-        want = tuple(features) if features is not None else RFM_COLUMNS
+        want = tuple(features) if features is not None else feature_columns(list(X.columns))
         missing = [c for c in want if c not in X.columns]
         if missing:
             raise SchemaError(

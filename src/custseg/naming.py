@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 from .config import FrequencyUnit, ScoreRule
 from .errors import ConfigError, EmptyDataError, InputError, SchemaError
 from .methods.scores import ScoreState
+from .schema import feature_columns
 
 __all__ = [
     "CONTRADICTION_LIMIT",
@@ -56,12 +57,15 @@ __all__ = [
     "name_rule_segments",
     "name_segments",
     "place_outliers",
+    "profile_columns",
     "profile_segments",
     "segment_assertions",
     "segment_levels",
 ]
 
 _RFM = ("recency", "frequency", "monetary")
+#: Profile columns about money, left out for data without it (recency and frequency only).
+_MONEY_COLUMNS = ("revenue", "share_revenue", "monetary_mean", "monetary_median")
 Level = Literal["low", "medium", "high"]
 LEVELS = ("low", "medium", "high")
 
@@ -79,14 +83,24 @@ PROFILE_COLUMNS = (
 )
 
 
-def _check_rfm(rfm: pd.DataFrame) -> None:
-    """SchemaError unless rfm has the three RFM columns."""
-    missing = [c for c in _RFM if c not in rfm.columns]
+def _check_rfm(rfm: pd.DataFrame) -> tuple[str, ...]:
+    """The features of ``rfm`` (R, F and M, or R and F for data without money); SchemaError
+    unless it has recency and frequency."""
+    features = feature_columns([str(c) for c in rfm.columns])
+    missing = [c for c in features if c not in rfm.columns]
     if missing:
         raise SchemaError(
             f"RFM table lacks column(s) {missing}: found {[str(c) for c in rfm.columns]}. "
             "Pass the output of compute_rfm (recency, frequency, monetary)."
         )
+    return features
+
+
+def profile_columns(features: Sequence[str]) -> tuple[str, ...]:
+    """The columns of :func:`profile_segments` for these features (no money without M)."""
+    if "monetary" in features:
+        return PROFILE_COLUMNS
+    return tuple(c for c in PROFILE_COLUMNS if c not in _MONEY_COLUMNS)
 
 
 def profile_segments(
@@ -108,7 +122,8 @@ def profile_segments(
     DataFrame
         Indexed by ``cluster`` (sorted), columns ``customers``, ``share_customers``,
         ``revenue`` (sum of monetary), ``share_revenue``, and ``{feature}_mean`` /
-        ``{feature}_median`` for recency, frequency, monetary.
+        ``{feature}_median`` for recency, frequency, monetary (without a ``monetary`` column:
+        no revenue and no monetary columns).
 
     Raises
     ------
@@ -125,7 +140,7 @@ def profile_segments(
     >>> profile_segments(rfm, np.array([0, 0]))["share_revenue"].tolist()
     [1.0]
     """
-    _check_rfm(rfm)
+    features = _check_rfm(rfm)
     lab = np.asarray(labels)
     if lab.ndim != 1 or len(lab) != len(rfm):
         raise InputError(
@@ -134,24 +149,27 @@ def profile_segments(
     if len(rfm) == 0:
         raise EmptyDataError("No customers to profile: the RFM table has 0 rows.")
     df = pd.DataFrame(
-        {c: np.asarray(rfm[c], dtype=np.float64) for c in _RFM} | {"cluster": lab.astype(np.int64)}
+        {c: np.asarray(rfm[c], dtype=np.float64) for c in features}
+        | {"cluster": lab.astype(np.int64)}
     )
     g = df.groupby("cluster", sort=True)
     out = pd.DataFrame({"customers": g.size().astype(np.int64)})
-    total_rev = float(df["monetary"].sum())
     out["share_customers"] = out["customers"] / len(df)
-    out["revenue"] = g["monetary"].sum()
-    out["share_revenue"] = out["revenue"] / total_rev if total_rev else 0.0
-    for c in _RFM:
+    if "monetary" in features:
+        total_rev = float(df["monetary"].sum())
+        out["revenue"] = g["monetary"].sum()
+        out["share_revenue"] = out["revenue"] / total_rev if total_rev else 0.0
+    for c in features:
         out[f"{c}_mean"] = g[c].mean()
         out[f"{c}_median"] = g[c].median()
     out.index = out.index.astype(np.int64)
     out.index.name = "cluster"
-    out = out[list(PROFILE_COLUMNS)]
+    out = out[list(profile_columns(features))]
     if k is not None:
         out = out.reindex(pd.RangeIndex(k, name="cluster"))
         for col in ("customers", "share_customers", "revenue", "share_revenue"):
-            out[col] = out[col].fillna(0)
+            if col in out.columns:
+                out[col] = out[col].fillna(0)
         out["customers"] = out["customers"].astype(np.int64)
     return out
 
@@ -201,8 +219,8 @@ def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[
     """
     from scipy.stats import percentileofscore
 
-    _check_rfm(rfm)
-    missing = [f"{c}_median" for c in _RFM if f"{c}_median" not in profiles.columns]
+    features = _check_rfm(rfm)
+    missing = [f"{c}_median" for c in features if f"{c}_median" not in profiles.columns]
     if missing:
         raise SchemaError(
             f"Profiles lack column(s) {missing}. Pass the output of profile_segments."
@@ -211,7 +229,7 @@ def segment_levels(profiles: pd.DataFrame, rfm: pd.DataFrame) -> dict[int, dict[
         raise EmptyDataError("No customers to compare segments with: the RFM table is empty.")
     levels: dict[int, dict[str, str]] = {}
     present = profiles[profiles["customers"] > 0] if "customers" in profiles else profiles
-    for c in _RFM:
+    for c in features:
         values = np.asarray(rfm[c], dtype=np.float64)
         pct = np.atleast_1d(
             percentileofscore(values, present[f"{c}_median"].to_numpy(), kind="mean")
@@ -234,9 +252,8 @@ def level_cuts(rfm: pd.DataFrame) -> tuple[tuple[float, float], ...]:
     ...                          "monetary": [10.0, 20, 30]}))
     ((2.0, 3.0), (1.0, 5.0), (20.0, 30.0))
     """
-    _check_rfm(rfm)
     out = []
-    for c in _RFM:
+    for c in _check_rfm(rfm):
         values = np.sort(np.asarray(rfm[c], dtype=np.float64))
         distinct = np.unique(values)
         below = np.searchsorted(values, distinct, side="left")
@@ -251,8 +268,9 @@ def level_cuts(rfm: pd.DataFrame) -> tuple[tuple[float, float], ...]:
 
 
 def customer_levels(rfm: pd.DataFrame, cuts: tuple[tuple[float, float], ...]) -> np.ndarray:
-    """Each customer's third per feature (columns R, F, M): 0 low, 1 medium, 2 high."""
-    X = rfm[list(_RFM)].to_numpy(dtype=np.float64)
+    """Each customer's third per feature (columns R, F, M; R, F with two cuts): 0 low, 1
+    medium, 2 high."""
+    X = rfm[list(_RFM[: len(cuts)])].to_numpy(dtype=np.float64)
     c = np.asarray(cuts, dtype=np.float64)
     return (c[:, 0] <= X).astype(np.int64) + (c[:, 1] <= X)
 
@@ -271,7 +289,7 @@ def contradiction_shares(
             out[int(cluster)] = 0.0
             continue
         bad = np.zeros(len(members), dtype=bool)
-        for j, feature in enumerate(_RFM):
+        for j, feature in enumerate(_RFM[: own.shape[1]]):
             level = levels.get(feature)
             if level in ("low", "high"):
                 bad |= members[:, j] == 2 - _CODE[level]
@@ -451,6 +469,15 @@ _NUMBERS = (
     "median {recency_median:,.0f} days since the last order, {frequency_median:,.0f} "
     "{orders} and {monetary_median:,.0f} spent; {share_revenue:.0%} of revenue."
 )
+#: The numbers of data without money: recency and frequency only.
+_NUMBERS_RF = (
+    "median {recency_median:,.0f} days since the last order and {frequency_median:,.0f} {orders}."
+)
+
+
+def _numbers(values: Mapping[str, Any]) -> str:
+    """The medians sentence of a description (without money when there is none)."""
+    return (_NUMBERS if "monetary_median" in values else _NUMBERS_RF).format_map(values)
 
 
 @dataclass(frozen=True)
@@ -532,7 +559,11 @@ def _says(asserted: Mapping[str, str], medians: Mapping[str, str]) -> str:
     leaning = [_SAYS[(f, medians[f])] for f in _RFM if medians.get(f, "medium") != "medium"]
     if leaning:
         return "most of whom " + _joined(leaning) + ", though not every one"
-    return "with mixed recency, frequency and spend"
+    return (
+        "with mixed recency and frequency"
+        if "monetary" not in medians
+        else ("with mixed recency, frequency and spend")
+    )
 
 
 def _description(
@@ -544,7 +575,7 @@ def _description(
 ) -> str:
     values = _template_values(row, unit)
     head = f"{values['customers']:,} {who} ({values.get('share_customers', 0):.0%}) "
-    return head + _says(asserted, medians) + ": " + _NUMBERS.format_map(values)
+    return head + _says(asserted, medians) + ": " + _numbers(values)
 
 
 def _generated(asserted: Mapping[str, str], medians: Mapping[str, str]) -> str:
@@ -603,6 +634,7 @@ def _tell_apart(
             f: float(rows[f"{f}_median"].max() - rows[f"{f}_median"].min())
             / max(abs(float(rows[f"{f}_median"].max())), 1e-12)
             for f in ("monetary", "frequency", "recency")
+            if f"{f}_median" in rows.columns
         }
         feature = max(spread, key=lambda f: spread[f])
         order = np.argsort(-rows[f"{feature}_median"].to_numpy(), kind="stable")
@@ -756,7 +788,7 @@ def _all_customers(
     description = (
         f"Every customer is in this one segment ({values['customers']:,}): k = 1 does not "
         "split customers who should be treated differently, so it is rarely useful; let k "
-        "be chosen or pass --k 2 or more. In all, " + _NUMBERS.format_map(values)
+        "be chosen or pass --k 2 or more. In all, " + _numbers(values)
     )
     return SegmentName(
         int(profiles.index[0]),
@@ -941,5 +973,5 @@ def place_outliers(rfm: pd.DataFrame, fit: ClusterFit) -> ClusterFit:
         level_cuts=level_cuts(rfm),
         assertions=tuple(_levels_of(asserted.get(c, {})) for c in range(fit.model.k)),
     )
-    found = model.assign(rfm[list(_RFM)])
+    found = model.assign(rfm[list(model.features)])
     return dataclasses.replace(fit, model=model, labels=found.labels)

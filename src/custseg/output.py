@@ -56,6 +56,7 @@ from .method_comparison import MethodsResult
 from .naming import PROFILE_COLUMNS, SegmentName
 from .pipeline import BacktestResult, SegmentationResult
 from .runs import SEGMENTS_FILE, RunFiles, atomic_output_dir
+from .schema import RFM_COLUMNS
 
 __all__ = [
     "EXTRA_COLUMNS",
@@ -68,6 +69,7 @@ __all__ = [
     "build_run_record",
     "build_summary",
     "neutralize_cell",
+    "segment_columns",
     "write_backtest",
     "write_compare",
     "write_methods",
@@ -243,11 +245,17 @@ def _write_segments(result: SegmentationResult, path: Path) -> None:
     """segments.csv, column by column: the bytes csv.writer writes, in a third of its time."""
     c = result.customers
     names = {s: _csv_cells([str(s)])[0] for s in c["segment"].unique()}
+    head = segment_columns(list(c.columns))
     columns = [
         _csv_cells([str(v) for v in c.index.tolist()]),
         list(map(str, c["recency"].to_numpy(dtype=np.int64).tolist())),
         list(map(str, c["frequency"].to_numpy(dtype=np.int64).tolist())),
-        [repr(round(m, 6)) for m in c["monetary"].to_numpy(dtype=np.float64).tolist()],
+    ]
+    if "monetary" in head:  # data without money has no monetary column
+        columns.append(
+            [repr(round(m, 6)) for m in c["monetary"].to_numpy(dtype=np.float64).tolist()]
+        )
+    columns += [
         ["true" if o else "false" for o in c["outlier"].to_numpy(dtype=bool).tolist()],
         list(map(str, c["cluster"].to_numpy(dtype=np.int64).tolist())),
         [names[s] for s in c["segment"].tolist()],
@@ -260,11 +268,19 @@ def _write_segments(result: SegmentationResult, path: Path) -> None:
         else:
             columns.append(list(map(str, values.tolist())))
     with path.open("w", newline="", encoding="utf-8") as fh:
-        fh.write(",".join((*SEGMENT_COLUMNS, *extra)) + "\n")
+        fh.write(",".join((*head, *extra)) + "\n")
         step = 200_000
         for start in range(0, len(c), step):
             rows = zip(*(col[start : start + step] for col in columns), strict=True)
             fh.write("\n".join(map(",".join, rows)) + "\n")
+
+
+def segment_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """The first columns of segments.csv for a customer table: :data:`SEGMENT_COLUMNS`, without
+    ``monetary`` for data without money."""
+    if "monetary" in columns:
+        return SEGMENT_COLUMNS
+    return tuple(c for c in SEGMENT_COLUMNS if c != "monetary")
 
 
 def _csv_cells(values: list[str]) -> list[str]:
@@ -287,7 +303,7 @@ def _segment_record(result: SegmentationResult, s: SegmentName) -> SegmentRecord
         name=s.name,
         description=s.description,
         action=s.action,
-        **{col: row[col].item() for col in PROFILE_COLUMNS},
+        **{col: row[col].item() for col in PROFILE_COLUMNS if col in row.index},
         levels=s.levels,
         asserted=s.asserted,
         contradiction_share=s.contradiction_share,
@@ -301,10 +317,12 @@ def build_summary(result: SegmentationResult) -> Summary:
     It holds nothing that changes between identical runs (no timestamps, no timings).
     """
     customers = result.customers
+    features = list(result.fit.model.features)
     return Summary(
         custseg_version=__version__,
         as_of=result.as_of,
         k=result.k,
+        features=None if features == list(RFM_COLUMNS) else features,
         k_selection=result.fit.selection,
         metrics=Metrics(**result.fit.metrics),
         method=MethodRecord(
@@ -334,7 +352,9 @@ def build_summary(result: SegmentationResult) -> Summary:
             outliers=int(customers["outlier"].sum()),
             recency_mean=float(customers["recency"].mean()),
             frequency_mean=float(customers["frequency"].mean()),
-            monetary_mean=float(customers["monetary"].mean()),
+            monetary_mean=(
+                float(customers["monetary"].mean()) if "monetary" in customers else None
+            ),
         ),
         input=_input_record(result),
         settings=result.config,
@@ -416,7 +436,8 @@ def build_backtest(result: BacktestResult) -> BacktestFile:
         train_as_of=out.as_of,
         customers=len(out.train),
         buying_again=int(out.buys.sum()),
-        holdout_revenue=float(out.revenue.sum()),
+        target="orders" if out.revenue is None else None,
+        holdout_revenue=None if out.revenue is None else float(out.revenue.sum()),
         new_customers=out.new_customers,
         new_revenue=out.new_revenue,
         k=training.k,

@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .backtest import Evidence, Outcomes
     from .formats import ScoredWith
     from .stability import Stability
-from .schema import RFM_COLUMNS, ColumnMap
+from .schema import ColumnMap, feature_columns
 
 __all__ = [
     "STAGES",
@@ -160,7 +160,8 @@ def segment_rfm(
     """
     config = config or RunConfig()
     cluster = config.cluster if reference is None else reference_config(config.cluster, reference)
-    return _name_fit(rfm, fit_segments(rfm[list(RFM_COLUMNS)], config=cluster), config, reference)
+    features = list(feature_columns(list(rfm.columns)))
+    return _name_fit(rfm, fit_segments(rfm[features], config=cluster), config, reference)
 
 
 def _name_fit(
@@ -203,7 +204,7 @@ def customer_table(rfm: pd.DataFrame, fit: ClusterFit, names: list[SegmentName])
     table has it), and the method's extras (``segment_probability`` for mixtures;
     ``r_score``, ``f_score``, ``m_score`` and ``rfm_cell`` for RFM scores)."""
     by_cluster = {s.cluster: s.name for s in names}
-    customers = rfm[list(RFM_COLUMNS)].copy()
+    customers = rfm[list(feature_columns(list(rfm.columns)))].copy()
     customers["outlier"] = np.asarray(fit.outlier, dtype=bool)
     customers["cluster"] = np.asarray(fit.labels, dtype=np.int64)
     customers["segment"] = [by_cluster[c] for c in customers["cluster"]]
@@ -327,7 +328,8 @@ class _BacktestChoice:
 def _k_by_backtest(
     tx: Any, span: tuple[dt.date, dt.date] | None, config: RunConfig
 ) -> tuple[RunConfig, _BacktestChoice]:
-    """Choose k by the holdout Spearman of the segments' value with revenue (1-SE rule).
+    """Choose k by the holdout Spearman of the segments' value with revenue (orders, for data
+    without money; 1-SE rule).
 
     Every k of the sweep is fitted on the data before the cutoff; the smallest k whose
     Spearman is within one bootstrap standard error of the best is taken, then the final
@@ -452,8 +454,11 @@ def _load_marked(
             source,
             **read_options,
             need_stock_code=bool(config.clean.exclude_codes),
+            monetary=config.clean.monetary,
             engine=eng,
         )
+    if not tx.columns.has_values and config.clean.monetary:
+        warnings.warn(no_value_note(tx.source_columns), CustsegWarning, stacklevel=2)
     lap(STAGES[0])
     progress(STAGES[1])
     return tx, mark_drops(tx.table, config=config.clean)
@@ -516,6 +521,22 @@ def check_cluster_engine(config: RunConfig, eng: Engine | None, *, command: str 
             f"--cluster-engine spark needs --engine spark (the customer table must be in "
             f"Spark), got --engine {got}. Add --engine spark, or drop --cluster-engine spark."
         )
+
+
+def no_value_note(headers: Sequence[str]) -> str:
+    """What a run says when the input has no value column: it segments on R and F only."""
+    return (
+        f"No value column (quantity and price, or amount) among {list(headers)}: segmenting "
+        "on recency and frequency only, without monetary value. If a column holds each "
+        "line's value, pass --amount-col NAME (or --quantity-col and --price-col)."
+    )
+
+
+def effective_config(config: RunConfig, agg: Aggregated) -> RunConfig:
+    """The settings as the run applies them: ``monetary`` off for data without money."""
+    if config.clean.monetary and "monetary" not in agg.rfm.columns:
+        return config.model_copy(update={"clean": config.clean.replace(monetary=False)})
+    return config
 
 
 def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
@@ -612,6 +633,7 @@ def segment_aggregated(
             "--cluster-engine spark clusters a customer table left in Spark; this one is on "
             "the driver. Use custseg.run with engine='spark', or drop --cluster-engine spark."
         )
+    config = effective_config(config, agg)
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
         fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
@@ -777,9 +799,16 @@ def backtest_aggregated(
 ) -> BacktestResult:
     """The backtest of aggregated transactions (the body of :func:`backtest`); ``outcomes``
     may be given when several segmentations are measured on one holdout."""
-    from .backtest import baseline_scores, evidence, segment_outcomes, segment_values
+    from .backtest import (
+        baseline_scores,
+        customer_value,
+        evidence,
+        segment_outcomes,
+        segment_values,
+    )
 
     check_cluster_engine(config, None, command="backtest")
+    config = effective_config(config, agg)
     led = agg.ledger
     outcomes = outcomes or holdout_of(agg, config=config)
     train_config = config.model_copy(update={"clean": config.clean.replace(as_of=outcomes.as_of)})
@@ -793,11 +822,11 @@ def backtest_aggregated(
     if chosen is not None:
         fit = chosen.apply(fit)
     labels = customers["cluster"].to_numpy()
-    values = segment_values(labels, outcomes.train["monetary"].to_numpy(dtype=np.float64))
+    values = segment_values(labels, customer_value(outcomes.train))
     scores = {"segments": values, **baseline_scores(outcomes.train)}
     ev = evidence(
         scores,
-        outcomes.revenue,
+        outcomes.target,
         outcomes.buys,
         bootstrap=bootstrap,
         seed=config.cluster.random_state,

@@ -28,7 +28,6 @@ from .config import ClusterConfig
 from .errors import ConfigError
 from .formats import ModelFile
 from .methods.scores import ScoreState
-from .schema import RFM_COLUMNS
 
 __all__ = ["Match", "Reference", "load_reference", "match_reference", "reference_config"]
 
@@ -86,7 +85,7 @@ def reference_config(config: ClusterConfig, ref: Reference) -> ClusterConfig:
 
 def _centroids(rfm: pd.DataFrame, labels: np.ndarray, k: int, ref: Reference) -> np.ndarray:
     """Each new segment's centroid in the reference model's scaled space (NaN if empty)."""
-    Z, _ = ref.doc.model.scaled(rfm[list(RFM_COLUMNS)])
+    Z, _ = ref.doc.model.scaled(rfm[list(ref.doc.model.features)])
     out = np.full((k, Z.shape[1]), np.nan)
     for c in range(k):
         members = labels == c
@@ -141,6 +140,12 @@ def match_reference(
     """
     model = fit.model
     old = ref.doc.model
+    if old.features != model.features:
+        raise ConfigError(
+            f"--reference segments on {list(old.features)}, this run on "
+            f"{list(model.features)}: their segments cannot be matched. Pass a reference "
+            "made with the same features (with or without monetary value)."
+        )
     names = {s.cluster: s.name for s in ref.doc.segments}
     if isinstance(model.state, ScoreState):  # the same rule table: segment i is rule i
         matches = [Match(c, c, names.get(c), None, None) for c in range(model.k)]
@@ -159,5 +164,5 @@ def match_reference(
     for new, old_id, distance, radius in pairs:
         c = int(inverse[new])
         matches[c] = Match(c, old_id, names.get(old_id), distance, radius)
-    labels = renumbered.assign(rfm[list(RFM_COLUMNS)]).labels
+    labels = renumbered.assign(rfm[list(renumbered.features)]).labels
     return dataclasses.replace(fit, model=renumbered, labels=labels), matches

@@ -27,7 +27,7 @@ import pyarrow.csv as pacsv
 from .errors import InputError, OutputError
 from .formats import ModelFile, RunRecord, SegmentRecord, Summary
 from .model import ClusterModel, KSelection
-from .schema import RFM_COLUMNS
+from .schema import feature_columns
 
 __all__ = [
     "SEGMENTS_FILE",
@@ -50,8 +50,9 @@ class RunFiles:
     ----------
     out_dir : Path
     customers : DataFrame
-        segments.csv: ``customer_id`` (str), ``recency``, ``frequency``, ``monetary``,
-        ``outlier`` (bool), ``cluster`` (int), and ``returned`` where the file has it.
+        segments.csv: ``customer_id`` (str), ``recency``, ``frequency``, ``monetary`` (not
+        for data without money), ``outlier`` (bool), ``cluster`` (int), and ``returned``
+        where the file has it.
     summary : Summary
         summary.json.
     run : RunRecord
@@ -131,14 +132,15 @@ def _segments_table(path: Path) -> pd.DataFrame:
             quoted_strings_can_be_null=False,
         ),
     )
-    need = ("customer_id", *RFM_COLUMNS, "outlier", "cluster")
+    features = feature_columns(table.column_names)  # no monetary: data without money
+    need = ("customer_id", *features, "outlier", "cluster")
     missing = [c for c in need if c not in table.column_names]
     if missing:
         raise ValueError(f"missing column(s) {missing}")
     out = pd.DataFrame(
         {"customer_id": table.column("customer_id").to_pandas(types_mapper=_ARROW_TEXT.get)}
     )
-    for c in RFM_COLUMNS:
+    for c in features:
         out[c] = pd.to_numeric(table.column(c).to_pandas(), errors="raise").astype(np.float64)
     flags = pc.utf8_lower(table.column("outlier"))
     if pc.all(pc.is_in(flags, value_set=pa.array(["true", "false"]))).as_py() is False:
@@ -149,7 +151,7 @@ def _segments_table(path: Path) -> pd.DataFrame:
     if "returned" in table.column_names:  # written by every run since returns are valued
         returned = table.column("returned").to_pandas()
         out["returned"] = pd.to_numeric(returned, errors="raise").astype(np.float64)
-    if not np.isfinite(out[list(RFM_COLUMNS)].to_numpy()).all():
+    if not np.isfinite(out[list(features)].to_numpy()).all():
         raise ValueError("non-finite recency, frequency or monetary")
     return out
 
@@ -187,6 +189,12 @@ def read_run(out_dir: str | Path) -> RunFiles:
     model_file = ModelFile.read(out / ModelFile.FILE, fix=fix)
     run_doc = RunRecord.read(out / RunRecord.FILE, fix=fix)
     customers = _read_segments(out)
+    absent = [f for f in model_file.model.features if f not in customers.columns]
+    if absent:
+        raise InputError(
+            f"{SEGMENTS_FILE} has no {absent} column but model.json segments on them: the "
+            f"files come from different runs; {_fix(out)}."
+        )
     known = {s.cluster for s in summary.segments}
     unknown = sorted(set(customers["cluster"].unique().tolist()) - known)
     if unknown:

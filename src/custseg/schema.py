@@ -21,10 +21,12 @@ __all__ = [
     "PRICE",
     "QUANTITY",
     "RFM_COLUMNS",
+    "RF_COLUMNS",
     "ROLES",
     "STOCK_CODE",
     "ColumnMap",
     "detect_columns",
+    "feature_columns",
 ]
 
 # Canonical column names of the engine table that load_transactions returns.
@@ -38,6 +40,20 @@ STOCK_CODE = "stock_code"
 
 #: The per-customer features, in the order every table and array of them uses.
 RFM_COLUMNS: tuple[str, str, str] = ("recency", "frequency", "monetary")
+#: The features of data without money (no value column, or ``--no-monetary``).
+RF_COLUMNS: tuple[str, str] = ("recency", "frequency")
+
+
+def feature_columns(columns: Sequence[str]) -> tuple[str, ...]:
+    """The features a per-customer table holds: R, F and M, or R and F without monetary.
+
+    Examples
+    --------
+    >>> feature_columns(["recency", "frequency", "returned"])
+    ('recency', 'frequency')
+    """
+    return RFM_COLUMNS if "monetary" in columns else RF_COLUMNS
+
 
 Role = Literal["customer", "invoice", "date", "quantity", "price", "amount", "stock_code"]
 ROLES: tuple[Role, ...] = (
@@ -113,6 +129,9 @@ SYNONYMS: dict[Role, tuple[str, ...]] = {
         "createdat",
         "orderedat",
         "purchasedat",
+        "eventtime",
+        "eventdate",
+        "eventtimestamp",
         "time",
         "day",
     ),
@@ -176,7 +195,8 @@ class ColumnMap:
     """Which source column plays each role (``None``: the data has no such column).
 
     ``quantity`` and ``price`` give line values as their product; ``amount`` gives them
-    directly. ``invoice`` is optional: without it each row is one order.
+    directly; with none of the three, the data has no money (customers are segmented on
+    recency and frequency). ``invoice`` is optional: without it each row is one order.
     """
 
     customer: str | None = None
@@ -188,9 +208,17 @@ class ColumnMap:
     stock_code: str | None = None
 
     @property
-    def value_mode(self) -> Literal["quantity_price", "amount"]:
-        """``"amount"`` when line values come from an amount column, else quantity x price."""
-        return "amount" if self.amount is not None else "quantity_price"
+    def value_mode(self) -> Literal["quantity_price", "amount", "none"]:
+        """``"amount"`` when line values come from an amount column, ``"quantity_price"`` from
+        quantity x price, ``"none"`` when the data has no value column."""
+        if self.amount is not None:
+            return "amount"
+        return "quantity_price" if self.quantity is not None else "none"
+
+    @property
+    def has_values(self) -> bool:
+        """Whether lines have a value (quantity x price or amount): monetary can be computed."""
+        return self.value_mode != "none"
 
     def used(self) -> dict[str, str]:
         """Role -> source column, for the roles that are mapped."""
@@ -202,6 +230,7 @@ def detect_columns(
     explicit: Mapping[str, str | None] | None = None,
     *,
     need_stock_code: bool = False,
+    monetary: bool = True,
 ) -> ColumnMap:
     """Map roles to columns: explicit choices first, then known names.
 
@@ -213,6 +242,10 @@ def detect_columns(
         Role -> column name given by the user (``--customer-col`` ...); these always win.
     need_stock_code : bool
         Require a stock code column (``--exclude-codes`` needs one).
+    monetary : bool
+        False (``--no-monetary``): no value is computed, so quantity without price (or the
+        reverse) is no error; the unpaired column is left unmapped. Complete value columns
+        stay mapped: their rules still decide which rows are purchase lines.
 
     Returns
     -------
@@ -221,8 +254,13 @@ def detect_columns(
     Raises
     ------
     SchemaError
-        If an explicit column does not exist, two roles share a column, or a required role
-        (customer, date, and quantity with price or amount) has no column.
+        If an explicit column does not exist, two roles share a column, a required role
+        (customer, date) has no column, or only one of quantity and price has one.
+
+    Notes
+    -----
+    Data with neither quantity, price nor amount (a grocery or app-event log: a customer and
+    a date per row) is accepted: its customers are segmented on recency and frequency.
 
     Examples
     --------
@@ -247,6 +285,9 @@ def detect_columns(
             f"Column {sorted(shared)[0]!r} is mapped to several roles {roles}. "
             "Give each role its own column with the --*-col flags."
         )
+    if not monetary and "amount" not in chosen and len({"quantity", "price"} & set(chosen)) == 1:
+        chosen.pop("quantity", None)
+        chosen.pop("price", None)
     cmap = ColumnMap(**chosen)
     _require(cmap, headers, need_stock_code=need_stock_code)
     return cmap
@@ -341,16 +382,13 @@ def _require(cmap: ColumnMap, headers: list[str], *, need_stock_code: bool) -> N
         raise _missing("customer", headers, taken)
     if cmap.date is None:
         raise _missing("date", headers, taken)
-    if cmap.amount is None:
-        if cmap.quantity is None and cmap.price is None:
-            raise SchemaError(
-                f"No line value columns: found {headers}. Pass --quantity-col and --price-col, "
-                "or --amount-col for a column holding each line's value."
-            )
-        if cmap.quantity is None:
-            raise _missing("quantity", headers, taken)
-        if cmap.price is None:
-            raise _missing("price", headers, taken)
+    if cmap.amount is None and (cmap.quantity is None) != (cmap.price is None):
+        # A line value needs both; with neither, the data has no money (recency, frequency).
+        role: Role = "quantity" if cmap.quantity is None else "price"
+        err = _missing(role, headers, taken)
+        raise SchemaError(
+            f"{str(err).rstrip('.')}, or --no-monetary to segment on recency and frequency."
+        )
     if need_stock_code and cmap.stock_code is None:
         raise SchemaError(
             f"--exclude-codes needs a stock code column: found {headers}. "

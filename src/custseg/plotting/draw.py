@@ -43,6 +43,7 @@ __all__ = [
     "plot_pca",
     "plot_rfm_boxplots",
     "plot_rfm_histograms",
+    "plot_scatter_2d",
     "plot_scatter_3d",
     "plot_segment_means",
     "plot_segment_profile",
@@ -662,7 +663,7 @@ def plot_segment_profile(
 
 def plot_segment_shares(
     share_customers: Sequence[float],
-    share_revenue: Sequence[float],
+    share_revenue: Sequence[float] | None,
     *,
     clusters: Sequence[int],
     names: Mapping[int, str],
@@ -674,7 +675,8 @@ def plot_segment_shares(
     Parameters
     ----------
     share_customers, share_revenue : sequence of float
-        Fractions in ``clusters`` order.
+        Fractions in ``clusters`` order; ``share_revenue`` None for data without money
+        (one solid bar of customers per segment).
     clusters : sequence of int
     names : mapping of cluster -> segment name
     colors : mapping of cluster -> colour, optional
@@ -689,6 +691,16 @@ def plot_segment_shares(
     colors = colors or segment_colors(clusters)
     y = np.arange(len(clusters))
     cols = [colors.get(c, _NEUTRAL) for c in clusters]
+    if share_revenue is None:
+        bars = ax.barh(y, share_customers, height=0.6, color=cols)
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in share_customers], fontsize=8, padding=2)
+        ax.set_yticks(y, [_wrap(names.get(c, f"cluster {c}")) for c in clusters])
+        ax.invert_yaxis()
+        top = max([*share_customers, 0.01])
+        ax.set_xlim(0, min(1.0, top * 1.2) if top < 0.8 else top * 1.15)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:.0%}"))
+        ax.set(xlabel="Share of customers", title="Customers per segment")
+        return ax
     h = 0.38
     b1 = ax.barh(y - h / 2, share_customers, height=h, color=cols, alpha=0.35)
     b2 = ax.barh(y + h / 2, share_revenue, height=h, color=cols)
@@ -793,6 +805,56 @@ def plot_scatter_3d(
     _legend_sizes(ax.legend(frameon=False, loc="upper left"))
     ax.set_title("Customers in R, F, M space")
     ax.view_init(elev=22, azim=-58)
+    return ax
+
+
+def plot_scatter_2d(
+    points: np.ndarray,
+    labels: np.ndarray,
+    *,
+    names: Mapping[int, str],
+    log: Sequence[bool] = (False, False),
+    features: Sequence[str] = ("recency", "frequency"),
+    colors: Mapping[int, str] | None = None,
+    ax: Axes | None = None,
+) -> Axes:
+    """Scatter of two raw features (recency and frequency: data without money), coloured by
+    segment; log axes where asked (values must be positive there).
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = plot_scatter_2d(np.array([[1.0, 5], [200, 1]]), np.array([0, 1]),
+    ...                      names={0: "A", 1: "B"}, ax=Figure().add_subplot())
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['A', 'B']
+    """
+    ax = ax if ax is not None else new_axes()[0]
+    colors = colors or segment_colors(sorted(names))
+    pts = np.asarray(points, dtype=float)
+    for c in sorted(int(x) for x in np.unique(labels)):
+        m = labels == c
+        ax.scatter(
+            pts[m, 0],
+            pts[m, 1],
+            s=_point_size(len(pts)),
+            alpha=0.55,
+            color=colors.get(c, _NEUTRAL),
+            label=plain_text(names.get(c, f"cluster {c}")),
+            linewidths=0,
+            rasterized=True,  # thousands of dots: an image in SVG, not thousands of paths
+        )
+    for (axis, set_scale), lg in zip(
+        ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)), log, strict=True
+    ):
+        if lg:
+            _log_axis(axis, set_scale)
+    ax.set(
+        xlabel=FEATURE_LABELS.get(features[0], features[0]) + (" (log)" if log[0] else ""),
+        ylabel=FEATURE_LABELS.get(features[1], features[1]) + (" (log)" if log[1] else ""),
+        title="Customers in R, F space",
+    )
+    _legend_sizes(ax.legend(frameon=False, loc="best"))
     return ax
 
 

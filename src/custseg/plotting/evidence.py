@@ -18,10 +18,11 @@ def plot_holdout_by_segment(
     revenue_per_customer: Sequence[float],
     share_buying_again: Sequence[float],
     *,
+    target: str = "revenue",
     ax: Axes | None = None,
 ) -> Axes:
     """Holdout revenue per customer of each segment (bars), labelled with the share who
-    bought again.
+    bought again; ``target="orders"`` for data without money (the bars are then orders).
 
     Examples
     --------
@@ -40,7 +41,9 @@ def plot_holdout_by_segment(
         ax.text(
             value + top * 0.01,
             float(yi),
-            f" {value:,.0f} · {share:.0%} bought again",
+            f" {value:,.0f} · {share:.0%} bought again"
+            if target == "revenue"
+            else f" {value:,.2f} · {share:.0%} bought again",
             va="center",
             ha="left",
             fontsize=8,
@@ -49,7 +52,7 @@ def plot_holdout_by_segment(
     ax.invert_yaxis()
     ax.set_xlim(0, top * 1.45)
     thousands(ax, "x")
-    ax.set(xlabel="Holdout revenue per customer", title="What each segment did next")
+    ax.set(xlabel=f"Holdout {target} per customer", title="What each segment did next")
     return ax
 
 
@@ -58,9 +61,11 @@ def plot_evidence(
     auc: Mapping[str, float],
     *,
     labels: Mapping[str, str] | None = None,
+    target: str = "revenue",
     ax: Axes | None = None,
 ) -> Axes:
-    """Spearman with holdout revenue and AUC for buying again of each ranking (segments first).
+    """Spearman with holdout revenue (``target``: orders for data without money) and AUC for
+    buying again of each ranking (segments first).
 
     Examples
     --------
@@ -79,7 +84,7 @@ def plot_evidence(
         [spearman[n] for n in names],
         height=0.34,
         color="#2563eb",
-        label="Spearman (holdout revenue)",
+        label=f"Spearman (holdout {target})",
     )
     ax.barh(
         y + 0.18, [auc[n] for n in names], height=0.34, color="#f59e0b", label="AUC (buys again)"
@@ -102,10 +107,12 @@ def plot_holdout_by_k(
     auc: Sequence[float | None],
     *,
     k: int | None = None,
+    target: str = "revenue",
     ax: Axes | None = None,
 ) -> Axes:
     """How well the segments fitted before the cutoff ranked the holdout, by k: Spearman with
-    holdout revenue and AUC for buying again, the k used drawn dotted.
+    holdout revenue (``target``: orders for data without money) and AUC for buying again,
+    the k used drawn dotted.
 
     Examples
     --------
@@ -117,7 +124,7 @@ def plot_holdout_by_k(
     """
     ax = ax if ax is not None else new_axes()[0]
     for values, color, label in (
-        (spearman, "#2563eb", "Spearman (holdout revenue)"),
+        (spearman, "#2563eb", f"Spearman (holdout {target})"),
         (auc, "#f59e0b", "AUC (buys again)"),
     ):
         pairs = [(kk, v) for kk, v in zip(k_values, values, strict=True) if v is not None]

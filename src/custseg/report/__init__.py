@@ -73,7 +73,7 @@ def build_figures(
             page = PageFigure(
                 section=spec.section,
                 slug=spec.slug,
-                title=spec.title,
+                title=spec.title.format(d=data),
                 caption=spec.caption.format(d=data),
                 number=len(built) + 1,
                 png_base64=base64.b64encode(png).decode("ascii"),

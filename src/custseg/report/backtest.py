@@ -25,6 +25,7 @@ RANKINGS = {
     "frequency": "Frequency",
     "recency": "Recency",
     "rfm_score": "RFM score (R+F+M)",
+    "rf_score": "RF score (R+F)",
 }
 
 
@@ -40,23 +41,31 @@ def _figures(doc: BacktestFile) -> list[dict[str, object]]:
 
 def _drawn(doc: BacktestFile) -> list[dict[str, object]]:
     segs = doc.segments
+    target = doc.target or "revenue"
+    money = target == "revenue"
     fig = Figure(figsize=(8.0, 1.4 + 0.45 * len(segs)))
     plot_holdout_by_segment(
         [s.name for s in segs],
-        [s.revenue_per_customer for s in segs],
+        [(s.revenue_per_customer if money else s.orders_per_customer) or 0.0 for s in segs],
         [s.share_buying_again for s in segs],
+        target=target,
         ax=fig.add_subplot(),
     )
     ev = doc.evidence
     fig2 = Figure(figsize=(8.0, 1.6 + 0.6 * len(ev.spearman)))
-    plot_evidence(ev.spearman, ev.auc, labels=RANKINGS, ax=fig2.add_subplot())
+    plot_evidence(ev.spearman, ev.auc, labels=RANKINGS, target=target, ax=fig2.add_subplot())
+    brought = (
+        "revenue a segment's average customer brought"
+        if money
+        else ("orders a segment's average customer placed")
+    )
     return [
-        {"title": "Holdout revenue per customer, by segment", "png": _png(fig), "caption":
-         "Each bar is the revenue a segment's average customer brought in the holdout; the "
-         "label adds the share of its customers who bought again."},
+        {"title": f"Holdout {target} per customer, by segment", "png": _png(fig), "caption":
+         f"Each bar is the {brought} in the holdout; the label adds the share of its "
+         "customers who bought again."},
         {"title": "Rankings compared", "png": _png(fig2), "caption":
          "How well each ranking of the customers known at the cutoff orders their holdout "
-         "revenue (Spearman) and tells who buys again (AUC): the segments against the "
+         f"{target} (Spearman) and tells who buys again (AUC): the segments against the "
          "customers' own numbers."},
     ]  # fmt: skip
 

@@ -38,6 +38,7 @@ from ..plotting import (
     plot_pca,
     plot_rfm_boxplots,
     plot_rfm_histograms,
+    plot_scatter_2d,
     plot_scatter_3d,
     plot_segment_means,
     plot_segment_profile,
@@ -69,7 +70,8 @@ class ReportData:
     Attributes
     ----------
     X : ndarray of shape (n, 3)
-        Recency, frequency and monetary value of every customer.
+        Recency, frequency and monetary value of every customer (shape (n, 2), recency and
+        frequency, for data without money: see ``features``).
     labels : ndarray of shape (n,)
         Cluster of every customer.
     outlier : ndarray of shape (n,)
@@ -89,7 +91,7 @@ class ReportData:
     means : dict of str -> list of float
         Mean of each feature per segment, in ``clusters`` order.
     share_customers, share_revenue : list of float
-        Per segment, in ``clusters`` order.
+        Per segment, in ``clusters`` order (``share_revenue`` None without money).
     seed : int
         Seed of the report's samples.
     method : str
@@ -97,6 +99,8 @@ class ReportData:
     method_figures : dict of str -> list
         The method's own numbers per k of the sweep (``merge_height`` for Ward, ``bic`` and
         ``aic`` for mixtures; None where undefined).
+    features : tuple of str
+        The columns of ``X``: recency, frequency, monetary (or recency, frequency).
     """
 
     X: np.ndarray
@@ -110,10 +114,11 @@ class ReportData:
     names: dict[int, str]
     means: dict[str, list[float]]
     share_customers: list[float]
-    share_revenue: list[float]
+    share_revenue: list[float] | None
     seed: int = 0
     method: str = "kmeans"
     method_figures: dict[str, list[float | None]] = field(default_factory=dict)
+    features: tuple[str, ...] = RFM_COLUMNS
 
     @property
     def n(self) -> int:
@@ -133,13 +138,43 @@ class ReportData:
     @cached_property
     def log(self) -> dict[str, bool]:
         """Which features are skewed enough to be drawn on log axes."""
-        return {f: is_skewed(self.X[:, j]) for j, f in enumerate(RFM_COLUMNS)}
+        return {f: is_skewed(self.X[:, j]) for j, f in enumerate(self.features)}
 
     @property
     def log_note(self) -> str:
         """The caption's sentence on log scales (empty when there are none)."""
-        logged = [f.capitalize() for f in RFM_COLUMNS if self.log[f]]
+        logged = [f.capitalize() for f in self.features if self.log[f]]
         return f" {', '.join(logged)} on log scales." if logged else ""
+
+    @property
+    def money(self) -> bool:
+        """Whether the run has monetary value (else: recency and frequency only)."""
+        return "monetary" in self.features
+
+    @property
+    def target(self) -> str:
+        """What the backtest ranked: holdout ``revenue``, or ``orders`` without money."""
+        return "revenue" if self.money else "orders"
+
+    @property
+    def features_words(self) -> str:
+        """``R, F and M`` or ``R and F``."""
+        return "R, F and M" if self.money else "R and F"
+
+    @property
+    def spend_more(self) -> str:
+        """Captions' words on spending (none without money)."""
+        return " or spend far more" if self.money else ""
+
+    @property
+    def higher_better(self) -> str:
+        """Which features are better higher, in a caption."""
+        return "frequency and monetary are" if self.money else "frequency is"
+
+    @property
+    def charts(self) -> str:
+        """How many charts of means, in words."""
+        return "three" if self.money else "two"
 
     @property
     def knee_note(self) -> str:
@@ -282,19 +317,19 @@ def _boxplots(d: ReportData) -> Figure:
             box_stats(d.X[:, j], f"All ({d.n:,})", seed=d.seed),
             box_stats(d.X[inliers, j], f"Non-outliers ({d.n - d.n_outliers:,})", seed=d.seed),
         ]
-        for j, f in enumerate(RFM_COLUMNS)
+        for j, f in enumerate(d.features)
     }
-    fig = _figure(10.5, 3.6)
-    plot_rfm_boxplots(stats, log=d.log, axes=fig.subplots(1, 3))
+    fig = _figure(3.5 * len(d.features), 3.6)
+    plot_rfm_boxplots(stats, log=d.log, axes=fig.subplots(1, len(d.features)))
     return fig
 
 
 def _histograms(d: ReportData) -> Figure:
     hists = {
-        f: (*histogram_data(d.X[:, j], log=d.log[f]), d.log[f]) for j, f in enumerate(RFM_COLUMNS)
+        f: (*histogram_data(d.X[:, j], log=d.log[f]), d.log[f]) for j, f in enumerate(d.features)
     }
-    fig = _figure(10.5, 3.2)
-    plot_rfm_histograms(hists, axes=fig.subplots(1, 3))
+    fig = _figure(3.5 * len(d.features), 3.2)
+    plot_rfm_histograms(hists, axes=fig.subplots(1, len(d.features)))
     return fig
 
 
@@ -332,7 +367,12 @@ def _holdout_by_k(d: ReportData) -> Figure:
     fig = _figure(6.4, 3.6)
     sel, f = d.selection, d.method_figures
     plot_holdout_by_k(
-        sel.k_values, f["holdout_spearman"], f["holdout_auc"], k=sel.k, ax=fig.add_subplot()
+        sel.k_values,
+        f["holdout_spearman"],
+        f["holdout_auc"],
+        k=sel.k,
+        target=d.target,
+        ax=fig.add_subplot(),
     )
     return fig
 
@@ -358,19 +398,24 @@ def _silhouette(d: ReportData) -> Figure:
 
 
 def _segment_means(d: ReportData) -> Figure:
-    fig = _figure(10.5, 3.4)
+    fig = _figure(3.5 * len(d.features), 3.4)
     plot_segment_means(
-        d.means, clusters=d.clusters, names=d.names, colors=d.colors, axes=fig.subplots(1, 3)
+        d.means,
+        clusters=d.clusters,
+        names=d.names,
+        colors=d.colors,
+        axes=fig.subplots(1, len(d.features)),
     )
     return fig
 
 
 def _segment_profile(d: ReportData) -> Figure:
-    overall = {f: float(d.X[:, j].mean()) for j, f in enumerate(RFM_COLUMNS)}
+    overall = {f: float(d.X[:, j].mean()) for j, f in enumerate(d.features)}
     fig = _figure(6.0, 1.6 + 0.5 * len(d.clusters))
     plot_segment_profile(
         profile_ratios(d.means, overall),
         segment_names=[d.names[k] for k in d.clusters],
+        features=d.features,
         ax=fig.add_subplot(),
     )
     return fig
@@ -383,6 +428,21 @@ def _segment_shares(d: ReportData) -> Figure:
         d.share_revenue,
         clusters=d.clusters,
         names=d.names,
+        colors=d.colors,
+        ax=fig.add_subplot(),
+    )
+    return fig
+
+
+def _scatter_2d(d: ReportData) -> Figure:
+    idx = d.scatter_sample
+    fig = _figure(6.4, 5.6)
+    plot_scatter_2d(
+        d.X[idx],
+        d.labels[idx],
+        names=d.names,
+        log=[d.log[f] for f in d.features],
+        features=d.features,
         colors=d.colors,
         ax=fig.add_subplot(),
     )
@@ -431,7 +491,7 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "distributions",
         "rfm-boxplots",
-        "Box plots of R, F and M",
+        "Box plots of {d.features_words}",
         "Boxes span the middle half of customers, the line is the median; dots are customers "
         "beyond the whiskers. Compare each pair: the {d.n_outliers:,} outliers flagged (kept "
         "in the segments) stretch the tails of all customers.{d.log_note}",
@@ -440,9 +500,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "distributions",
         "rfm-histograms",
-        "Histograms of R, F and M",
+        "Histograms of {d.features_words}",
         "How many customers have each value, over all customers: a long right tail means a "
-        "few customers buy far more often or spend far more than the rest.{d.log_note}",
+        "few customers buy far more often{d.spend_more} than the rest.{d.log_note}",
         _histograms,
     ),
     FigureSpec(
@@ -495,7 +555,7 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Backtest by k",
         "k was chosen on the data itself: segments fitted before the holdout cutoff, at each "
         "k, ranked customers by their segment's value; the lines show how well that ranking "
-        "matched the holdout revenue (Spearman) and who bought again (AUC). The dotted line "
+        "matched the holdout {d.target} (Spearman) and who bought again (AUC). The dotted line "
         "is the smallest k within one bootstrap standard error of the best Spearman.",
         _holdout_by_k,
         applies=lambda d: "holdout_spearman" in d.method_figures,
@@ -527,9 +587,9 @@ FIGURES: tuple[FigureSpec, ...] = (
     FigureSpec(
         "segments",
         "segment-means",
-        "Mean R, F and M per segment",
-        "Lower recency is better (bought recently); higher frequency and monetary are "
-        "better. Read each segment's bars across the three charts.",
+        "Mean {d.features_words} per segment",
+        "Lower recency is better (bought recently); higher {d.higher_better} better. Read "
+        "each segment's bars across the {d.charts} charts.",
         _segment_means,
     ),
     FigureSpec(
@@ -548,6 +608,17 @@ FIGURES: tuple[FigureSpec, ...] = (
         "A solid bar longer than its light twin marks a segment that brings more revenue "
         "than its share of customers.",
         _segment_shares,
+        applies=lambda d: d.money,
+        wide=False,
+    ),
+    FigureSpec(
+        "segments",
+        "segment-sizes",
+        "Customers per segment",
+        "Each bar is a segment's share of the customers (the data has no monetary value, so "
+        "there is no revenue to compare it with).",
+        _segment_shares,
+        applies=lambda d: not d.money,
         wide=False,
     ),
     FigureSpec(
@@ -557,6 +628,17 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Each dot is a customer ({d.scatter_note}, outliers included), coloured by segment: "
         "compact, separate clouds mean distinct segments.{d.log_note}",
         _scatter_3d,
+        applies=lambda d: d.money,
+        wide=False,
+    ),
+    FigureSpec(
+        "views",
+        "scatter-rf",
+        "Customers in R, F space",
+        "Each dot is a customer ({d.scatter_note}, outliers included), coloured by segment: "
+        "compact, separate clouds mean distinct segments.{d.log_note}",
+        _scatter_2d,
+        applies=lambda d: not d.money,
         wide=False,
     ),
     FigureSpec(
@@ -580,8 +662,10 @@ def _number(v: float | None) -> float:
 def report_data(run: RunFiles) -> ReportData:
     """The figures' view of a run's files (the one place the figures read summary.json)."""
     c, ledger, segments = run.customers, run.summary.ledger, run.segments
-    X = c[list(RFM_COLUMNS)].to_numpy(dtype=np.float64)
+    features = tuple(run.model.features)
+    X = c[list(features)].to_numpy(dtype=np.float64)
     scaled, _ = run.model.scaled(X)
+    money = "monetary" in features
     return ReportData(
         X=X,
         labels=c["cluster"].to_numpy(),
@@ -596,10 +680,11 @@ def report_data(run: RunFiles) -> ReportData:
         },
         clusters=[s.cluster for s in segments],
         names=run.names,
-        means={f: [_number(getattr(s, f"{f}_mean")) for s in segments] for f in RFM_COLUMNS},
+        means={f: [_number(getattr(s, f"{f}_mean")) for s in segments] for f in features},
         share_customers=[s.share_customers for s in segments],
-        share_revenue=[s.share_revenue for s in segments],
+        share_revenue=[_number(s.share_revenue) for s in segments] if money else None,
         seed=run.seed,
         method=run.summary.method.name,
         method_figures=dict(run.summary.method.figures),
+        features=features,
     )
