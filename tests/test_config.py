@@ -143,7 +143,11 @@ def test_aggregation_settings_from_a_file_and_written_only_when_set(tmp_path: Pa
     path.write_text('[clean]\nfrequency_unit = "days"\n')
     config = load_config_file(path)
     assert config.clean.frequency_unit == "days"
-    assert config.clean.aggregation() == {"frequency_unit": "days", "returns": "drop"}
+    assert config.clean.aggregation() == {
+        "frequency_unit": "days",
+        "returns": "drop",
+        "monetary": True,
+    }
     assert json.loads(config.clean.model_dump_json())["frequency_unit"] == "days"
     # a default stays out of the files, so a default run's summary.json is unchanged
     assert "frequency_unit" not in json.loads(CleanConfig().model_dump_json())

@@ -206,6 +206,7 @@ def rfm_table_and_ledger(
     hold: Callable[[ir.Table], ir.Table] | None = None,
     frequency_unit: FrequencyUnit = "orders",
     returns: Returns = "drop",
+    monetary: bool = True,
 ) -> tuple[ir.Table, Ledger, dt.date]:
     """As :func:`compute_rfm_and_ledger`, but the RFM table stays in the engine.
 
@@ -216,7 +217,7 @@ def rfm_table_and_ledger(
     customers need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is
     given the per-customer table, which is read twice.
     """
-    found, baskets, money = _per_customer(marked, frequency_unit=frequency_unit)
+    found, baskets, money = _per_customer(marked, frequency_unit=frequency_unit, monetary=monetary)
     if not money:
         raise ConfigError(
             "--cluster-engine spark segments on recency, frequency and monetary value; this "
