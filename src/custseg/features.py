@@ -259,7 +259,7 @@ def rfm_table_and_ledger(
     assert ledger.date_max is not None  # there are purchase lines
     used_as_of = _as_of(ledger.date_max.date(), as_of)
     b: Any = per.filter(buys)
-    monetary = (
+    value: Any = (
         ibis.greatest(b["monetary"] - b["returned"].fill_null(0), 0)
         if returns == "net"
         else b["monetary"]
@@ -268,7 +268,7 @@ def rfm_table_and_ledger(
         b[CUSTOMER].cast("string").name(CUSTOMER),
         ibis.date(used_as_of).delta(b[_LAST].date(), unit="day").cast("int64").name("recency"),
         b["frequency"].cast("int64").name("frequency"),
-        (monetary.cast("float64") / _MICROS).name("monetary"),
+        (value.cast("float64") / _MICROS).name("monetary"),
         (b["returned"].fill_null(0).cast("float64") / _MICROS).name("returned"),
     )
     return rfm, ledger, used_as_of
