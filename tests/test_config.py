@@ -150,7 +150,14 @@ def test_aggregation_settings_from_a_file_and_written_only_when_set(tmp_path: Pa
     }
     assert json.loads(config.clean.model_dump_json())["frequency_unit"] == "days"
     # a default stays out of the files, so a default run's summary.json is unchanged
-    assert "frequency_unit" not in json.loads(CleanConfig().model_dump_json())
+    written = json.loads(CleanConfig().model_dump_json())
+    assert not {"frequency_unit", "returns", "monetary"} & set(written)
+    off = CleanConfig(returns="net", monetary=False)
+    assert json.loads(off.model_dump_json()) | {} == {
+        **written,
+        "returns": "net",
+        "monetary": False,
+    }
     assert CleanConfig().replace(strict=True).frequency_unit == "orders"
     assert RunConfig.model_validate(json.loads(config.model_dump_json())) == config
     path.write_text('[clean]\nfrequency_unit = "weeks"\n')

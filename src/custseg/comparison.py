@@ -9,8 +9,8 @@ Definitions (the same in the Python API, compare.json and the page):
 - **new** customers are only in the new run, **lost** ones only in the old; a customer in both
   **stayed** when the two names are equal and **moved** otherwise.
 - **revenue_old** and **revenue_new** are a customer's monetary value in the old and the new
-  run (0 where the customer is absent); both are kept because a run's monetary value covers
-  all of its data up to its ``as_of``.
+  run (0 where the customer is absent, and in a run of data without money); both are kept
+  because a run's monetary value covers all of its data up to its ``as_of``.
 
 Every customer of either run is counted exactly once: the cells of the matrix add up to the
 customers of the two runs together, its rows (lost included) to the old run's customers and
@@ -173,6 +173,13 @@ class Comparison:
         }
 
 
+def _money(customers: pd.DataFrame) -> np.ndarray:
+    """Each customer's monetary value; 0 for a run of data without money (no such column)."""
+    if "monetary" not in customers.columns:
+        return np.zeros(len(customers), dtype=np.float64)
+    return customers["monetary"].to_numpy(dtype=np.float64)
+
+
 def compare(old_run: str | Path, new_run: str | Path) -> Comparison:
     """Compare two runs: where each old segment's customers and revenue went in the new run.
 
@@ -307,7 +314,7 @@ def _match_customers(old: RunFiles, new: RunFiles) -> tuple[pd.DataFrame, np.nda
         )
     lost = np.ones(len(oc), dtype=bool)
     lost[pos[common]] = False
-    o_cluster, o_money = oc["cluster"].to_numpy(), oc["monetary"].to_numpy()
+    o_cluster, o_money = oc["cluster"].to_numpy(), _money(oc)
     n_lost = int(lost.sum())
     table = pd.DataFrame(
         {
@@ -318,7 +325,7 @@ def _match_customers(old: RunFiles, new: RunFiles) -> tuple[pd.DataFrame, np.nda
                 [nc["cluster"].to_numpy(), np.full(n_lost, ABSENT, dtype=np.int64)]
             ),
             "revenue_old": np.concatenate([np.where(common, o_money[pos], 0.0), o_money[lost]]),
-            "revenue_new": np.concatenate([nc["monetary"].to_numpy(), np.zeros(n_lost)]),
+            "revenue_new": np.concatenate([_money(nc), np.zeros(n_lost)]),
         },
         index=new_ids.append(old_ids[lost]).rename("customer_id"),
     )
@@ -403,8 +410,8 @@ def _check_conserved(
         "cells": (int(flows["customers"].sum()), len(customers)),
         "old customers": (int(flows["customers"][from_old].sum()), n_old),
         "new customers": (int(flows["customers"][to_new].sum()), n_new),
-        "old revenue": (float(flows["revenue_old"].sum()), float(old.customers["monetary"].sum())),
-        "new revenue": (float(flows["revenue_new"].sum()), float(new.customers["monetary"].sum())),
+        "old revenue": (float(flows["revenue_old"].sum()), float(_money(old.customers).sum())),
+        "new revenue": (float(flows["revenue_new"].sum()), float(_money(new.customers).sum())),
         "revenue of new customers in the old run": (
             float(flows["revenue_old"][~from_old].sum()),
             0.0,

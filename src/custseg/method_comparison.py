@@ -126,6 +126,11 @@ def _compare(
         outcomes, note = None, f"No backtest: {exc}"
     rows: list[MethodRow] = []
     baselines: dict[str, dict[str, float]] = {}
+    if "monetary" not in agg.rfm.columns and "rfm-scores" in methods:
+        # Its rule table scores M too: data without money cannot have it.
+        methods = [m for m in methods if m != "rfm-scores"]
+        skipped = "rfm-scores left out: the data has no monetary value (it scores M too)."
+        note = f"{note} {skipped}" if note else skipped
     for method in methods:
         notify(f"segment with {method}")
         cfg = config.model_copy(update={"cluster": config.cluster.replace(method=method)})

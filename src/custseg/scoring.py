@@ -8,8 +8,8 @@ model's run; nothing is refitted. Scoring a model's own input reproduces every c
 segment exactly.
 
 The date window of the model's run (``since``, ``until``, ``as_of``) belongs to that run and
-is not carried over; excluded codes, duplicate handling, strictness and the frequency unit
-are.
+is not carried over; excluded codes, duplicate handling, strictness, the frequency unit, the
+returns mode and whether monetary value is used (the model's features) are.
 """
 
 from __future__ import annotations
@@ -65,14 +65,17 @@ def _load(source: Any, doc: ModelFile, columns: Mapping[str, str | None], **read
     """The new transactions, read with the model's columns where the new data has them."""
     given = {k: v for k, v in columns.items() if v}
     need = bool(doc.settings.clean.exclude_codes)
+    money = "monetary" in doc.model.features
     original = dict(read)
     try:
         return load_transactions(
-            source, columns={**doc.columns, **given}, need_stock_code=need, **read
+            source, columns={**doc.columns, **given}, need_stock_code=need, monetary=money, **read
         )
     except SchemaError:
         # Other column names (a new export, another system): find them as a run would.
-        return load_transactions(source, columns=given, need_stock_code=need, **original)
+        return load_transactions(
+            source, columns=given, need_stock_code=need, monetary=money, **original
+        )
 
 
 def _fit_of(doc: ModelFile, rfm: pd.DataFrame) -> ClusterFit:
