@@ -122,9 +122,11 @@ def test_engine_hand_computed_tiny_file(other: Any, tiny_csv: Path) -> None:
     tx = load_transactions(tiny_csv, engine=other)
     rfm, ledger, as_of = compute_rfm_and_ledger(mark_drops(tx.table, config=CleanConfig()))
     assert as_of == dt.date(2021, 2, 1)
-    assert {c: tuple(r) for c, r in zip(rfm.index, rfm.itertuples(index=False), strict=True)} == {
+    got = rfm[["recency", "frequency", "monetary"]]
+    assert {c: tuple(r) for c, r in zip(got.index, got.itertuples(index=False), strict=True)} == {
         k: v for k, v in TINY_EXPECTED.items()
     }
+    assert rfm["returned"].to_dict() == {"C1": 5.0, "C2": 0.0, "C5": 0.0}
     assert {r: n for r, n in ledger.rows_dropped.items() if n} == TINY_DROPS
 
 
@@ -182,7 +184,9 @@ def _compute(df: pd.DataFrame, lay: Any, config: CleanConfig, eng: Any) -> tuple
     tx = load_transactions(df, date_format=TEXT_DATE_FORMAT if lay.text_dates else None, engine=eng)
     marked = mark_drops(tx.table, config=config)
     try:
-        rfm, ledger, as_of = compute_rfm_and_ledger(marked, as_of=config.as_of)
+        rfm, ledger, as_of = compute_rfm_and_ledger(
+            marked, as_of=config.as_of, **config.aggregation()
+        )
     except EmptyDataError:
         return _reasons(marked), None, None, None
     return _reasons(marked), rfm, ledger, as_of
