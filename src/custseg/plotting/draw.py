@@ -728,6 +728,24 @@ def _point_size(n: int) -> float:
     return float(np.clip(25_000 / max(n, 1), 5.0, 30.0))
 
 
+def _segment_points(
+    ax: Axes, pts: np.ndarray, labels: np.ndarray, names: Mapping[int, str], colors: Any
+) -> None:
+    """One scatter collection per segment of 2-D points, labelled with its name."""
+    for c in sorted(int(x) for x in np.unique(labels)):
+        m = labels == c
+        ax.scatter(
+            pts[m, 0],
+            pts[m, 1],
+            s=_point_size(len(pts)),
+            alpha=0.55,
+            color=colors.get(c, _NEUTRAL),
+            label=plain_text(names.get(c, f"cluster {c}")),
+            linewidths=0,
+            rasterized=True,  # thousands of dots: an image in SVG, not thousands of paths
+        )
+
+
 def _legend_sizes(legend: Any, size: float = 30.0) -> None:
     """Same-size legend markers, whatever the size of the points they stand for."""
     for handle in legend.legend_handles:
@@ -831,19 +849,7 @@ def plot_scatter_2d(
     """
     ax = ax if ax is not None else new_axes()[0]
     colors = colors or segment_colors(sorted(names))
-    pts = np.asarray(points, dtype=float)
-    for c in sorted(int(x) for x in np.unique(labels)):
-        m = labels == c
-        ax.scatter(
-            pts[m, 0],
-            pts[m, 1],
-            s=_point_size(len(pts)),
-            alpha=0.55,
-            color=colors.get(c, _NEUTRAL),
-            label=plain_text(names.get(c, f"cluster {c}")),
-            linewidths=0,
-            rasterized=True,  # thousands of dots: an image in SVG, not thousands of paths
-        )
+    _segment_points(ax, np.asarray(points, dtype=float), labels, names, colors)
     for (axis, set_scale), lg in zip(
         ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)), log, strict=True
     ):
@@ -891,19 +897,7 @@ def plot_pca(
     """
     ax = ax if ax is not None else new_axes()[0]
     colors = colors or segment_colors(sorted(names))
-    pts = np.asarray(points, dtype=float)
-    for c in sorted(int(x) for x in np.unique(labels)):
-        m = labels == c
-        ax.scatter(
-            pts[m, 0],
-            pts[m, 1],
-            s=_point_size(len(pts)),
-            alpha=0.55,
-            color=colors.get(c, _NEUTRAL),
-            label=plain_text(names.get(c, f"cluster {c}")),
-            linewidths=0,
-            rasterized=True,  # thousands of dots: an image in SVG, not thousands of paths
-        )
+    _segment_points(ax, np.asarray(points, dtype=float), labels, names, colors)
     if centers is not None and len(centers):
         ax.scatter(
             centers[:, 0],
