@@ -9,7 +9,12 @@ import pytest
 from custseg.clean import Ledger, clean_transactions, mark_drops
 from custseg.config import CleanConfig
 from custseg.errors import InputError
-from custseg.features import basket_note, compute_rfm, compute_rfm_and_ledger
+from custseg.features import (
+    basket_note,
+    compute_rfm,
+    compute_rfm_and_ledger,
+    compute_rfm_split,
+)
 from custseg.formats import LedgerRecord
 from custseg.load import load_transactions
 from fixtures import RETURNS_EXPECTED, TINY_DROPS, TINY_EXPECTED
@@ -193,6 +198,34 @@ def test_returns_are_valued_in_every_run_and_netted_on_request(returns_csv: Path
     assert sorted(net.index) == ["a", "b", "c", "d", "f"]
     assert ledger.rows_dropped["cancellation"] == 9 and ledger.customers_without_purchase == 1
     assert LedgerRecord(**ledger.to_dict()).model_dump(mode="json")["rows_netted"] == 6
+
+
+@pytest.mark.parametrize("dedupe", [False, True])
+def test_rfm_split_is_each_side_aggregated_apart(returns_csv: Path, dedupe: bool) -> None:
+    # Split at Jan 6: before it a (1001, 1002; nothing returned yet), b (1004, C1005: net 0),
+    # c (1006), e (a cancellation only); from it on a's C1003 copies, c's C1007, d, f.
+    clean = CleanConfig(drop_duplicates=dedupe)
+    split, end = dt.date(2021, 1, 6), dt.date(2021, 1, 21)
+    before, after = compute_rfm_split(
+        mark_drops(load_transactions(returns_csv).table, config=clean),
+        split=split,
+        as_of=end,
+        returns="net",
+    )
+    assert before.loc["a"].tolist() == [1, 2, 50.0, 0.0]
+    assert before.loc["b"].tolist() == [3, 1, 0.0, 25.0]
+    assert sorted(before.index) == ["a", "b", "c"]
+    # After the split, a has returns but no purchase: not a buyer of that side.
+    assert sorted(after.index) == ["d", "f"]
+    assert after.loc["d"].tolist() == [13, 1, 8.0, 4.0]
+    # Each side equals marking and aggregating its span alone.
+    for side, window, as_of in (
+        (before, clean.replace(as_of=split), split),
+        (after, clean.replace(since=split, as_of=end), end),
+    ):
+        marked = mark_drops(load_transactions(returns_csv).table, config=window)
+        alone, _, _ = compute_rfm_and_ledger(marked, as_of=as_of, returns="net")
+        pd.testing.assert_frame_equal(side, alone)
 
 
 def test_returns_follow_the_cleaning_rules(returns_csv: Path) -> None:
