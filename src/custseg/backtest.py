@@ -39,7 +39,7 @@ import pandas as pd
 from .clean import mark_drops
 from .config import CleanConfig, ClusterConfig
 from .errors import InputError
-from .features import compute_rfm_split
+from .features import GroupedLines, compute_rfm_split
 from .schema import feature_columns
 
 __all__ = [
@@ -149,13 +149,15 @@ def holdout_outcomes(
             f"the cutoff as after). Pass a shorter --holdout, e.g. --holdout "
             f"{max(1, span // 2)}d."
         )
-    # One pass: the rows marked under the whole window, aggregated by customer and side of
-    # the cutoff (the same RFM as marking and aggregating each span apart, in half the scans).
+    # One aggregation: the rows marked under the whole window, aggregated by customer and side
+    # of the cutoff (the same RFM as marking and aggregating each span apart); from a run's
+    # grouped lines, without reading a row again.
     end = last + dt.timedelta(days=1)
-    marked = mark_drops(table, config=clean.replace(as_of=end, until=None))
-    train, hold = compute_rfm_split(
-        marked, split=train_as_of, as_of=end, **clean.aggregation()
-    )
+    if isinstance(table, GroupedLines):
+        train, hold = table.split(train_as_of, end)
+    else:
+        marked = mark_drops(table, config=clean.replace(as_of=end, until=None))
+        train, hold = compute_rfm_split(marked, split=train_as_of, as_of=end, **clean.aggregation())
     known = hold.index.isin(train.index)
     money = "monetary" in train.columns
     revenue = (
@@ -181,14 +183,21 @@ def holdout_outcomes(
 
 def _ranks(a: np.ndarray) -> np.ndarray:
     """Average ranks (1-based) along the last axis: ties share the mean of their positions."""
+    a = np.asarray(a)
+    if a.ndim == 1:
+        # From the distinct values and their counts: 2-3x faster than rankdata on a segment
+        # value (a handful of distinct values), the same ranks.
+        _, inverse, counts = np.unique(a, return_inverse=True, return_counts=True)
+        return np.asarray((np.cumsum(counts) - (counts - 1) / 2)[inverse], dtype=np.float64)
     from scipy.stats import rankdata
 
     return np.asarray(rankdata(a, axis=-1), dtype=np.float64)
 
 
-def spearman(score: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (ties averaged); 0 when either side is constant."""
-    rs, ry = _ranks(score), _ranks(y)
+def spearman(score: np.ndarray, y: np.ndarray, *, y_ranks: np.ndarray | None = None) -> float:
+    """Spearman's rank correlation (ties averaged); 0 when either side is constant.
+    ``y_ranks`` (``_ranks(y)``) saves ranking ``y`` again when several scores are compared."""
+    rs, ry = _ranks(score), _ranks(y) if y_ranks is None else y_ranks
     return _pearson(rs, ry)
 
 
@@ -309,7 +318,8 @@ def evidence(
     """
     names = list(scores)
     S = [np.asarray(scores[n], dtype=np.float64) for n in names]
-    sp = {n: spearman(S[i], revenue) for i, n in enumerate(names)}
+    revenue_ranks = _ranks(revenue)
+    sp = {n: spearman(S[i], revenue, y_ranks=revenue_ranks) for i, n in enumerate(names)}
     au = {n: auc(S[i], buys) for i, n in enumerate(names)}
     n = len(revenue)
     rng = np.random.default_rng(seed)
@@ -410,7 +420,8 @@ def choose_k_by_holdout(
     value = customer_value(train)
     values = [segment_values(labels, value) for labels in partitions]
     target = outcomes.target
-    sp = [spearman(v, target) for v in values]
+    target_ranks = _ranks(target)
+    sp = [spearman(v, target, y_ranks=target_ranks) for v in values]
     au = [auc(v, outcomes.buys) for v in values]
     best = int(np.argmax(sp))
     ev = evidence({"segments": values[best]}, target, outcomes.buys, bootstrap=bootstrap, seed=seed)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ibis
@@ -32,10 +33,12 @@ from .schema import AMOUNT, CUSTOMER, DATE, INVOICE, PRICE, QUANTITY
 
 __all__ = [
     "RFM_COLUMNS",
+    "GroupedLines",
     "basket_note",
     "compute_rfm",
     "compute_rfm_and_ledger",
     "compute_rfm_split",
+    "group_lines",
     "order_customers",
     "rfm_table_and_ledger",
 ]
@@ -50,6 +53,7 @@ _MICROS = 1_000_000
 #: The stage-1 groups of return lines (cancellations in the ledger), beside the drop reasons.
 _RETURN_GROUP = "_return"
 _SIDE = "_after_split"
+_DAY = "_day"
 
 
 def _line_value(t: Any) -> Any:
@@ -157,8 +161,8 @@ def compute_rfm_and_ledger(
     as_of : date
         The reference date used.
     """
-    per, baskets, money = _per_customer(marked, frequency_unit=frequency_unit, monetary=monetary)
-    return _rfm_of_frame(_fetch(per, money), as_of, baskets=baskets, money=money, returns=returns)
+    lines = group_lines(marked, frequency_unit=frequency_unit, returns=returns, monetary=monetary)
+    return lines.rfm_and_ledger(as_of)
 
 
 def compute_rfm_split(
@@ -170,27 +174,94 @@ def compute_rfm_split(
     returns: Returns = "drop",
     monetary: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """RFM before ``split`` (as of ``split``) and after it (as of ``as_of``), in one pass.
+    """RFM before ``split`` (as of ``split``) and from it up to ``as_of`` (as of ``as_of``).
 
     The same as :func:`compute_rfm_and_ledger` on the rows dated before ``split`` and on the
-    rows from ``split`` on (both marked under one window; a copy of a row has its date, so
-    duplicates and returns fall on the side of their original). One aggregation grouped by
-    customer and side instead of two scans: the backtest's training and holdout.
+    rows from ``split`` to the day before ``as_of`` (both marked under one window; a copy of a
+    row has its date, so duplicates and returns fall on the side of their original): one
+    aggregation instead of two, the backtest's training and holdout.
     """
-    side = marked[DATE] >= _midnight(split)
-    per, baskets, money = _per_customer(
-        marked.mutate(**{_SIDE: side}), frequency_unit=frequency_unit, monetary=monetary
-    )
-    df = _fetch(per, money)
-    after = df[_SIDE].fillna(False).astype(bool)
-    options: dict[str, Any] = {"baskets": baskets, "money": money, "returns": returns}
-    before_rfm, _, _ = _rfm_of_frame(df[~after].reset_index(drop=True), split, **options)
-    after_rfm, _, _ = _rfm_of_frame(df[after].reset_index(drop=True), as_of, **options)
-    return before_rfm, after_rfm
+    options: dict[str, Any] = {"frequency_unit": frequency_unit, "monetary": monetary}
+    lines = group_lines(marked, returns=returns, by_day=True, **options)
+    return lines.split(split, as_of)
 
 
-def _midnight(day: dt.date) -> Any:
-    return ibis.timestamp(dt.datetime.combine(day, dt.time()))
+def group_lines(
+    marked: ir.Table,
+    *,
+    frequency_unit: FrequencyUnit = "orders",
+    returns: Returns = "drop",
+    monetary: bool = True,
+    by_day: bool = False,
+    hold: Callable[[ir.Table], ir.Table] | None = None,
+) -> GroupedLines:
+    """The rows of a marked table grouped for the per-customer aggregation (lazy, unless
+    ``hold`` keeps it in the engine, e.g. :meth:`custseg.engine.Engine.hold`).
+
+    ``by_day`` also groups purchase and return lines by their day, so that
+    :meth:`GroupedLines.split` can aggregate the days before and after a cutoff from the same
+    groups.
+    """
+    cols = set(marked.columns)
+    money = monetary and (AMOUNT in cols or QUANTITY in cols)
+    days = frequency_unit == "days"
+    has_invoice = INVOICE in cols
+    flags = {
+        "by_invoice": has_invoice and not days,
+        "days": days,
+        "baskets": not has_invoice and not days,
+        "money": money,
+    }
+    stage = _stage1(marked, by_day=by_day, **flags)
+    return GroupedLines(hold(stage) if hold is not None else stage, returns, by_day, **flags)
+
+
+@dataclass(frozen=True)
+class GroupedLines:
+    """One row per (stored customer id, drop reason, invoice or day of a purchase line, and
+    with ``by_day`` the day of a purchase or return line): see :func:`group_lines`."""
+
+    table: ir.Table
+    returns: Returns
+    by_day: bool
+    by_invoice: bool
+    days: bool
+    baskets: bool
+    money: bool
+
+    def per_customer(self, table: ir.Table | None = None) -> ir.Table:
+        """One row per customer (guests: one NULL row), and side if ``table`` has one."""
+        s: Any = self.table if table is None else table
+        aggs = _customer_aggs(
+            s, by_invoice=self.by_invoice, days=self.days, baskets=self.baskets, money=self.money
+        )
+        by = [s[CUSTOMER], *([s[_SIDE]] if _SIDE in set(s.columns) else [])]
+        return s.group_by(by).aggregate(**aggs)
+
+    def rfm_and_ledger(self, as_of: dt.date | None) -> tuple[pd.DataFrame, Ledger, dt.date]:
+        """As :func:`compute_rfm_and_ledger`."""
+        df = _fetch(self.per_customer(), self.money)
+        options: dict[str, Any] = {"baskets": self.baskets, "money": self.money}
+        return _rfm_of_frame(df, as_of, returns=self.returns, **options)
+
+    def split(self, split: dt.date, end: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """As :func:`compute_rfm_split` (needs ``by_day``): the purchase and return lines
+        dated before ``split``, and from it to the day before ``end``."""
+        if not self.by_day:
+            raise ValueError("GroupedLines.split needs lines grouped by_day")
+        s: Any = self.table
+        # Only purchase and return lines have a day: dropped rows count in no RFM.
+        s = s.filter(s[_DAY] < end).mutate(**{_SIDE: s[_DAY] >= split})
+        df = _fetch(self.per_customer(s), self.money)
+        after = df[_SIDE].eq(True).to_numpy()
+        options: dict[str, Any] = {"baskets": self.baskets, "money": self.money}
+        before_rfm, _, _ = _rfm_of_frame(
+            df[~after].reset_index(drop=True), split, returns=self.returns, **options
+        )
+        after_rfm, _, _ = _rfm_of_frame(
+            df[after].reset_index(drop=True), end, returns=self.returns, **options
+        )
+        return before_rfm, after_rfm
 
 
 def _fetch(per: ir.Table, money: bool) -> pd.DataFrame:
@@ -227,25 +298,6 @@ def _rfm_of_frame(
     return rfm, ledger, used_as_of
 
 
-def _per_customer(
-    marked: ir.Table, *, frequency_unit: FrequencyUnit = "orders", monetary: bool = True
-) -> tuple[ir.Table, bool, bool]:
-    """One row per stored customer (guests: one NULL row): last and first purchase,
-    frequency, monetary and returned in millionths (with money), the rows read, used and
-    dropped by reason; whether basket rows (``_stamps``) are counted (no invoice column,
-    orders counted) and whether money is."""
-    cols = set(marked.columns)
-    money = monetary and (AMOUNT in cols or QUANTITY in cols)
-    days = frequency_unit == "days"
-    has_invoice = INVOICE in cols
-    baskets = not has_invoice and not days
-    by_invoice = has_invoice and not days
-    s = _stage1(marked, by_invoice=by_invoice, days=days, baskets=baskets, money=money)
-    aggs = _customer_aggs(s, by_invoice=by_invoice, days=days, baskets=baskets, money=money)
-    by = [s[CUSTOMER], *([s[_SIDE]] if _SIDE in cols else [])]
-    return s.group_by(by).aggregate(**aggs), baskets, money
-
-
 def rfm_table_and_ledger(
     marked: ir.Table,
     *,
@@ -264,8 +316,9 @@ def rfm_table_and_ledger(
     customers need not fit the driver. ``hold`` (e.g. :meth:`custseg.engine.Engine.hold`) is
     given the per-customer table, which is read twice.
     """
-    found, baskets, money = _per_customer(marked, frequency_unit=frequency_unit, monetary=monetary)
-    if not money:
+    lines = group_lines(marked, frequency_unit=frequency_unit, returns=returns, monetary=monetary)
+    baskets, found = lines.baskets, lines.per_customer()
+    if not lines.money:
         raise ConfigError(
             "--cluster-engine spark segments on recency, frequency and monetary value; this "
             "input has no value column. Run it with --cluster-engine local."
@@ -358,8 +411,11 @@ def _counts(df: pd.DataFrame, buyers: pd.DataFrame, *, baskets: bool) -> dict[st
     return counts
 
 
-def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool, money: bool) -> Any:
-    """One row per (stored customer id, drop reason, invoice or day of a purchase line).
+def _stage1(
+    marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool, money: bool, by_day: bool
+) -> Any:
+    """One row per (stored customer id, drop reason, invoice or day of a purchase line; with
+    ``by_day``, the day of every purchase and return line).
 
     Counting invoices (or days) as groups costs less than a COUNT(DISTINCT) with a filter,
     the reasons become a group key instead of ten comparisons per row, and dropped rows
@@ -386,14 +442,14 @@ def _stage1(marked: ir.Table, *, by_invoice: bool, days: bool, baskets: bool, mo
             else_=ibis.null("int64"),
         )
     keys: dict[str, Any] = {"_customer": customer, DROP_REASON: reason}
-    if _SIDE in cols:  # compute_rfm_split: which side of the split a row falls
-        keys[_SIDE] = t[_SIDE]
     if by_invoice:
         invoice = t[INVOICE_KEY] if INVOICE_KEY in cols else t[INVOICE]
         keys["_invoice"] = ibis.ifelse(purchase, invoice, ibis.null(invoice.type()))
-    if days:
-        # One group per purchase day: distinct days are then counted over groups, not rows.
-        keys["_day"] = ibis.ifelse(purchase, t[DATE].date(), ibis.null("date"))
+    if days or by_day:
+        # One group per purchase day: distinct days are then counted over groups, not rows
+        # (return lines too, with by_day: GroupedLines.split puts them on their side).
+        dated = purchase | t[RETURN_LINE] if by_day and money and RETURN_LINE in cols else purchase
+        keys[_DAY] = ibis.ifelse(dated, t[DATE].date(), ibis.null("date"))
     per_group: dict[str, Any] = {
         "_last": t[DATE].max(),
         "_first": t[DATE].min(),
@@ -449,7 +505,7 @@ def _customer_aggs(
 def _frequency(s: Any, used: Any, *, by_invoice: bool, days: bool) -> Any:
     """Distinct purchase days, distinct invoices, or rows (no invoice column): per customer."""
     if days:
-        return s["_day"].nunique(where=used)
+        return s[_DAY].nunique(where=used)
     if by_invoice:
         # A purchase line without an invoice id is an order of its own.
         return s["_invoice"].nunique(where=used) + s["_rows"].sum(

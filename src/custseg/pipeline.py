@@ -23,7 +23,7 @@ from .config import RunConfig
 from .engine import Engine, EngineSpec, opened
 from .engine import connect as connect_engine
 from .errors import ConfigError, CustsegWarning, InputError
-from .features import basket_note, compute_rfm_and_ledger, rfm_table_and_ledger
+from .features import GroupedLines, basket_note, group_lines, rfm_table_and_ledger
 from .load import SourceInfo, load_transactions
 from .naming import SegmentName, describe_segments, place_outliers
 from .reference import Reference, load_reference, match_reference, reference_config
@@ -326,7 +326,7 @@ class _BacktestChoice:
 
 
 def _k_by_backtest(
-    tx: Any, span: tuple[dt.date, dt.date] | None, config: RunConfig
+    rows: ir.Table | GroupedLines, span: tuple[dt.date, dt.date] | None, config: RunConfig
 ) -> tuple[RunConfig, _BacktestChoice]:
     """Choose k by the holdout Spearman of the segments' value with revenue (orders, for data
     without money; 1-SE rule).
@@ -346,7 +346,7 @@ def _k_by_backtest(
         return plain, _BacktestChoice(None, {}, "No purchase dates: k chosen by the method's rule.")
     try:
         outcomes = holdout_outcomes(
-            tx.table,
+            rows,
             clean=config.clean,
             holdout_days=cluster.holdout_days,
             first=span[0],
@@ -402,6 +402,15 @@ class Aggregated:
     rfm: pd.DataFrame
     ledger: Ledger
     as_of: dt.date
+    #: The rows grouped by customer, reason, invoice and day, held in the engine where it can
+    #: (see :meth:`custseg.engine.Engine.hold`): a backtest's training and holdout RFM are
+    #: aggregated from these groups instead of scanning the rows again.
+    lines: GroupedLines | None = None
+
+    @property
+    def table(self) -> ir.Table | GroupedLines:
+        """What a holdout is aggregated from: the grouped lines, else the loaded rows."""
+        return self.lines if self.lines is not None else self.tx.table
 
 
 def aggregate(
@@ -424,13 +433,12 @@ def aggregate(
     eng = connect_engine(con)
     tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
     with eng.translate_errors(tx.source.name):
-        rfm, ledger, as_of = compute_rfm_and_ledger(
-            marked, as_of=config.clean.as_of, **config.clean.aggregation()
-        )
+        lines = group_lines(marked, by_day=True, hold=eng.hold, **config.clean.aggregation())
+        rfm, ledger, as_of = lines.rfm_and_ledger(config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     _warn_baskets(ledger)
     lap(STAGES[1])
-    return Aggregated(tx, rfm, ledger, as_of)
+    return Aggregated(tx, rfm, ledger, as_of, lines)
 
 
 def _warn_baskets(ledger: Ledger) -> None:
@@ -636,7 +644,7 @@ def segment_aggregated(
     config = effective_config(config, agg)
     chosen = None
     if config.cluster.select == "backtest" and config.cluster.k is None:
-        fitted, chosen = _k_by_backtest(agg.tx, _span(agg.ledger), config)
+        fitted, chosen = _k_by_backtest(agg.table, _span(agg.ledger), config)
     used = fitted if chosen else config
     customers, fit, profiles, names = segment_rfm(agg.rfm, config=used, reference=reference)
     if chosen is not None:
@@ -786,7 +794,7 @@ def holdout_of(agg: Aggregated, *, config: RunConfig) -> Outcomes:
     led = agg.ledger
     assert led.date_min is not None and led.date_max is not None  # there are purchase lines
     return holdout_outcomes(
-        agg.tx.table,
+        agg.table,
         clean=config.clean,
         holdout_days=config.cluster.holdout_days,
         first=led.date_min.date(),
@@ -817,7 +825,7 @@ def backtest_aggregated(
         # The k is chosen inside the training span only: the holdout stays unseen.
         assert led.date_min is not None
         inner = (led.date_min.date(), outcomes.cutoff)
-        train_config, chosen = _k_by_backtest(agg.tx, inner, train_config)
+        train_config, chosen = _k_by_backtest(agg.table, inner, train_config)
     customers, fit, profiles, names = segment_rfm(outcomes.train, config=train_config)
     if chosen is not None:
         fit = chosen.apply(fit)

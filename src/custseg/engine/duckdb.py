@@ -72,6 +72,10 @@ class DuckDBEngine(Engine):
     backends: ClassVar[tuple[str, ...]] = ("duckdb",)
     kind: ClassVar[str] = "duckdb"
 
+    def __init__(self, con: BaseBackend, *, owned: bool = False, label: str | None = None) -> None:
+        super().__init__(con, owned=owned, label=label)
+        self._held: list[str] = []
+
     def query_progress(self) -> float | None:
         """Percent done (0-100) of the running query, None if unknown.
 
@@ -85,11 +89,29 @@ class DuckDBEngine(Engine):
         return pct if 0 <= pct <= 100 else None
 
     def close(self) -> None:
-        """Close the connection if custseg opened it (in-memory: nothing else to drop)."""
+        """Drop the held tables and close the connection if custseg opened it."""
+        if not self._closed:
+            self.release_held()
         if self._owned and not self._closed:
             with contextlib.suppress(Exception):
                 self.con.disconnect()
         self._closed = True
+
+    def hold(self, expr: ir.Table) -> ir.Table:
+        """``expr`` computed once into a temporary table (dropped by :meth:`release_held`
+        or when the connection closes)."""
+        name = self._temp_name("held")
+        self._held.append(name)
+        return self.con.create_table(name, expr, temp=True)
+
+    def release_held(self) -> None:
+        """Drop the tables :meth:`hold` made."""
+        for name in self._held:
+            with contextlib.suppress(Exception):
+                self.con.drop_table(name, force=True)
+            with contextlib.suppress(ValueError):
+                self._temporary.remove(name)
+        self._held.clear()
 
     def check_out_table(self, name: str, *, force: bool) -> None:
         """An in-memory DuckDB table would vanish with the run: refuse --out-table."""
