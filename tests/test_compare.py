@@ -420,3 +420,38 @@ def test_compare_warns_when_the_runs_are_swapped(runs: dict[str, Path]) -> None:
 def test_compare_is_exported_lazily() -> None:
     assert custseg.compare is compare and custseg.Comparison is Comparison
     assert {"compare", "Comparison"} <= set(custseg.__all__)
+
+
+def test_compare_runs_without_money_shows_no_revenue(
+    runs: dict[str, Path], tmp_path: Path, retail_parquet: Path
+) -> None:
+    rf_old, rf_new = tmp_path / "rf_old", tmp_path / "rf_new"
+    source = str(retail_parquet)
+    _run([source, "--as-of", "2011-09-01", "--no-monetary", "-o", str(rf_old)])
+    _run([source, "--no-monetary", "-o", str(rf_new)])
+    both = compare(rf_old, rf_new)
+    assert not both.money_old and not both.money_new
+    t = both.totals()
+    assert t["revenue_old"] is None and t["revenue_new_of_new"] is None
+    doc = build_compare(both).to_json()
+    assert "revenue" not in doc["old"] and "revenue_old" not in doc["totals"]
+    assert all("revenue_old" not in f and "revenue_new" not in f for f in doc["matrix"])
+    assert "revenue_old" not in doc["old_segments"][0]
+    out = tmp_path / "cmp"
+    res = runner.invoke(app, ["compare", str(rf_old), str(rf_new), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "neither run has a monetary value" in res.stdout
+    page = (out / "compare.html").read_text()
+    assert "Revenue in the new run" not in page and "revenue (old run)" not in page
+    assert "recency and frequency only" in page
+    # Old run without money, new run with it: the new run's revenue alone.
+    mixed = compare(rf_old, runs["new"])
+    assert mixed.totals()["revenue_old"] is None
+    assert mixed.totals()["revenue_new"] == pytest.approx(
+        pd.read_csv(runs["new"] / "segments.csv")["monetary"].sum()
+    )
+    res = runner.invoke(app, ["compare", str(rf_old), str(runs["new"]), "-o", str(out), "--force"])
+    assert res.exit_code == 0, res.output
+    assert "the old run has no monetary value" in res.stdout
+    page = (out / "compare.html").read_text()
+    assert "Revenue in the new run" in page and "Revenue in the old run" not in page

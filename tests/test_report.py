@@ -454,3 +454,42 @@ def test_each_method_gets_its_own_figures(
         for spec in FIGURES:
             if spec.applies(data):
                 assert _texts_inside(_drawn(spec, data)) == [], spec.slug
+
+
+def _visits_log(path: Path) -> Path:
+    """A grocery-style log: a customer and a timestamp per item, no invoice, no money."""
+    rng = __import__("numpy").random.default_rng(3)
+    rows = ["member,bought_at"]
+    for c in range(60):
+        for _ in range(1 + c % 7):
+            day = dt.date(2024, 1, 1) + dt.timedelta(days=int(rng.integers(0, 200)))
+            for _item in range(1 + int(rng.integers(0, 3))):  # a basket of items
+                rows.append(f"M{c:03d},{day} 10:{c % 60:02d}")
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("options", "label"),
+    [
+        ([], "Frequency (purchase lines)"),
+        (["--frequency-unit", "days"], "Frequency (purchase days)"),
+    ],
+)
+def test_frequency_axes_say_what_frequency_counts(
+    tmp_path: Path, options: list[str], label: str
+) -> None:
+    src = _visits_log(tmp_path / "visits.csv")
+    out = tmp_path / "out"
+    args = ["run", str(src), "-o", str(out), "--customer-col", "member", "--date-col", "bought_at"]
+    res = runner.invoke(app, [*args, "--k", "3", "-q", *options])
+    assert res.exit_code == 0, res.output
+    data = report_data(read_run(out))
+    assert data.features == ("recency", "frequency")
+    assert data.axis_labels["frequency"] == label
+    spec = {f.slug: f for f in FIGURES}
+    hist = spec["rfm-histograms"].build(data)
+    assert hist.axes[1].get_xlabel().startswith(label)
+    assert spec["segment-means"].build(data).axes[1].get_ylabel() == label
+    scatter = spec["scatter-rf"].build(data)
+    assert scatter.axes[0].get_ylabel().startswith(label)

@@ -1245,10 +1245,7 @@ def _print_compare(comparison: Comparison, out: Path, files: list[str]) -> None:
         f"{t['customers_common']:,} customers in both runs: {t['stayed']:,} in a segment of "
         f"the same name, {t['moved']:,} in another; {t['new']:,} new, {t['lost']:,} lost."
     )
-    console.print(
-        f"Revenue: {t['revenue_old']:,.0f} in the old run, {t['revenue_new']:,.0f} in the new "
-        f"({t['revenue_new_of_new']:,.0f} from new customers)."
-    )
+    console.print(_compare_revenue(t))
     plain = not console.is_terminal
     table = Table(
         show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
@@ -1262,6 +1259,23 @@ def _print_compare(comparison: Comparison, out: Path, files: list[str]) -> None:
     table.add_row(Text("total"), *(f"{int(v):,}" for v in [*matrix.sum(), matrix.to_numpy().sum()]))
     console.print(table)
     console.print(f"Wrote {', '.join(files)} to {out}")
+
+
+def _compare_revenue(t: dict[str, Any]) -> str:
+    """The revenue line of the compare summary; what is missing for runs without money."""
+    old, new = t["revenue_old"], t["revenue_new"]
+    if old is None and new is None:
+        return "Revenue: neither run has a monetary value (both segment recency and frequency)."
+    if old is None or new is None:
+        (which, value), side = (("old", new), "new") if old is None else (("new", old), "old")
+        return (
+            f"Revenue: {value:,.0f} in the {side} run; the {which} run has no monetary value "
+            "(it segments recency and frequency), so revenue is not compared."
+        )
+    return (
+        f"Revenue: {old:,.0f} in the old run, {new:,.0f} in the new "
+        f"({t['revenue_new_of_new']:,.0f} from new customers)."
+    )
 
 
 def _terminate(signum: int, _frame: Any) -> None:

@@ -155,21 +155,39 @@ class Comparison:
         out.index.name = "cluster"
         return out[["segment", "customers", "revenue_new", "stayed", "moved_in", "new"]]
 
-    def totals(self) -> dict[str, int | float]:
-        """Customers of each run, in common, by status; revenue of each run, new and lost."""
+    @property
+    def money_old(self) -> bool:
+        """Whether the old run has a monetary value (a run of data without money has none)."""
+        return "monetary" in self.old.customers.columns
+
+    @property
+    def money_new(self) -> bool:
+        """Whether the new run has a monetary value."""
+        return "monetary" in self.new.customers.columns
+
+    def totals(self) -> dict[str, int | float | None]:
+        """Customers of each run, in common, by status; revenue of each run, new and lost
+        (None for a run without money)."""
         c = self.customers
         counts = c["status"].value_counts()
         n = {s: int(counts.get(s, 0)) for s in STATUSES}
+
+        def revenue(side: str, status: str | None = None) -> float | None:
+            if not (self.money_old if side == "old" else self.money_new):
+                return None
+            v = c[f"revenue_{side}"]
+            return float((v if status is None else v[c["status"] == status]).sum())
+
         return {
             "customers_old": len(self.old.customers),
             "customers_new": len(self.new.customers),
             "customers_common": n["stayed"] + n["moved"],
             "customers_total": len(c),
             **n,
-            "revenue_old": float(c["revenue_old"].sum()),
-            "revenue_new": float(c["revenue_new"].sum()),
-            "revenue_new_of_new": float(c["revenue_new"][c["status"] == "new"].sum()),
-            "revenue_old_of_lost": float(c["revenue_old"][c["status"] == "lost"].sum()),
+            "revenue_old": revenue("old"),
+            "revenue_new": revenue("new"),
+            "revenue_new_of_new": revenue("new", "new"),
+            "revenue_old_of_lost": revenue("old", "lost"),
         }
 
 

@@ -497,7 +497,7 @@ class CompareRun(_Part):
     method: str
     k: int
     customers: int
-    revenue: float
+    revenue: float | None = Omitted  # None: the run has no monetary value
     segments: list[SegmentRef]
 
 
@@ -514,8 +514,8 @@ class Flow(_Part):
     to: str | None
     to_cluster: int | None
     customers: int
-    revenue_old: float
-    revenue_new: float
+    revenue_old: float | None = Omitted
+    revenue_new: float | None = Omitted
 
 
 class CompareTotals(_Part):
@@ -529,10 +529,10 @@ class CompareTotals(_Part):
     moved: int
     new: int
     lost: int
-    revenue_old: float
-    revenue_new: float
-    revenue_new_of_new: float
-    revenue_old_of_lost: float
+    revenue_old: float | None = Omitted
+    revenue_new: float | None = Omitted
+    revenue_new_of_new: float | None = Omitted
+    revenue_old_of_lost: float | None = Omitted
 
 
 class OldSegmentFate(_Part):
@@ -541,7 +541,7 @@ class OldSegmentFate(_Part):
     cluster: int
     name: str
     customers: int
-    revenue_old: float
+    revenue_old: float | None = Omitted
     stayed: int
     moved: int
     lost: int
@@ -554,7 +554,7 @@ class NewSegmentSource(_Part):
     cluster: int
     name: str
     customers: int
-    revenue_new: float
+    revenue_new: float | None = Omitted
     stayed: int
     moved_in: int
     new: int

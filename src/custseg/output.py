@@ -483,7 +483,7 @@ def write_backtest(
 # --- compare ---------------------------------------------------------------------------------
 
 
-def _compare_run(r: RunFiles, revenue: float) -> CompareRun:
+def _compare_run(r: RunFiles, revenue: float | None) -> CompareRun:
     return CompareRun(
         folder=r.out_dir.name,
         as_of=r.summary.as_of,
@@ -495,7 +495,7 @@ def _compare_run(r: RunFiles, revenue: float) -> CompareRun:
         method=r.summary.method.name,
         k=r.summary.k,
         customers=len(r.customers),
-        revenue=round(revenue, 6),
+        revenue=None if revenue is None else round(revenue, 6),
         segments=[
             SegmentRef(cluster=s.cluster, name=s.name, description=s.description, action=s.action)
             for s in r.segments
@@ -522,8 +522,8 @@ def build_compare(comparison: Comparison) -> CompareFile:
 
     return CompareFile(
         custseg_version=__version__,
-        old=_compare_run(c.old, float(t["revenue_old"])),
-        new=_compare_run(c.new, float(t["revenue_new"])),
+        old=_compare_run(c.old, t["revenue_old"]),
+        new=_compare_run(c.new, t["revenue_new"]),
         totals=CompareTotals(
             **{k: round(v, 6) if isinstance(v, float) else v for k, v in t.items()}
         ),
@@ -534,31 +534,32 @@ def build_compare(comparison: Comparison) -> CompareFile:
                 to=f["to_segment"],
                 to_cluster=f["to_cluster"],
                 customers=f["customers"],
-                revenue_old=round(f["revenue_old"], 6),
-                revenue_new=round(f["revenue_new"], 6),
+                revenue_old=round(f["revenue_old"], 6) if c.money_old else None,
+                revenue_new=round(f["revenue_new"], 6) if c.money_new else None,
             )
             for f in cells
         ],
         old_segments=[
             OldSegmentFate(**row, went_to=spread(row["cluster"], "from", "to"))
-            for row in _records(c.old_segments())
+            for row in _records(c.old_segments(), money=c.money_old)
         ],
         new_segments=[
             NewSegmentSource(**row, came_from=spread(row["cluster"], "to", "from"))
-            for row in _records(c.new_segments())
+            for row in _records(c.new_segments(), money=c.money_new)
         ],
     )
 
 
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of a per-segment table as plain values, the index as ``cluster``, revenue rounded."""
+def _records(table: pd.DataFrame, *, money: bool) -> list[dict[str, Any]]:
+    """Rows of a per-segment table as plain values, the index as ``cluster``, revenue rounded
+    (None for a run without money)."""
     out = []
     for cluster, row in zip(table.index, table.to_dict("records"), strict=True):
         plain: dict[str, Any] = {str(k): _plain(v) for k, v in row.items()}
         plain["name"] = plain.pop("segment")
         for key in ("revenue_old", "revenue_new"):
             if key in plain:
-                plain[key] = round(float(plain[key]), 6)
+                plain[key] = round(float(plain[key]), 6) if money else None
         out.append({"cluster": int(cluster), **plain})
     return out
 

@@ -31,6 +31,7 @@ from .data import (
 from .draw import (
     FEATURE_LABELS,
     SEGMENT_PALETTE,
+    feature_labels,
     plain_text,
     plot_dendrogram,
     plot_elbow,
@@ -55,6 +56,7 @@ __all__ = [
     "SEGMENT_PALETTE",
     "Projection",
     "box_stats",
+    "feature_labels",
     "histogram_data",
     "is_skewed",
     "plain_text",

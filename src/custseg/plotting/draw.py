@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FEATURE_LABELS",
     "SEGMENT_PALETTE",
+    "feature_labels",
     "new_axes",
     "plain_text",
     "plot_dendrogram",
@@ -53,12 +54,32 @@ __all__ = [
     "thousands",
 ]
 
-#: Axis labels of the three RFM features.
+#: Axis labels of the three RFM features (frequency counting invoices: see feature_labels).
 FEATURE_LABELS: dict[str, str] = {
     "recency": "Recency (days since last purchase)",
     "frequency": "Frequency (invoices)",
     "monetary": "Monetary (total spend)",
 }
+
+
+def feature_labels(*, frequency_unit: str = "orders", invoices: bool = True) -> dict[str, str]:
+    """The axis labels of a run's features: frequency in what it counts (invoices, purchase
+    lines for data without an invoice column, or purchase days).
+
+    Examples
+    --------
+    >>> feature_labels(frequency_unit="days")["frequency"]
+    'Frequency (purchase days)'
+    >>> feature_labels(invoices=False)["frequency"]
+    'Frequency (purchase lines)'
+    """
+    unit = "purchase days" if frequency_unit == "days" else "invoices" if invoices else None
+    return {**FEATURE_LABELS, "frequency": f"Frequency ({unit or 'purchase lines'})"}
+
+
+def _label(feat: str, labels: Mapping[str, str] | None) -> str:
+    return (labels or FEATURE_LABELS).get(feat, FEATURE_LABELS.get(feat, feat))
+
 
 #: Segment colours in cluster order (colour-blind-friendly Okabe-Ito-like set, then more).
 SEGMENT_PALETTE: tuple[str, ...] = (
@@ -193,6 +214,7 @@ def plot_rfm_boxplots(
     *,
     log: Mapping[str, bool] | None = None,
     axes: Sequence[Axes] | None = None,
+    axis_labels: Mapping[str, str] | None = None,
 ) -> list[Axes]:
     """Box plots of each feature, one box per group (all customers, non-outliers).
 
@@ -205,6 +227,8 @@ def plot_rfm_boxplots(
         Draw that feature on a log axis.
     axes : sequence of Axes, optional
         One per feature.
+    axis_labels : mapping of feature -> str, optional
+        Axis labels (default :data:`FEATURE_LABELS`; see :func:`feature_labels`).
 
     Returns
     -------
@@ -234,7 +258,7 @@ def plot_rfm_boxplots(
             _log_axis(ax.yaxis, ax.set_yscale)
         else:
             thousands(ax)
-        ax.set(title=feat.capitalize(), ylabel=FEATURE_LABELS.get(feat, feat))
+        ax.set(title=feat.capitalize(), ylabel=_label(feat, axis_labels))
     return out
 
 
@@ -242,6 +266,7 @@ def plot_rfm_histograms(
     hists: Mapping[str, tuple[np.ndarray, np.ndarray, bool]],
     *,
     axes: Sequence[Axes] | None = None,
+    axis_labels: Mapping[str, str] | None = None,
 ) -> list[Axes]:
     """Histogram of each feature over all customers; log x axis where the feature is skewed.
 
@@ -251,6 +276,8 @@ def plot_rfm_histograms(
         Bin edges (n + 1), counts (n) and whether to use a log x axis.
     axes : sequence of Axes, optional
         One per feature.
+    axis_labels : mapping of feature -> str, optional
+        Axis labels (default :data:`FEATURE_LABELS`; see :func:`feature_labels`).
 
     Returns
     -------
@@ -269,7 +296,7 @@ def plot_rfm_histograms(
         scale = " (log scale)" if log else ""
         ax.set(
             title=feat.capitalize(),
-            xlabel=FEATURE_LABELS.get(feat, feat) + scale,
+            xlabel=_label(feat, axis_labels) + scale,
             ylabel="Customers",
         )
     return out
@@ -553,6 +580,7 @@ def plot_segment_means(
     names: Mapping[int, str],
     colors: Mapping[int, str] | None = None,
     axes: Sequence[Axes] | None = None,
+    axis_labels: Mapping[str, str] | None = None,
 ) -> list[Axes]:
     """Bar charts of the mean of each feature per segment (the reference's three charts).
 
@@ -564,6 +592,8 @@ def plot_segment_means(
     colors : mapping of cluster -> colour, optional
     axes : sequence of Axes, optional
         One per feature.
+    axis_labels : mapping of feature -> str, optional
+        Axis labels (default :data:`FEATURE_LABELS`; see :func:`feature_labels`).
 
     Returns
     -------
@@ -598,7 +628,7 @@ def plot_segment_means(
         )
         ax.margins(y=0.15)
         thousands(ax)
-        ax.set(title=f"Mean {feat}", ylabel=FEATURE_LABELS.get(feat, feat))
+        ax.set(title=f"Mean {feat}", ylabel=_label(feat, axis_labels))
     return out
 
 
@@ -835,6 +865,7 @@ def plot_scatter_2d(
     features: Sequence[str] = ("recency", "frequency"),
     colors: Mapping[int, str] | None = None,
     ax: Axes | None = None,
+    axis_labels: Mapping[str, str] | None = None,
 ) -> Axes:
     """Scatter of two raw features (recency and frequency: data without money), coloured by
     segment; log axes where asked (values must be positive there).
@@ -856,8 +887,8 @@ def plot_scatter_2d(
         if lg:
             _log_axis(axis, set_scale)
     ax.set(
-        xlabel=FEATURE_LABELS.get(features[0], features[0]) + (" (log)" if log[0] else ""),
-        ylabel=FEATURE_LABELS.get(features[1], features[1]) + (" (log)" if log[1] else ""),
+        xlabel=_label(features[0], axis_labels) + (" (log)" if log[0] else ""),
+        ylabel=_label(features[1], axis_labels) + (" (log)" if log[1] else ""),
         title="Customers in R, F space",
     )
     _legend_sizes(ax.legend(frameon=False, loc="best"))

@@ -110,12 +110,15 @@ def _figures(doc: CompareFile) -> list[_Figure]:
 def _tables(doc: CompareFile) -> list[tuple[str, list[str], list[tuple[str, list[float]]]]]:
     """(caption, columns, rows of (name, cells)) of each matrix the page shows."""
     out = []
-    for key, caption in (
-        ("customers", "Customers"),
-        ("revenue_new", "Revenue in the new run"),
-        ("revenue_old", "Revenue in the old run"),
-    ):
-        m = compare_matrix(doc, key).fillna(0.0)  # type: ignore[arg-type]
+    shown: list[tuple[Literal["customers", "revenue_old", "revenue_new"], str]] = [
+        ("customers", "Customers")
+    ]
+    if doc.new.revenue is not None:  # a run of data without money has no revenue
+        shown.append(("revenue_new", "Revenue in the new run"))
+    if doc.old.revenue is not None:
+        shown.append(("revenue_old", "Revenue in the old run"))
+    for key, caption in shown:
+        m = compare_matrix(doc, key).fillna(0.0)
         rows = [(str(name), row.tolist()) for name, row in m.iterrows()]
         out.append((caption, [str(c) for c in m.columns], rows))
     return out

@@ -25,8 +25,10 @@ from matplotlib.figure import Figure
 
 from ..model import KSelection
 from ..plotting import (
+    FEATURE_LABELS,
     Projection,
     box_stats,
+    feature_labels,
     histogram_data,
     is_skewed,
     plot_dendrogram,
@@ -101,6 +103,8 @@ class ReportData:
         ``aic`` for mixtures; None where undefined).
     features : tuple of str
         The columns of ``X``: recency, frequency, monetary (or recency, frequency).
+    axis_labels : dict of str -> str
+        Each feature's axis label (frequency in what it counts: :func:`feature_labels`).
     """
 
     X: np.ndarray
@@ -119,6 +123,7 @@ class ReportData:
     method: str = "kmeans"
     method_figures: dict[str, list[float | None]] = field(default_factory=dict)
     features: tuple[str, ...] = RFM_COLUMNS
+    axis_labels: dict[str, str] = field(default_factory=lambda: dict(FEATURE_LABELS))
 
     @property
     def n(self) -> int:
@@ -320,7 +325,8 @@ def _boxplots(d: ReportData) -> Figure:
         for j, f in enumerate(d.features)
     }
     fig = _figure(3.5 * len(d.features), 3.6)
-    plot_rfm_boxplots(stats, log=d.log, axes=fig.subplots(1, len(d.features)))
+    axes = fig.subplots(1, len(d.features))
+    plot_rfm_boxplots(stats, log=d.log, axes=axes, axis_labels=d.axis_labels)
     return fig
 
 
@@ -329,7 +335,7 @@ def _histograms(d: ReportData) -> Figure:
         f: (*histogram_data(d.X[:, j], log=d.log[f]), d.log[f]) for j, f in enumerate(d.features)
     }
     fig = _figure(3.5 * len(d.features), 3.2)
-    plot_rfm_histograms(hists, axes=fig.subplots(1, len(d.features)))
+    plot_rfm_histograms(hists, axes=fig.subplots(1, len(d.features)), axis_labels=d.axis_labels)
     return fig
 
 
@@ -405,6 +411,7 @@ def _segment_means(d: ReportData) -> Figure:
         names=d.names,
         colors=d.colors,
         axes=fig.subplots(1, len(d.features)),
+        axis_labels=d.axis_labels,
     )
     return fig
 
@@ -445,6 +452,7 @@ def _scatter_2d(d: ReportData) -> Figure:
         features=d.features,
         colors=d.colors,
         ax=fig.add_subplot(),
+        axis_labels=d.axis_labels,
     )
     return fig
 
@@ -687,4 +695,8 @@ def report_data(run: RunFiles) -> ReportData:
         method=run.summary.method.name,
         method_figures=dict(run.summary.method.figures),
         features=features,
+        axis_labels=feature_labels(
+            frequency_unit=run.summary.settings.clean.frequency_unit,
+            invoices="invoice" in run.summary.input.columns,
+        ),
     )
