@@ -288,53 +288,69 @@ def _without_purchase(led: Ledger, clean: CleanConfig) -> str:
     return f"{cut:,} {who} {where}, left out; {rest}"
 
 
-def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
+def _table(console: Any) -> Any:
+    """A Rich table for ``console``: off a terminal (a pipe, a file) plain text, with no box
+    characters and no colour."""
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
+    plain = not console.is_terminal
+    return Table(
+        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
+    )
+
+
+def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> None:
     console = _stdout()
+    for line in _account_lines(result):
+        console.print(line)
+    console.print(_segment_table(result, _table(console)))
+    console.print(f"Wrote {', '.join(files)} to {out}")
+
+
+def _account_lines(result: SegmentationResult) -> list[str]:
+    """What the run read, used, dropped and chose, a sentence each."""
     led = result.ledger
     dropped = (
         ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in led.rows_dropped.items() if n)
         or "none"
     )
-    sel = result.fit.selection
     sil = result.fit.metrics.get("silhouette")
-    sil_text = f"{sil:.3f}" if isinstance(sil, float) else "n/a"
     used = ", ".join(
         f"{role}={col!r}" for role, col in (result.columns.used() if result.columns else {}).items()
     )
-    console.print(f"Columns: {used}.")
-    console.print(f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}.")
-    console.print(
+    lines = [
+        f"Columns: {used}.",
+        f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}.",
         f"{led.customers_segmented:,} customers segmented as of {result.as_of} "
         f"({_without_purchase(led, result.config.clean)}; "
-        f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept)."
-    )
+        f"{int(result.customers['outlier'].sum()):,} outliers flagged and kept).",
+    ]
     nonpositive = result.net_nonpositive()
     if nonpositive is not None:
         names = {s.cluster: s.name for s in result.segments}
         where = ", ".join(f"{n:,} in {names[c]}" for c, n in nonpositive.items() if n)
-        console.print(
+        lines.append(
             f"Returns netted: {led.rows_netted:,} cancellation lines subtracted from their "
             f"customers' monetary value; {led.customers_net_nonpositive:,} customers whose net "
             "value is 0 or below are kept with monetary 0" + (f" ({where})." if where else ".")
         )
-    money = "monetary" in result.fit.model.features
-    if not money:
+    if "monetary" not in result.fit.model.features:
         why = "--no-monetary" if result.columns and result.columns.has_values else "no value column"
-        console.print(f"Segmented on recency and frequency only ({why}): no monetary value.")
-    how = "the saved model's, nothing refitted" if result.scored_with else sel.method
-    console.print(f"k = {result.k} ({how}); silhouette {sil_text}.")
-    # Off a terminal (a pipe, a file) the table is plain text: no box characters, no colour.
-    plain = not console.is_terminal
-    table = Table(
-        title=None,
-        show_edge=False,
-        header_style="" if plain else "bold",
-        box=None if plain else box.HEAVY_HEAD,
+        lines.append(f"Segmented on recency and frequency only ({why}): no monetary value.")
+    how = (
+        "the saved model's, nothing refitted" if result.scored_with else result.fit.selection.method
     )
+    sil_text = f"{sil:.3f}" if isinstance(sil, float) else "n/a"
+    lines.append(f"k = {result.k} ({how}); silhouette {sil_text}.")
+    return lines
+
+
+def _segment_table(result: SegmentationResult, table: Any) -> Any:
+    """The segments' table: customers, revenue share and the mean of each feature."""
+    from rich.text import Text
+
+    money = "monetary" in result.fit.model.features
     heads = ["segment", "customers", "revenue share", "mean recency (days)", "mean frequency"]
     if money:
         heads.append("mean monetary")
@@ -342,7 +358,7 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
         heads.remove("revenue share")
     for col in heads:
         justify = "left" if col == "segment" else "right"
-        table.add_column(col, justify=justify, no_wrap=col == "segment")  # type: ignore[arg-type]
+        table.add_column(col, justify=justify, no_wrap=col == "segment")
     for row in result.segment_table().to_dict(orient="records"):
         cells: list[Text | str] = [
             Text(str(row["segment"])),
@@ -353,13 +369,10 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
             *([f"{row['monetary_mean']:,.0f}"] if money else []),
         ]
         table.add_row(*cells)
-    console.print(table)
-    console.print(f"Wrote {', '.join(files)} to {out}")
+    return table
 
 
 def _print_backtest(result: BacktestResult, out: Path, files: list[str]) -> None:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     console = _stdout()
@@ -376,10 +389,7 @@ def _print_backtest(result: BacktestResult, out: Path, files: list[str]) -> None
             f"No monetary value: the segments are measured against the holdout {unit} (not "
             f"revenue) and buying again; a segment's value is its members' mean frequency."
         )
-    plain = not console.is_terminal
-    table = Table(
-        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
-    )
+    table = _table(console)
     heads = ["segment", "customers", "buy again", f"{unit} / customer"]
     heads += ["revenue / customer", "revenue share"] if money else [f"{unit} share"]
     for col in heads:
@@ -402,9 +412,7 @@ def _print_backtest(result: BacktestResult, out: Path, files: list[str]) -> None
             cells.append(f"{row['share_of_holdout_orders']:.1%}")
         table.add_row(*cells)
     console.print(table)
-    evidence = Table(
-        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
-    )
+    evidence = _table(console)
     for col in (
         "ranking by",
         f"Spearman ({o.target_name})",
@@ -1063,14 +1071,9 @@ def compare_methods_command(
 
 
 def _print_methods(result: Any, out: Path, files: list[str]) -> None:
-    from rich import box
-    from rich.table import Table
 
     console = _stdout()
-    plain = not console.is_terminal
-    table = Table(
-        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
-    )
+    table = _table(console)
     heads = ("method", "k", "k by", "silhouette", "Calinski-H.", "Davies-B.", "largest",
              "stable: seeds", "resamples", "Spearman", "AUC")  # fmt: skip
     for col in heads:
@@ -1229,8 +1232,6 @@ def compare_command(
 
 
 def _print_compare(comparison: Comparison, out: Path, files: list[str]) -> None:
-    from rich import box
-    from rich.table import Table
     from rich.text import Text
 
     console = _stdout()
@@ -1246,10 +1247,7 @@ def _print_compare(comparison: Comparison, out: Path, files: list[str]) -> None:
         f"the same name, {t['moved']:,} in another; {t['new']:,} new, {t['lost']:,} lost."
     )
     console.print(_compare_revenue(t))
-    plain = not console.is_terminal
-    table = Table(
-        show_edge=False, header_style="" if plain else "bold", box=None if plain else box.HEAVY_HEAD
-    )
+    table = _table(console)
     matrix = c.matrix()
     table.add_column(Text("old \\ new"), no_wrap=True)
     for col in [*matrix.columns, "total"]:

@@ -726,47 +726,24 @@ def name_segments(
     if len(profiles) == 1:
         return [_all_customers(profiles, overrides, frequency_unit)]
     keep = dict(keep or {})
-    taken: set[str] = set(avoid) | {name for name, _ in keep.values()}
-    picked: list[NamingRule | None] = []
-    names: list[str] = []
-    for cluster in profiles.index:
-        if int(cluster) in keep:
-            picked.append(None)
-            names.append(keep[int(cluster)][0])
-            continue
-        asserted = dict(levels.get(int(cluster), {}))
-        rule = _pick(asserted, rules, taken)
-        picked.append(rule)
-        medians = (median_levels or levels).get(int(cluster), {})
-        names.append(rule.name if rule else _generated(asserted, medians))
-        taken.add(names[-1])
-    names = _tell_apart(
-        names, profiles, fixed={i for i, c in enumerate(profiles.index) if int(c) in keep}
-    )
+    medians = median_levels or levels
+    picked, names = _default_names(profiles, levels, medians, rules=rules, keep=keep, avoid=avoid)
     out = []
     for (cluster, row), rule, default in zip(profiles.iterrows(), picked, names, strict=True):
         c = int(cluster)  # type: ignore[call-overload]
-        asserted = dict(levels.get(c, {}))
-        if c in keep:
-            rule = next((r for r in DEFAULT_RULES if r.name == keep[c][0]), None)
-        base = rule.name if rule else default
-        ov = overrides.get(default, overrides.get(base, {}))
-        name = ov.get("name", default)
-        who = rule.description if rule else "customers"
-        lv = dict((median_levels or levels).get(c, {}))
-        if "description" in ov:
-            values = _template_values(row, frequency_unit) | {"name": name}
-            description = _fill(ov["description"], values, name)
-        else:
-            description = _description(who, asserted, row, lv, frequency_unit)
-        action = ov.get("action", rule.action if rule else _action(asserted))
-        if c in keep:
-            action = ov.get("action", keep[c][1])
-        out.append(
-            SegmentName(
-                c, name, description, action, lv, asserted, float((shares or {}).get(c, 0.0))
-            )
+        worded = _worded(
+            c,
+            row,
+            rule,
+            default,
+            asserted=dict(levels.get(c, {})),
+            medians=dict(medians.get(c, {})),
+            override=overrides,
+            keep=keep,
+            share=float((shares or {}).get(c, 0.0)),
+            unit=frequency_unit,
         )
+        out.append(worded)
     dupes = sorted({s.name for s in out if [t.name for t in out].count(s.name) > 1})
     if dupes:
         raise ConfigError(
@@ -774,6 +751,64 @@ def name_segments(
             "Choose names that differ from each other and from the other segments."
         )
     return out
+
+
+def _default_names(
+    profiles: pd.DataFrame,
+    levels: Mapping[int, Mapping[str, str]],
+    medians: Mapping[int, Mapping[str, str]],
+    *,
+    rules: Sequence[NamingRule],
+    keep: Mapping[int, tuple[str, str]],
+    avoid: Collection[str],
+) -> tuple[list[NamingRule | None], list[str]]:
+    """Each segment's rule (None: kept or named in words) and default name, in segment order:
+    the most specific rule whose levels hold and no earlier segment took, then told apart."""
+    taken: set[str] = set(avoid) | {name for name, _ in keep.values()}
+    picked: list[NamingRule | None] = []
+    names: list[str] = []
+    for cluster in profiles.index:
+        c = int(cluster)
+        if c in keep:
+            picked.append(None)
+            names.append(keep[c][0])
+            continue
+        asserted = dict(levels.get(c, {}))
+        rule = _pick(asserted, rules, taken)
+        picked.append(rule)
+        names.append(rule.name if rule else _generated(asserted, medians.get(c, {})))
+        taken.add(names[-1])
+    fixed = {i for i, c in enumerate(profiles.index) if int(c) in keep}
+    return picked, _tell_apart(names, profiles, fixed=fixed)
+
+
+def _worded(
+    c: int,
+    row: pd.Series,
+    rule: NamingRule | None,
+    default: str,
+    *,
+    asserted: dict[str, str],
+    medians: dict[str, str],
+    override: Mapping[str, Mapping[str, str]],
+    keep: Mapping[int, tuple[str, str]],
+    share: float,
+    unit: FrequencyUnit,
+) -> SegmentName:
+    """A segment's name, description and action: its rule's (or a kept name's), in words
+    from its levels, with any override applied."""
+    if c in keep:
+        rule = next((r for r in DEFAULT_RULES if r.name == keep[c][0]), None)
+    base = rule.name if rule else default
+    ov = override.get(default, override.get(base, {}))
+    name = ov.get("name", default)
+    if "description" in ov:
+        description = _fill(ov["description"], _template_values(row, unit) | {"name": name}, name)
+    else:
+        who = rule.description if rule else "customers"
+        description = _description(who, asserted, row, medians, unit)
+    fallback = keep[c][1] if c in keep else rule.action if rule else _action(asserted)
+    return SegmentName(c, name, description, ov.get("action", fallback), medians, asserted, share)
 
 
 def _all_customers(
