@@ -265,3 +265,48 @@ def test_backtest_command_without_money(small, tmp_path: Path) -> None:  # type:
     page = (out / "backtest.html").read_text()
     assert "measured against the holdout orders instead of revenue" in page
     assert "Holdout orders per customer, by segment" in page
+
+
+def _held_tables(eng: object) -> list[str]:
+    raw = eng.con.con  # type: ignore[attr-defined]
+    rows = raw.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    return [name for (name,) in rows if name.startswith("custseg_held")]
+
+
+@pytest.mark.parametrize(
+    "clean",
+    [{}, {"returns": "net", "drop_duplicates": True}, {"frequency_unit": "days"}],
+    ids=["default", "net-deduped", "days"],
+)
+def test_a_runs_kept_lines_give_the_holdout_of_the_rows(
+    retail_parquet: Path, clean: dict[str, object]
+) -> None:
+    # --select backtest aggregates training and holdout from the run's grouped lines (held in
+    # the engine): the same outcomes as marking and aggregating the rows again.
+    from custseg.backtest import holdout_outcomes
+    from custseg.config import CleanConfig
+    from custseg.engine import connect
+    from custseg.pipeline import aggregate
+
+    config = RunConfig(clean=CleanConfig(**clean))  # type: ignore[arg-type]
+    with connect("duckdb") as eng:
+        agg = aggregate(str(retail_parquet), config=config, con=eng)
+        assert agg.lines is not None and agg.lines.by_day
+        assert _held_tables(eng)
+        assert agg.ledger.date_min is not None and agg.ledger.date_max is not None
+        first, last = agg.ledger.date_min.date(), agg.ledger.date_max.date()
+        # The inner choice of k ends its holdout at the outer cutoff: lines after it are kept.
+        for days, end in ((90, last), (45, last - dt.timedelta(days=90))):
+            options = {"clean": config.clean, "holdout_days": days, "first": first, "last": end}
+            kept = holdout_outcomes(agg.lines, **options)  # type: ignore[arg-type]
+            rows = holdout_outcomes(agg.tx.table, **options)  # type: ignore[arg-type]
+            pd.testing.assert_frame_equal(kept.train, rows.train)
+            assert kept.target.tolist() == rows.target.tolist()
+            assert kept.orders.tolist() == rows.orders.tolist()
+            assert kept.new_customers == rows.new_customers > 0
+        eng.release_held()
+        assert not _held_tables(eng)
+    fixed = aggregate(
+        str(retail_parquet), config=config.model_copy(update={"cluster": ClusterConfig(k=4)})
+    )
+    assert fixed.lines is None  # a run that does not backtest keeps nothing

@@ -119,7 +119,9 @@ def _compare(
     eng: Engine,
 ) -> MethodsResult:
     check_cluster_engine(config, eng, command="compare-methods")
-    agg = aggregate(source, config=config, read_options=read_options, progress=notify, con=eng)
+    agg = aggregate(
+        source, config=config, read_options=read_options, progress=notify, con=eng, holdout=True
+    )
     try:
         outcomes, note = holdout_of(agg, config=config), None
     except InputError as exc:

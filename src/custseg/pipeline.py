@@ -421,24 +421,34 @@ def aggregate(
     progress: Progress | None = None,
     lap: Callable[[str], None] | None = None,
     con: EngineSpec = None,
+    holdout: bool | None = None,
 ) -> Aggregated:
     """Load, clean and aggregate transactions: the engine's part of every command.
 
     ``progress`` is told each stage as it starts, ``lap`` as it ends (both optional).
     ``con`` is the engine (see :func:`custseg.engine.connect`; a fresh DuckDB by default): it
-    stays open, since the returned table is queried again by some commands.
+    stays open, since the returned table is queried again by some commands. ``holdout``: keep
+    the lines grouped by day in the engine (:attr:`Aggregated.lines`) for a holdout's
+    aggregations; by default when ``config`` chooses k by backtest.
     """
     progress = progress or (lambda _stage: None)
     lap = lap or (lambda _stage: None)
     eng = connect_engine(con)
     tx, marked = _load_marked(source, eng, config, read_options or {}, progress, lap)
     with eng.translate_errors(tx.source.name):
-        lines = group_lines(marked, by_day=True, hold=eng.hold, **config.clean.aggregation())
+        keep = _chooses_k_by_backtest(config) if holdout is None else holdout
+        hold = eng.hold if keep else None
+        lines = group_lines(marked, by_day=keep, hold=hold, **config.clean.aggregation())
         rfm, ledger, as_of = lines.rfm_and_ledger(config.clean.as_of)
         explain_drops(marked, ledger, tx.columns, config=config.clean)
     _warn_baskets(ledger)
     lap(STAGES[1])
-    return Aggregated(tx, rfm, ledger, as_of, lines)
+    return Aggregated(tx, rfm, ledger, as_of, lines if keep else None)
+
+
+def _chooses_k_by_backtest(config: RunConfig) -> bool:
+    cluster = config.cluster
+    return cluster.select == "backtest" and cluster.k is None and cluster.method != "rfm-scores"
 
 
 def _warn_baskets(ledger: Ledger) -> None:
@@ -778,7 +788,13 @@ def _backtest(
     check_cluster_engine(config, con, command="backtest")
     timings, lap = _stopwatch()
     agg = aggregate(
-        source, config=config, read_options=read_options, progress=progress, lap=lap, con=con
+        source,
+        config=config,
+        read_options=read_options,
+        progress=progress,
+        lap=lap,
+        con=con,
+        holdout=True,
     )
     progress("backtest")
     result = backtest_aggregated(agg, config=config, bootstrap=bootstrap)
