@@ -310,3 +310,13 @@ def test_a_runs_kept_lines_give_the_holdout_of_the_rows(
         str(retail_parquet), config=config.model_copy(update={"cluster": ClusterConfig(k=4)})
     )
     assert fixed.lines is None  # a run that does not backtest keeps nothing
+
+
+def test_a_run_on_an_engine_left_open_releases_what_it_held(retail_parquet: Path) -> None:
+    from custseg.engine import connect
+
+    with connect("duckdb") as eng:
+        result = run(str(retail_parquet), engine=eng)
+        assert result.fit.selection.method == "backtest"  # it held its lines meanwhile
+        assert not _held_tables(eng)
+        assert eng.con.con.execute("SELECT 1").fetchone() == (1,)  # and is still open

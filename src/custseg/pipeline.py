@@ -366,13 +366,17 @@ _R = TypeVar("_R")
 
 def on_engine(spec: EngineSpec, call: Callable[[Engine], _R]) -> _R:
     """``call(engine)`` on the engine of ``spec`` (opened and closed here unless it is an
-    :class:`Engine`), with every custseg warning it gives recorded in the result's
-    ``warnings`` and warned again to the caller's filters, each once."""
+    :class:`Engine`; what the call held in it is released either way), with every custseg
+    warning it gives recorded in the result's ``warnings`` and warned again to the caller's
+    filters, each once."""
     caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught, opened(spec) as eng:
             warnings.simplefilter("always", CustsegWarning)
-            result = call(eng)
+            try:
+                result = call(eng)
+            finally:
+                eng.release_held()
     finally:
         given = reemit_warnings(caught)
     return dataclasses.replace(result, warnings=tuple(given))  # type: ignore[type-var]
