@@ -229,12 +229,12 @@ class GroupedLines:
     baskets: bool
     money: bool
 
-    def per_customer(self, table: ir.Table | None = None) -> ir.Table:
-        """One row per customer (guests: one NULL row), and side if ``table`` has one."""
+    def per_customer(self, table: ir.Table | None = None, *, ledger: bool = True) -> ir.Table:
+        """One row per customer (guests: one NULL row), and side if ``table`` has one; without
+        ``ledger``, only what RFM needs (no rows per drop reason)."""
         s: Any = self.table if table is None else table
-        aggs = _customer_aggs(
-            s, by_invoice=self.by_invoice, days=self.days, baskets=self.baskets, money=self.money
-        )
+        flags = {"by_invoice": self.by_invoice, "days": self.days, "money": self.money}
+        aggs = _customer_aggs(s, baskets=self.baskets and ledger, ledger=ledger, **flags)
         by = [s[CUSTOMER], *([s[_SIDE]] if _SIDE in set(s.columns) else [])]
         return s.group_by(by).aggregate(**aggs)
 
@@ -252,15 +252,10 @@ class GroupedLines:
         s: Any = self.table
         # Only purchase and return lines have a day: dropped rows count in no RFM.
         s = s.filter(s[_DAY] < end).mutate(**{_SIDE: s[_DAY] >= split})
-        df = _fetch(self.per_customer(s), self.money)
+        df = _fetch(self.per_customer(s, ledger=False), self.money)
         after = df[_SIDE].eq(True).to_numpy()
-        options: dict[str, Any] = {"baskets": self.baskets, "money": self.money}
-        before_rfm, _, _ = _rfm_of_frame(
-            df[~after].reset_index(drop=True), split, returns=self.returns, **options
-        )
-        after_rfm, _, _ = _rfm_of_frame(
-            df[after].reset_index(drop=True), end, returns=self.returns, **options
-        )
+        before_rfm = _rfm_only(df[~after], split, money=self.money, returns=self.returns)
+        after_rfm = _rfm_only(df[after], end, money=self.money, returns=self.returns)
         return before_rfm, after_rfm
 
 
@@ -269,11 +264,25 @@ def _fetch(per: ir.Table, money: bool) -> pd.DataFrame:
     # Fetched as Arrow and converted here: Ibis' to_pandas() builds Python lists of every column
     # holding a NULL (the per-reason counts are NULL for most customers), about 1.2 s per 100k
     # customers of a 10M-row file.
-    df = per.to_pyarrow().to_pandas()
+    # split_blocks + self_destruct: each column freed as it is converted (a lower peak).
+    df = per.to_pyarrow().to_pandas(split_blocks=True, self_destruct=True)
     counted = ("rows", "rows_used", "frequency", *DROP_REASONS)
     for col in (*counted, *(("returned", "_netted") if money else ())):
-        df[col] = df[col].astype("float64").fillna(0.0)
+        if col in df.columns:  # a table without the ledger's counts: GroupedLines.split
+            df[col] = df[col].astype("float64").fillna(0.0)
     return df
+
+
+def _rfm_only(df: pd.DataFrame, as_of: dt.date, *, money: bool, returns: Returns) -> pd.DataFrame:
+    """RFM as of ``as_of`` from a fetched per-customer table without the ledger's counts."""
+    buyers = df[df["rows_used"] > 0]
+    if buyers.empty:
+        raise EmptyDataError(f"No purchase lines on one side of {as_of}: nothing to aggregate.")
+    features = [CUSTOMER, _LAST, "frequency", *(("monetary", "returned") if money else ())]
+    buyers = buyers[features].copy()
+    if money and returns == "net":
+        buyers["monetary"] = (buyers["monetary"] - buyers["returned"]).clip(lower=0.0)
+    return _finish(buyers, as_of)[0]
 
 
 def _rfm_of_frame(
@@ -474,9 +483,10 @@ def _stage1(
 
 
 def _customer_aggs(
-    s: Any, *, by_invoice: bool, days: bool, baskets: bool, money: bool
+    s: Any, *, by_invoice: bool, days: bool, baskets: bool, money: bool, ledger: bool = True
 ) -> dict[str, Any]:
-    """The per-customer aggregates over the groups of :func:`_stage1`."""
+    """The per-customer aggregates over the groups of :func:`_stage1` (with ``ledger``, the
+    rows read and dropped per reason too)."""
     reason = s[DROP_REASON]
     used = reason.isnull()
     aggs: dict[str, Any] = {
@@ -494,7 +504,7 @@ def _customer_aggs(
         aggs["_netted"] = s["_rows"].sum(where=returns)
     if baskets:
         aggs["_stamps"] = s["_stamps"].sum(where=used)
-    for r in DROP_REASONS:
+    for r in DROP_REASONS if ledger else ():
         # Return lines are cancellations in the ledger.
         aggs[r] = s["_rows"].sum(
             where=(reason == r) | returns if r == "cancellation" else reason == r
