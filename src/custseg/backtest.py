@@ -158,14 +158,12 @@ def holdout_outcomes(
     else:
         marked = mark_drops(table, config=clean.replace(as_of=end, until=None))
         train, hold = compute_rfm_split(marked, split=train_as_of, as_of=end, **clean.aggregation())
-    known = hold.index.isin(train.index)
+    # Each holdout buyer's row in the training table (-1: a new customer): one look-up.
+    at = train.index.get_indexer(hold.index)
+    known = at >= 0
     money = "monetary" in train.columns
-    revenue = (
-        hold["monetary"].reindex(train.index).fillna(0.0).to_numpy(dtype=np.float64)
-        if money
-        else None
-    )
-    orders = hold["frequency"].reindex(train.index).fillna(0).to_numpy(dtype=np.int64)
+    revenue = _placed(hold["monetary"].to_numpy(np.float64), at, len(train)) if money else None
+    orders = _placed(hold["frequency"].to_numpy(np.int64), at, len(train))
     return Outcomes(
         cutoff=cutoff,
         end=last,
@@ -176,6 +174,14 @@ def holdout_outcomes(
         new_customers=int((~known).sum()),
         new_revenue=float(hold["monetary"][~known].sum()) if money else None,
     )
+
+
+def _placed(values: np.ndarray, at: np.ndarray, n: int) -> np.ndarray:
+    """``values`` put at rows ``at`` of ``n`` zeros (rows -1 left out)."""
+    out = np.zeros(n, dtype=values.dtype)
+    known = at >= 0
+    out[at[known]] = values[known]
+    return out
 
 
 # --- rankings and their evidence ---------------------------------------------------------------
