@@ -479,7 +479,8 @@ def _stage1(
         named["_invoice"] = (
             invoice_text(stage1["_invoice"]) if INVOICE_KEY in cols else stage1["_invoice"]
         )
-    return stage1.mutate(**named)
+    # The stored id is not needed once it is text: not carried (nor held in the engine).
+    return stage1.mutate(**named).drop("_customer")
 
 
 def _customer_aggs(
