@@ -695,3 +695,39 @@ def test_no_monetary_keeps_the_ledger_and_drops_the_money(tiny_csv: Path, tmp_pa
     assert rf["features"] == ["recency", "frequency"] and "features" not in rfm
     head = (tmp_path / "rf" / "segments.csv").read_text().splitlines()[0]
     assert head == "customer_id,recency,frequency,outlier,cluster,segment"
+
+
+@pytest.mark.parametrize("command", ["run", "backtest", "compare-methods", "demo", "score"])
+def test_an_existing_output_folder_is_refused_before_any_work(
+    command: str, tiny_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import custseg.pipeline
+    import custseg.scoring
+
+    def no_work(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the input was read before the output folder was checked")
+
+    for module, name in (
+        (custseg.pipeline, "run"),
+        (custseg.pipeline, "backtest"),
+        (custseg.scoring, "score"),
+        (custseg.pipeline, "aggregate"),
+    ):
+        monkeypatch.setattr(module, name, no_work)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "segments.csv").write_text("earlier run\n")
+    args = {
+        "run": ["run", str(tiny_csv)],
+        "backtest": ["backtest", str(tiny_csv)],
+        "compare-methods": ["compare-methods", str(tiny_csv)],
+        "demo": ["demo"],
+        "score": ["score", "--model", str(tmp_path / "model.json"), str(tiny_csv)],
+    }[command]
+    res = runner.invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 1, res.output
+    assert res.stderr.strip() == (
+        f"error: Output folder '{out}' already exists. Pass --force to replace it, "
+        "or choose another --out."
+    )
+    assert (out / "segments.csv").read_text() == "earlier run\n"

@@ -107,6 +107,16 @@ def test_missing_role_hint_never_names_a_column_of_another_role(
         detect_columns(headers, explicit)
 
 
+def test_missing_customer_hint_never_names_a_descriptive_column() -> None:
+    # The Kaggle layout without its CustomerID: 'Country' is spelt like 'customer', but a
+    # country never identifies one.
+    headers = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice"]
+    with pytest.raises(SchemaError, match=r"Pass --customer-col NAME\.$"):
+        detect_columns([*headers, "Country"])
+    with pytest.raises(SchemaError, match=r"Pass --customer-col 'Kundennummer'\.$"):
+        detect_columns([*headers, "Country", "Kundennummer"])
+
+
 def test_missing_role_hint_says_name_when_nothing_is_free() -> None:
     with pytest.raises(SchemaError, match=r"Pass --date-col NAME\.$"):
         detect_columns(["CustomerID", "Invoice", "Price", "Quantity"])

@@ -47,6 +47,9 @@ def test_scoring_a_runs_own_input_reproduces_every_segment(method: str, tmp_path
     assert summary["scored_with"]["model_sha256"] == hashlib.sha256(model_bytes).hexdigest()
     assert summary["scored_with"]["model_as_of"] == "2011-12-10"
     assert summary["k_selection"]["method"] == "fixed"
+    timings = json.loads((scored / "run.json").read_text())["timings_seconds"]
+    assert list(timings) == ["load", "clean and aggregate", "score and name"]
+    assert all(t >= 0 for t in timings.values()) and sum(timings.values()) > 0
 
 
 def test_scoring_other_column_names_keeps_the_models_names(tmp_path: Path) -> None:

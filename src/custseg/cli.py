@@ -520,7 +520,9 @@ def _execute(
 ) -> None:
     from .output import build_summary, write_run
     from .pipeline import run
+    from .runs import check_output_dir
 
+    check_output_dir(out, force=force)  # before the work, not after it
     with _engine(*engine) as eng:
         if out_table:
             eng.check_out_table(out_table, force=force)  # before the work, not after it
@@ -936,9 +938,11 @@ def backtest_command(
     """Segment the data before a cutoff and measure what the segments predict after it."""
     from .output import build_backtest, write_backtest
     from .pipeline import backtest
+    from .runs import check_output_dir
 
     config, read_options = _settings(options)
     source, engine = _engine_input(input, options)
+    check_output_dir(out, force=force)
     with _engine(*engine) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
         result = backtest(
             path, config=config, bootstrap=bootstrap, progress=progress, engine=eng, **read_options
@@ -988,6 +992,7 @@ def score_command(
 ) -> None:
     """Score new transactions with a saved model: its rules, segments and names, unchanged."""
     from .output import build_summary, write_run
+    from .runs import check_output_dir
     from .scoring import score
 
     day = CleanConfig.build({"as_of": as_of}, label=_flag).as_of
@@ -1003,6 +1008,7 @@ def score_command(
     source, spec = _engine_input(
         input, {"engine": engine, "spark_master": spark_master, "table": table}
     )
+    check_output_dir(out, force=force)
     with _engine(*spec) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
         result = score(
             model,
@@ -1051,9 +1057,11 @@ def compare_methods_command(
     """Every segmentation method on one input, side by side: which fits these data?"""
     from .method_comparison import compare_methods
     from .output import write_methods
+    from .runs import check_output_dir
 
     config, read_options = _settings(options)
     source, engine = _engine_input(input, options)
+    check_output_dir(out, force=force)
     with _engine(*engine) as eng, _progress(quiet, eng) as progress, _input_path(source) as path:
         result = compare_methods(
             path,

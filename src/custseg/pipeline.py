@@ -561,7 +561,8 @@ def effective_config(config: RunConfig, agg: Aggregated) -> RunConfig:
     return config
 
 
-def _stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
+def stopwatch() -> tuple[dict[str, float], Callable[[str], None]]:
+    """Stage timings and the ``lap(stage)`` that records the seconds since the last lap."""
     timings: dict[str, float] = {}
     clock = [time.perf_counter()]
 
@@ -589,7 +590,7 @@ def _run(
     con: Engine,
     reference: Reference | None = None,
 ) -> SegmentationResult:
-    timings, lap = _stopwatch()
+    timings, lap = stopwatch()
     check_cluster_engine(config, con)
     if config.cluster.cluster_engine == "spark":
         try:
@@ -790,7 +791,7 @@ def _backtest(
     con: Engine,
 ) -> BacktestResult:
     check_cluster_engine(config, con, command="backtest")
-    timings, lap = _stopwatch()
+    timings, lap = stopwatch()
     agg = aggregate(
         source,
         config=config,

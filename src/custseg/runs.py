@@ -239,6 +239,24 @@ def replace_atomically(tmp: Path, target: Path) -> None:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
+def check_output_dir(out_dir: str | Path, *, force: bool = False) -> None:
+    """Refuse an output folder that cannot be written whole: a file, or a folder with files
+    in it without ``force`` (the CLI asks before any work, and again when it writes).
+
+    Raises
+    ------
+    OutputError
+    """
+    target = Path(out_dir)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"Output path {str(target)!r} is a file. Pass a folder path with --out.")
+    if target.exists() and not force and any(target.iterdir()):
+        raise OutputError(
+            f"Output folder {str(target)!r} already exists. Pass --force to replace it, "
+            "or choose another --out."
+        )
+
+
 @contextlib.contextmanager
 def atomic_output_dir(out_dir: str | Path, *, force: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary folder that replaces ``out_dir`` when the block succeeds.
@@ -249,13 +267,7 @@ def atomic_output_dir(out_dir: str | Path, *, force: bool = False) -> Iterator[P
         If ``out_dir`` exists and ``force`` is false, is a file, or cannot be written.
     """
     target = Path(out_dir)
-    if target.exists() and not target.is_dir():
-        raise OutputError(f"Output path {str(target)!r} is a file. Pass a folder path with --out.")
-    if target.exists() and not force and any(target.iterdir()):
-        raise OutputError(
-            f"Output folder {str(target)!r} already exists. Pass --force to replace it, "
-            "or choose another --out."
-        )
+    check_output_dir(target, force=force)
     parent = target.resolve().parent
     # The pid in the name lets the cleanup find the folder even if a signal lands between its
     # creation and the assignment below.

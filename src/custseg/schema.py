@@ -342,6 +342,14 @@ _HINT_WORDS: dict[Role, tuple[str, ...]] = {
 }
 
 
+# Words of columns that describe a customer or a line but never identify one: never suggested
+# for the customer or the invoice (a 'Country' column is not the customer id).
+_NEVER_IDS: tuple[str, ...] = (
+    "country", "city", "region", "state", "province", "zip", "postcode", "currency",
+    "description", "category", "status", "channel", "gender", "comment", "note",
+)  # fmt: skip
+
+
 def _missing(role: Role, headers: list[str], taken: set[str]) -> SchemaError:
     """No column for ``role``; the hint suggests only a column no other role uses.
 
@@ -350,6 +358,8 @@ def _missing(role: Role, headers: list[str], taken: set[str]) -> SchemaError:
     like another role (a ``Date`` column is never suggested as the customer).
     """
     free = [h for h in headers if h not in taken and not _named_for_other_role(h, role)]
+    if role in ("customer", "invoice"):
+        free = [h for h in free if not any(w in _norm(h) for w in _NEVER_IDS)]
     guesses = [h for h in free if any(w in _norm(h) for w in _HINT_WORDS[role])]
     # Columns worded like another role (itemDescription: a product) are guessed last.
     plain = [h for h in free if not _worded_for_other_role(h, role)]

@@ -35,7 +35,7 @@ from .load import load_transactions
 from .metrics import segmentation_metrics, sse
 from .model import KSelection
 from .naming import describe_segments
-from .pipeline import SegmentationResult, customer_table, on_engine
+from .pipeline import SegmentationResult, customer_table, on_engine, stopwatch
 
 __all__ = ["score"]
 
@@ -202,10 +202,12 @@ def _score(
     progress: Callable[[str], None],
     eng: Engine,
 ) -> SegmentationResult:
+    timings, lap = stopwatch()
     doc, scored_with = _model_doc(model)
     clean = _clean_rules(doc.settings.clean, as_of)
     progress("load")
     tx = _load(source, doc, columns, engine=eng, **read)
+    lap("load")
     progress("clean and aggregate")
     marked = mark_drops(tx.table, config=clean)
     with eng.translate_errors(tx.source.name):
@@ -216,6 +218,7 @@ def _score(
     note = basket_note(ledger)
     if note:
         warnings.warn(note, CustsegWarning, stacklevel=2)
+    lap("clean and aggregate")
     progress("score and name")
     fit = _fit_of(doc, rfm)
     profiles, names = describe_segments(
@@ -230,6 +233,7 @@ def _score(
     ]
     customers = customer_table(rfm, fit, names)
     settings = RunConfig(clean=clean, cluster=doc.settings.cluster, names=doc.settings.names)
+    lap("score and name")
     return SegmentationResult(
         customers=customers,
         as_of=used_as_of,
@@ -242,4 +246,5 @@ def _score(
         date_format=tx.date_format,
         config=settings,
         scored_with=scored_with,
+        timings=timings,
     )
