@@ -278,33 +278,39 @@ def _rfm_only(df: pd.DataFrame, as_of: dt.date, *, money: bool, returns: Returns
     buyers = df[df["rows_used"] > 0]
     if buyers.empty:
         raise EmptyDataError(f"No purchase lines on one side of {as_of}: nothing to aggregate.")
-    features = [CUSTOMER, _LAST, "frequency", *(("monetary", "returned") if money else ())]
-    buyers = buyers[features].copy()
-    if money and returns == "net":
-        buyers["monetary"] = (buyers["monetary"] - buyers["returned"]).clip(lower=0.0)
-    return _finish(buyers, as_of)[0]
+    return _rfm_of_buyers(buyers, as_of, money=money, returns=returns)[0]
 
 
 def _rfm_of_frame(
     df: pd.DataFrame, as_of: dt.date | None, *, baskets: bool, money: bool, returns: Returns
 ) -> tuple[pd.DataFrame, Ledger, dt.date]:
     """RFM, ledger and as_of from the fetched per-customer table."""
-    buyers = df[df["rows_used"] > 0].copy()
+    buyers = df[df["rows_used"] > 0]
     counts = _counts(df, buyers, baskets=baskets)
     if money and returns == "net":
-        net = buyers["monetary"].astype("float64") - buyers["returned"]
+        net = buyers["monetary"] - buyers["returned"]
         counts["rows_netted"] = int(buyers["_netted"].sum())
         counts["customers_net_nonpositive"] = int((net <= 0).sum())
-        buyers["monetary"] = net.clip(lower=0.0)
     ledger = Ledger.from_counts(
         counts,
         date_min=_to_datetime(buyers["first_purchase"].min()) if len(buyers) else None,
         date_max=_to_datetime(buyers[_LAST].max()) if len(buyers) else None,
     )
     check_not_empty(ledger)
-    features = [CUSTOMER, _LAST, "frequency", *(("monetary", "returned") if money else ())]
-    rfm, used_as_of = _finish(buyers[features], as_of)
+    rfm, used_as_of = _rfm_of_buyers(buyers, as_of, money=money, returns=returns)
     return rfm, ledger, used_as_of
+
+
+def _rfm_of_buyers(
+    buyers: pd.DataFrame, as_of: dt.date | None, *, money: bool, returns: Returns
+) -> tuple[pd.DataFrame, dt.date]:
+    """The RFM table of the customers with a purchase line (``returns="net"``: monetary less
+    returned, floored at 0) and the as_of used."""
+    features = [CUSTOMER, _LAST, "frequency", *(("monetary", "returned") if money else ())]
+    table = buyers[features].copy()
+    if money and returns == "net":
+        table["monetary"] = (table["monetary"] - table["returned"]).clip(lower=0.0)
+    return _finish(table, as_of)
 
 
 def rfm_table_and_ledger(
