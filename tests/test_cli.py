@@ -357,18 +357,19 @@ def test_quiet_keeps_warnings_in_run_json(tiny_csv: Path, tmp_path: Path) -> Non
     ]
 
 
-def test_version_imports_neither_engine_nor_scikit_learn() -> None:
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_start_up_imports_neither_engine_nor_models(flag: str) -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys; from custseg.cli import main; sys.argv = ['custseg', '--version']\n"
+        f"import sys; from custseg.cli import main; sys.argv = ['custseg', '{flag}']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('duckdb', 'ibis', 'sklearn', 'scipy', 'matplotlib', 'pandas') "
-        "if m in sys.modules]\nprint('heavy:', heavy)"
+        "heavy = [m for m in ('duckdb', 'ibis', 'sklearn', 'scipy', 'matplotlib', 'pandas', "
+        "'numpy', 'pydantic', 'custseg.config') if m in sys.modules]\nprint('heavy:', heavy)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "custseg 0.1.0" in done.stdout
+    assert ("custseg 0.1.0" if flag == "--version" else "segment") in done.stdout
     assert "heavy: []" in done.stdout
 
 

@@ -29,26 +29,22 @@ from rich.console import Console
 from typer.core import TyperCommand, TyperGroup
 
 from . import __version__
-from .config import (
-    CleanConfig,
-    ClusterConfig,
+from .choices import (
     ClusterEngine,
     ClusterMethod,
     FrequencyUnit,
     OutlierMethod,
     Preset,
     Returns,
-    RunConfig,
     SelectMethod,
     TransformMethod,
-    build_run_config,
-    unknown_choice,
 )
 from .errors import ConfigError, CustsegError, CustsegWarning
 
 if TYPE_CHECKING:
     from .clean import Ledger
     from .comparison import Comparison
+    from .config import CleanConfig, RunConfig
     from .engine import Engine
     from .pipeline import BacktestResult, SegmentationResult
 
@@ -97,6 +93,8 @@ class _Group(TyperGroup):
 
 def _usage_message(exc: typer.TyperException) -> str:
     """One line: what is wrong with the command line and how to get help."""
+    from .config import CleanConfig, ClusterConfig, unknown_choice
+
     param = getattr(exc, "param", None)
     name = str(getattr(param, "name", "") or "")
     field = ClusterConfig.model_fields.get(name) or CleanConfig.model_fields.get(name)
@@ -808,6 +806,8 @@ def parse_duration(text: str) -> int:
 
 def _settings(options: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
     """The run's settings and reading options from the shared options' values."""
+    from .config import build_run_config
+
     o = options
     config = build_run_config(
         preset=o["preset"],
@@ -991,6 +991,7 @@ def score_command(
     table: TableOpt = None,
 ) -> None:
     """Score new transactions with a saved model: its rules, segments and names, unchanged."""
+    from .config import CleanConfig
     from .output import build_summary, write_run
     from .runs import check_output_dir
     from .scoring import score
@@ -1123,6 +1124,7 @@ def demo_command(
     svg: SvgOpt = False,
 ) -> None:
     """Run the whole pipeline on the bundled UCI Online Retail data (CC BY 4.0)."""
+    from .config import build_run_config
     from .datasets import CITATION, online_retail_path
 
     config = build_run_config(cluster={"random_state": seed}, label=_flag)

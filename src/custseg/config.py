@@ -33,6 +33,16 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from .choices import (
+    ClusterEngine,
+    ClusterMethod,
+    FrequencyUnit,
+    OutlierMethod,
+    Preset,
+    Returns,
+    SelectMethod,
+    TransformMethod,
+)
 from .errors import ConfigError
 
 __all__ = [
@@ -57,21 +67,6 @@ __all__ = [
     "unknown_choice",
 ]
 
-OutlierMethod = Literal["zscore", "iqr", "none"]
-#: What frequency counts: distinct ``orders`` (invoices; rows where the data has none) or
-#: distinct calendar purchase ``days`` (the convention of lifetimes and pymc-marketing).
-FrequencyUnit = Literal["orders", "days"]
-#: What cancellation lines do to monetary: ``drop`` (left out, the default) or ``net``
-#: (subtracted from their customer's monetary value).
-Returns = Literal["drop", "net"]
-TransformMethod = Literal["none", "log"]
-#: How k is chosen: ``auto`` is the method's own rule (K-Means: knee of the SSE curve; Ward:
-#: ``merge-gap``, the largest gap in the merge heights; Gaussian mixtures: lowest ``bic``);
-#: ``backtest``: what the segments predict on the user's own data (see custseg.backtest).
-SelectMethod = Literal["auto", "knee", "merge-gap", "bic", "silhouette", "backtest"]
-ClusterMethod = Literal["kmeans", "hierarchical", "gmm", "rfm-scores"]
-#: Where K-Means is fitted: on the driver (scikit-learn) or in Spark (MLlib, k-means||).
-ClusterEngine = Literal["local", "spark"]
 #: The rules each method can choose k by (besides a fixed ``k``).
 METHOD_RULES: dict[str, tuple[str, ...]] = {
     "kmeans": ("auto", "knee", "silhouette", "backtest"),
@@ -431,7 +426,6 @@ class ClusterConfig(Settings):
         return self
 
 
-Preset = Literal["default", "tutorial"]
 #: Named settings: ``default`` is the evidence-chosen default (docs/defaults.md: K-Means on
 #: log R, F, M, k chosen by what the segments predict on a holdout of the user's own data);
 #: ``tutorial`` is the reference tutorial's own method (z-score outliers, no transform, k at

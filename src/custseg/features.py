@@ -23,6 +23,8 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .clean import DROP_REASON, DROP_REASONS, RETURN_LINE, Ledger, check_not_empty
 from .config import FrequencyUnit, Returns
@@ -574,12 +576,23 @@ def _finish(df: pd.DataFrame, as_of: dt.date | None) -> tuple[pd.DataFrame, dt.d
 def _customer_order(ids: pd.Index) -> np.ndarray:
     """Numeric ids in numeric order, others in text order: stable and human-friendly."""
     values = ids.to_numpy(dtype=object)
-    if all(isinstance(v, str) and v.isdigit() for v in values):
+    text = pa.array(values, type=pa.string())
+    if len(text) and pc.all(pc.match_substring_regex(text, "^[0-9]{1,18}$")).as_py():
+        # Digit strings of one length sort as their numbers: an integer sort, not a string
+        # sort (7 s -> 0.3 s at a million customers); without leading zeros, the numbers
+        # alone give that order.
+        numbers = pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
+        padded = pc.and_(pc.starts_with(text, "0"), pc.greater(pc.utf8_length(text), 1))
+        if not pc.any(padded).as_py():
+            return np.argsort(numbers, kind="stable")
+        return np.lexsort((numbers, pc.utf8_length(text).to_numpy(zero_copy_only=False)))
+    if len(text) and pc.all(pc.utf8_is_digit(text)).as_py():
+        # Longer digit strings, or digits of other scripts ("١٢"): by length, then as text
+        # or number (Python's int() reads every script's digits).
         lengths = np.fromiter(map(len, values), dtype=np.int64, count=len(values))
-        if len(values) and lengths.max() <= 18:
-            # Digit strings of one length sort as their numbers: an integer sort, not a
-            # string sort (7 s -> 0.5 s at a million customers).
+        if lengths.max() <= 18:
             numbers = np.fromiter(map(int, values), dtype=np.int64, count=len(values))
             return np.lexsort((numbers, lengths))
         return np.lexsort((values, lengths))
-    return np.argsort(values, kind="stable")
+    # Arrow sorts UTF-8 bytes, which is code point order (Python's), and stably.
+    return pc.sort_indices(text).to_numpy(zero_copy_only=False)

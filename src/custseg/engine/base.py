@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import ibis
 import ibis.expr.datatypes as idt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -31,6 +32,7 @@ __all__ = [
     "WHITESPACE_REGEX",
     "Engine",
     "headerless_names",
+    "may_be_nan",
 ]
 
 #: Text that reads as a finite number on every engine: digits with an optional point, an
@@ -46,6 +48,21 @@ DECIMAL_COMMA_REGEX = r"^[+-]?(?:(?:[0-9]{1,3}(?:[. ][0-9]{3})+|[0-9]+)(?:,[0-9]
 #: ``--delimiter whitespace``: columns split by runs of spaces and tabs (CDNOW's own layout).
 WHITESPACE = "whitespace"
 WHITESPACE_REGEX = r"[ \t]+"
+
+
+def may_be_nan(value: ir.Value) -> bool:
+    """Whether ``value`` can be NaN or infinite: a float, unless it is a float made of integers.
+
+    Looks through the projections of a table (``t.quantity`` of a table that selected
+    ``Quantity.cast("float64")``): a Parquet or database column of integers, read as floats,
+    needs no NaN test on every row (about 5% of the RFM stage at 10M rows).
+    """
+    if not value.type().is_floating():
+        return False
+    op: Any = value.op()
+    while isinstance(op, ops.Field) and isinstance(op.rel, ops.Project):
+        op = op.rel.values[op.name]
+    return not (isinstance(op, ops.Cast) and op.arg.dtype.is_integer())
 
 
 class Engine:
@@ -271,8 +288,11 @@ class Engine:
 
     @classmethod
     def not_finite(cls, value: ir.NumericValue) -> ir.BooleanValue:
-        """NULL, NaN or infinite."""
+        """NULL, NaN or infinite (only NULL for a value that cannot be NaN: see
+        :func:`may_be_nan`)."""
         v: Any = value
+        if not may_be_nan(value):
+            return v.isnull()
         return v.isnull() | v.isnan() | v.isinf()
 
     @classmethod

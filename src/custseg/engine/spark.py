@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from ..errors import ConfigError, InputError
 from . import files as _files
-from .base import NUMBER_REGEX, Engine, arrow_table, first_line, headerless_names
+from .base import NUMBER_REGEX, Engine, arrow_table, first_line, headerless_names, may_be_nan
 
 __all__ = ["SparkEngine", "connect_spark", "spark_session"]
 
@@ -426,7 +426,7 @@ class SparkEngine(Engine):
     def not_finite(cls, value: ir.NumericValue) -> ir.BooleanValue:
         """NULL, NaN or infinite, spelled with comparisons (Spark has no ``isinf``)."""
         v: Any = value
-        if not value.type().is_floating():
+        if not may_be_nan(value):
             return v.isnull()
         return v.isnull() | v.isnan() | (v == float("inf")) | (v == float("-inf"))
 
