@@ -353,11 +353,12 @@ def _env(src: Path = SRC) -> dict[str, str]:
     return env
 
 
-def run_cli(path: Path, timeout: float, src: Path = SRC) -> dict[str, Any]:
+def run_cli(path: Path, timeout: float, src: Path = SRC, *, report: bool = True) -> dict[str, Any]:
     """``custseg run`` as a user runs it; adds stage timings and the report's share."""
     out = Path(tempfile.mkdtemp(prefix="custseg-bench-")) / "out"
     try:
         cmd = [sys.executable, "-m", "custseg", "run", str(path), "--out", str(out), "--quiet"]
+        cmd += [] if report else ["--no-report"]
         start_epoch = time.time()
         r = measure(cmd, timeout=timeout, env=_env(src))
         if "error" in r:
@@ -520,9 +521,13 @@ def section_run(
     rows = []
     for size in sizes:
         path = data_file(size, customers=customers)
-        fns: dict[str, Any] = {"run": lambda p=path: run_cli(p, timeout)}
+        fns: dict[str, Any] = {
+            "run": lambda p=path: run_cli(p, timeout),
+            "no_report": lambda p=path: run_cli(p, timeout, report=False),
+        }
         if baseline is not None:
             fns["baseline"] = lambda p=path: run_cli(p, timeout, baseline)
+            fns["baseline_no_report"] = lambda p=path: run_cli(p, timeout, baseline, report=False)
         res = repeat(fns, n, f"run {path.name}")
         rows.append({"rows": size, "customers_param": customers, **res})
     return rows
@@ -736,22 +741,24 @@ def render(results: dict[str, Any]) -> str:
         lines += [
             "",
             "custseg run, end to end (wall incl. interpreter start)",
-            f"{'size':>6} {'wall s':>8} {'peak MiB':>8} {'customers':>10} {'k':>3}  stages (s)",
+            f"{'size':>28} {'wall s':>8} {'peak MiB':>8} {'customers':>10} {'k':>3}  stages (s)",
         ]
         for row in results["run"]:
-            for tag in ("run", "baseline"):
+            for tag in ("run", "no_report", "baseline", "baseline_no_report"):
                 if tag not in row:
                     continue
-                r, size = row[tag], label(row["rows"]) + ("" if tag == "run" else " (baseline)")
+                note = {"no_report": " --no-report", "baseline": " (baseline)"}.get(tag, "")
+                note = " (baseline) --no-report" if tag == "baseline_no_report" else note
+                r, size = row[tag], label(row["rows"]) + note
                 if "error" in r:
-                    lines.append(f"{size:>6} error: {r['error']}")
+                    lines.append(f"{size:>28} error: {r['error']}")
                     continue
                 stages = ", ".join(
                     f"{k[6:]} {v:.1f}" for k, v in r.items() if k.startswith("stage:")
                 )
                 rep = f", report {r['report_seconds']:.1f}" if "report_seconds" in r else ""
                 lines.append(
-                    f"{size:>6} {r['wall']:>8.1f} {r['peak_mib']:>8.0f} "
+                    f"{size:>28} {r['wall']:>8.1f} {r['peak_mib']:>8.0f} "
                     f"{int(r.get('customers', 0)):>10,} {int(r.get('k', 0)):>3}  {stages}{rep}"
                 )
     if results.get("customers"):

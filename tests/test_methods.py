@@ -143,6 +143,26 @@ def test_kmeans_sweeps_a_sample_with_fewer_restarts_and_keeps_the_knee(
     assert sse(sampled) == pytest.approx(sse(full), rel=0.005)
 
 
+def test_kmeans_sweep_side_by_side_is_the_sweep_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The k values fitted one per core give the fits of a sweep in turn, bit for bit, and
+    each k keeps its own warnings (three distinct points: k = 4 and 5 find only three)."""
+    import custseg.methods.kmeans as km
+    from custseg.methods.base import Method
+
+    points = np.repeat(np.array([[0.0, 0, 0], [5, 5, 0], [0, 5, 5]]), 40, axis=0)
+    for Z in (_blobs(seed=5, n=500), points):
+        method = get_method(ClusterConfig(n_init=4, random_state=7))
+        ks = [2, 3, 4, 5]
+        monkeypatch.setattr(km, "_cores", lambda: 2)
+        side = method.sweep(Z, ks, Z)
+        turn = Method.sweep(method, Z, ks, Z)  # the base class: one k after another
+        for a, b in zip(side, turn, strict=True):
+            assert a.k == b.k and a.criterion == b.criterion and a.notes == b.notes
+            assert np.array_equal(a.centers, b.centers) and np.array_equal(a.labels, b.labels)
+    assert [len(f.notes) > 0 for f in side] == [False, False, True, True]
+    assert "Number of distinct clusters (3) found smaller than n_clusters (4)" in side[2].notes[0]
+
+
 def test_ward_above_the_sample_limit_fits_a_seeded_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     import custseg.methods.hierarchical as ward
 

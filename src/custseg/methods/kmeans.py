@@ -1,14 +1,20 @@
 """K-Means (k-means++, Lloyd), the reference workflow's method; k at the knee of the SSE curve.
 
 Measured on two cores (docs/benchmarks.md): Lloyd beats Elkan with three features, and one
-thread beats two at every size, so the fits run on one thread. Above :data:`SWEEP_SAMPLE`
-customers the k sweep runs on a seeded sample and the chosen k is fitted on everyone from the
-sample's centres (see :func:`custseg.cluster.fit_segments`).
+thread beats two at every size, so each fit runs on one thread and a sweep fits its k values
+side by side, one per core (:meth:`KMeansMethod.sweep`: the same fits, bit for bit). Above
+:data:`SWEEP_SAMPLE` customers the k sweep runs on a seeded sample and the chosen k is fitted
+on everyone from the sample's centres (see :func:`custseg.cluster.fit_segments`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -56,6 +62,34 @@ class KMeansMethod(Method):
             else KMeansMethod(self.config.replace(n_init=restarts))
         )
 
+    def sweep(self, Z: np.ndarray, ks: list[int], raw: np.ndarray) -> list[Fit]:
+        """Every k fitted, one per core at a time: each fit is seeded and single-threaded,
+        so the fits are those of a sweep in turn (scikit-learn's Lloyd loop releases the GIL)."""
+        workers = min(len(ks), _cores())
+        if workers < 2:
+            return super().sweep(Z, ks, raw)
+        from threadpoolctl import threadpool_limits
+
+        # BLAS limits are process-wide: set once, here; OpenMP's are per thread (below).
+        with (
+            threadpool_limits(limits=1),
+            _warnings_by_thread(),
+            ThreadPoolExecutor(max_workers=workers) as pool,
+        ):
+            return list(pool.map(lambda k: self._fit_in_thread(Z, k, raw), ks))
+
+    def _fit_in_thread(self, Z: np.ndarray, k: int, raw: np.ndarray) -> Fit:
+        """A sweep thread's fit: one OpenMP thread, as a fit in turn has (a thread started
+        here would otherwise use every core, and sum its centres in another order)."""
+        from threadpoolctl import threadpool_limits
+
+        _THREAD.caught = []
+        try:
+            with threadpool_limits(limits=1, user_api="openmp"):
+                return self.fit(Z, k, raw)
+        finally:
+            _THREAD.caught = None
+
     def fit(self, Z: np.ndarray, k: int, raw: np.ndarray, *, start: Fit | None = None) -> Fit:
         if k == 1:
             # One cluster is its mean; no restarts, no randomness.
@@ -95,8 +129,46 @@ def _kmeans(
     km = KMeans(
         n_clusters=k, init=init, n_init=n_init, algorithm="lloyd", random_state=random_state
     )
-    with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
+    if getattr(_THREAD, "caught", None) is not None:  # in a sweep's thread
+        _THREAD.caught = []
         km.fit(Z)
-    texts = [str(w.message).split("\n")[0] for w in caught]
+        messages, _THREAD.caught = _THREAD.caught, []
+    else:
+        with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            km.fit(Z)
+        messages = [w.message for w in caught]
+    texts = [str(m).split("\n")[0] for m in messages]
     return np.asarray(km.cluster_centers_, dtype=np.float64), float(km.inertia_), texts
+
+
+# The warnings each sweep thread's fit raises (catch_warnings is process-wide, not per thread).
+_THREAD = threading.local()
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _warnings_by_thread() -> Iterator[None]:
+    """Inside: every warning shown in a thread that set ``_THREAD.caught`` is kept there (as
+    ``catch_warnings(record=True)`` does for one thread), ConvergenceWarning always."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", ConvergenceWarning)
+        shown = warnings.showwarning
+
+        def keep(
+            message: Any, category: Any, filename: str, lineno: int, *a: Any, **kw: Any
+        ) -> None:
+            caught = getattr(_THREAD, "caught", None)
+            if caught is None:
+                shown(message, category, filename, lineno, *a, **kw)
+            else:
+                caught.append(message)
+
+        warnings.showwarning = keep
+        yield
