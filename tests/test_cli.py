@@ -273,6 +273,38 @@ def test_run_config_file_renames_segments(tiny_csv: Path, tmp_path: Path) -> Non
 TINY_ARGS = ["--k", "2", "--k-range", "1-2", "--no-report"]
 
 
+def test_the_account_says_what_was_detected_in_a_text_file(tmp_path: Path) -> None:
+    """Encoding, header and date format found in a CSV are printed; a Parquet file (typed
+    dates, no encoding) prints no such line."""
+    src = tmp_path / "export.csv"
+    src.write_bytes(
+        "Kunde;Datum;Betrag;Ort\n1;03.01.2021;12,5;Köln\n2;04.01.2021;3,25;Zürich\n"
+        "1;05.02.2021;7;Köln\n3;06.02.2021;8;Graz\n".encode("latin-1")
+    )
+    args = ["--customer-col", "Kunde", "--date-col", "Datum", "--amount-col", "Betrag", "--k", "1"]
+    args += ["--no-report"]
+    res = runner.invoke(app, ["run", str(src), "-o", str(tmp_path / "o"), "--decimal", ",", *args])
+    assert res.exit_code == 0, res.stderr
+    head = res.stdout.splitlines()[0]
+    assert head == f"Read {src}: encoding latin-1, dates as '%d.%m.%Y'.", head
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "customer": ["1", "2", "1"],
+            "date": pd.to_datetime(["2021-01-03", "2021-01-04", "2021-02-05"]),
+            "amount": [12.5, 3.25, 7.0],
+        }
+    )
+    frame.to_parquet(tmp_path / "p.parquet")
+    res = runner.invoke(
+        app,
+        ["run", str(tmp_path / "p.parquet"), "-o", str(tmp_path / "q"), "--k", "1", "--no-report"],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert not any(line.startswith("Read ") for line in res.stdout.splitlines())
+
+
 def test_help_lists_choices_and_names_the_argument() -> None:
     res = runner.invoke(app, ["run", "--help"])
     assert res.exit_code == 0

@@ -306,6 +306,20 @@ def _print_account(result: SegmentationResult, out: Path, files: list[str]) -> N
     console.print(f"Wrote {', '.join(files)} to {out}")
 
 
+def _reading_lines(result: SegmentationResult) -> list[str]:
+    """What was detected in a text file (encoding, header, date format): none for typed
+    sources such as Parquet or a database table with timestamps."""
+    src = result.source
+    found = []
+    if src.format == "csv" and src.encoding:
+        found.append(f"encoding {src.encoding}")
+    if src.format == "csv" and not src.header:
+        found.append("no header row (columns named column_1, column_2, ...)")
+    if result.date_format:
+        found.append(f"dates as {result.date_format!r}")
+    return [f"Read {src.name}: {', '.join(found)}."] if found else []
+
+
 def _account_lines(result: SegmentationResult) -> list[str]:
     """What the run read, used, dropped and chose, a sentence each."""
     led = result.ledger
@@ -318,6 +332,7 @@ def _account_lines(result: SegmentationResult) -> list[str]:
         f"{role}={col!r}" for role, col in (result.columns.used() if result.columns else {}).items()
     )
     lines = [
+        *_reading_lines(result),
         f"Columns: {used}.",
         f"{led.rows_read:,} rows read, {led.rows_used:,} used; dropped: {dropped}.",
         f"{led.customers_segmented:,} customers segmented as of {result.as_of} "
