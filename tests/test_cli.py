@@ -428,6 +428,13 @@ def test_as_of_in_the_past_names_customers_cut_off(tmp_path: Path) -> None:
     ledger = json.loads((out / "summary.json").read_text())["ledger"]
     assert ledger["customers_without_purchase"] == 3
     assert ledger["customers_outside_window"] == 2
+    # The warning names the window of the flags given, and only those.
+    warned = "warning: 3 rows fall outside the window (before --as-of 2021-02-01) and were left"
+    assert warned in " ".join(res.stderr.split()), res.stderr
+    res = runner.invoke(app, [*args, "--since", "2021-01-02", "--no-report", "--force"])
+    assert res.exit_code == 0, res.output
+    warned = "4 rows fall outside the window (from --since 2021-01-02, before --as-of 2021-02-01)"
+    assert warned in " ".join(res.stderr.split()), res.stderr
 
 
 def test_ledger_without_a_window_has_no_outside_window_key(tiny_csv: Path, tmp_path: Path) -> None:

@@ -379,9 +379,13 @@ def explain_drops(
         )
     outside = ledger.rows_dropped.get("outside_window", 0)
     if outside and config.as_of is not None:
+        window = [
+            *([f"from --since {config.since}"] if config.since else []),
+            *([f"to --until {config.until}"] if config.until else []),
+            f"before --as-of {config.as_of}",
+        ]
         notes.append(
-            f"{outside:,} rows fall outside the window ending before as_of {config.as_of} "
-            "(or --since/--until) and were left out."
+            f"{outside:,} rows fall outside the window ({', '.join(window)}) and were left out."
         )
     for note in notes:
         warnings.warn(note, CustsegWarning, stacklevel=2)
