@@ -744,11 +744,15 @@ def render(results: dict[str, Any]) -> str:
             f"{'size':>28} {'wall s':>8} {'peak MiB':>8} {'customers':>10} {'k':>3}  stages (s)",
         ]
         for row in results["run"]:
-            for tag in ("run", "no_report", "baseline", "baseline_no_report"):
+            notes = {
+                "run": "",
+                "no_report": " --no-report",
+                "baseline": " (baseline)",
+                "baseline_no_report": " (baseline) --no-report",
+            }
+            for tag, note in notes.items():
                 if tag not in row:
                     continue
-                note = {"no_report": " --no-report", "baseline": " (baseline)"}.get(tag, "")
-                note = " (baseline) --no-report" if tag == "baseline_no_report" else note
                 r, size = row[tag], label(row["rows"]) + note
                 if "error" in r:
                     lines.append(f"{size:>28} error: {r['error']}")

@@ -582,10 +582,10 @@ def _customer_order(ids: pd.Index) -> np.ndarray:
         # sort (7 s -> 0.3 s at a million customers); without leading zeros, the numbers
         # alone give that order.
         numbers = pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
-        padded = pc.and_(pc.starts_with(text, "0"), pc.greater(pc.utf8_length(text), 1))
-        if not pc.any(padded).as_py():
+        lengths = pc.utf8_length(text)
+        if not pc.any(pc.and_(pc.starts_with(text, "0"), pc.greater(lengths, 1))).as_py():
             return np.argsort(numbers, kind="stable")
-        return np.lexsort((numbers, pc.utf8_length(text).to_numpy(zero_copy_only=False)))
+        return np.lexsort((numbers, lengths.to_numpy(zero_copy_only=False)))
     if len(text) and pc.all(pc.utf8_is_digit(text)).as_py():
         # Longer digit strings, or digits of other scripts ("١٢"): by length, then as text
         # or number (Python's int() reads every script's digits).

@@ -83,12 +83,12 @@ class KMeansMethod(Method):
         here would otherwise use every core, and sum its centres in another order)."""
         from threadpoolctl import threadpool_limits
 
-        _THREAD.caught = []
+        _THREAD.in_sweep = True
         try:
             with threadpool_limits(limits=1, user_api="openmp"):
                 return self.fit(Z, k, raw)
         finally:
-            _THREAD.caught = None
+            _THREAD.in_sweep = False
 
     def fit(self, Z: np.ndarray, k: int, raw: np.ndarray, *, start: Fit | None = None) -> Fit:
         if k == 1:
@@ -129,10 +129,12 @@ def _kmeans(
     km = KMeans(
         n_clusters=k, init=init, n_init=n_init, algorithm="lloyd", random_state=random_state
     )
-    if getattr(_THREAD, "caught", None) is not None:  # in a sweep's thread
+    if getattr(_THREAD, "in_sweep", False):  # limits set by the sweep; warnings kept per thread
         _THREAD.caught = []
-        km.fit(Z)
-        messages, _THREAD.caught = _THREAD.caught, []
+        try:
+            km.fit(Z)
+        finally:
+            messages, _THREAD.caught = _THREAD.caught, None
     else:
         with threadpool_limits(limits=1), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
@@ -142,7 +144,8 @@ def _kmeans(
     return np.asarray(km.cluster_centers_, dtype=np.float64), float(km.inertia_), texts
 
 
-# The warnings each sweep thread's fit raises (catch_warnings is process-wide, not per thread).
+# Per sweep thread: ``in_sweep``, and ``caught``, the warnings of the K-Means fit under way
+# (catch_warnings is process-wide, not per thread).
 _THREAD = threading.local()
 
 
@@ -153,8 +156,9 @@ def _cores() -> int:
 
 @contextlib.contextmanager
 def _warnings_by_thread() -> Iterator[None]:
-    """Inside: every warning shown in a thread that set ``_THREAD.caught`` is kept there (as
-    ``catch_warnings(record=True)`` does for one thread), ConvergenceWarning always."""
+    """Inside: a warning shown while a thread's ``_THREAD.caught`` is a list is kept there (as
+    ``catch_warnings(record=True)`` does for one thread), ConvergenceWarning always; any
+    other warning is shown as before."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
