@@ -250,6 +250,28 @@ def test_engine_parses_dates_as_duckdb(
     assert parsed(other) == parsed(duck)
 
 
+#: Halves, the doubles either side of one, and values past 2**52 (where ``x + 0.5`` is inexact).
+ROUNDING_VALUES = [0.5, 1.5, 2.5, 2.4999999999999996, 0.49999999999999994, 12345678.5,
+                   4503599627370495.5, 2.0**53 + 2, 1e15 + 0.5, 7.0]  # fmt: skip
+
+
+def test_engine_rounds_money_as_duckdb_and_as_the_contract(other: Any, duck: Any) -> None:
+    """Micro-units round halves away from zero, the exact double (not its decimal print)."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    df = pd.DataFrame({"v": ROUNDING_VALUES})
+
+    def rounded(eng: Any) -> list[int]:
+        t = eng.register_arrow(df, "rounding")
+        r = type(eng).round_half_away(t.v).cast("int64")
+        out = t.select(t.v, r=r).to_pyarrow().to_pylist()
+        return [row["r"] for row in sorted(out, key=lambda row: row["v"])]
+
+    expected = [int(Decimal(v).quantize(Decimal(1), ROUND_HALF_UP)) for v in sorted(df.v)]
+    assert rounded(duck) == expected
+    assert rounded(other) == expected
+
+
 def test_unsupported_date_directive_is_a_config_error() -> None:
     with pytest.raises(
         ConfigError, match=r"uses %b, which this engine cannot parse.*--engine duckdb"

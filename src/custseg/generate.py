@@ -388,27 +388,7 @@ def _make_population(n_customers: int, rng: np.random.Generator) -> _Population:
     country = _draw(country_cdf, rng.random(n)).astype(np.int32)
     ids = (_FIRST_CUSTOMER_ID + rng.permutation(n)).astype(np.float64)
 
-    # Catalogue: Zipf-like popularity, lognormal base prices (median ~2.1).
-    popularity = 1.0 / np.arange(1, _N_PRODUCTS + 1) ** 0.8
-    product_cdf = np.cumsum(popularity / popularity.sum())
-    base = np.round(np.clip(rng.lognormal(0.75, 0.75, _N_PRODUCTS), 0.1, 300.0), 2)
-    special_prices = np.array([18.0, 150.0, 10.0, 50.0])
-    product_price = np.concatenate([base, special_prices])
-    codes = 10000 + rng.choice(80000, _N_PRODUCTS, replace=False)
-    suffix = np.where(rng.random(_N_PRODUCTS) < 0.15, rng.integers(0, 7, _N_PRODUCTS), -1)
-    letters = np.array(list("ABCDEFG"))
-    stock = [
-        f"{c}{letters[s]}" if s >= 0 else str(c)
-        for c, s in zip(codes.tolist(), suffix.tolist(), strict=True)
-    ] + [code for code, _ in _SPECIALS]
-    combos = rng.choice(len(_ADJECTIVES) * len(_COLOURS) * len(_NOUNS), _N_PRODUCTS, replace=False)
-    names = []
-    for combo in combos.tolist():
-        a, rest = divmod(combo, len(_COLOURS) * len(_NOUNS))
-        c, m = divmod(rest, len(_NOUNS))
-        names.append(f"{_COLOURS[c]} {_ADJECTIVES[a]} {_NOUNS[m]}")
-    names += [name for _, name in _SPECIALS]
-
+    product_cdf, product_price, stock, names = _draw_catalogue(rng)
     day_cdf = _day_intensity_cdf()
     minute_weight = np.repeat(_HOUR_WEIGHTS / 60.0, 60)
     minute_cdf = np.concatenate([[0.0], np.cumsum(minute_weight / minute_weight.sum())])
@@ -432,6 +412,33 @@ def _make_population(n_customers: int, rng: np.random.Generator) -> _Population:
         minute_cdf=minute_cdf,
         open_minute=7 * 60,
     )
+
+
+def _draw_catalogue(
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """The catalogue: popularity CDF, unit prices (specials last), stock codes, names."""
+    # Catalogue: Zipf-like popularity, lognormal base prices (median ~2.1).
+    popularity = 1.0 / np.arange(1, _N_PRODUCTS + 1) ** 0.8
+    product_cdf = np.cumsum(popularity / popularity.sum())
+    base = np.round(np.clip(rng.lognormal(0.75, 0.75, _N_PRODUCTS), 0.1, 300.0), 2)
+    special_prices = np.array([18.0, 150.0, 10.0, 50.0])
+    product_price = np.concatenate([base, special_prices])
+    codes = 10000 + rng.choice(80000, _N_PRODUCTS, replace=False)
+    suffix = np.where(rng.random(_N_PRODUCTS) < 0.15, rng.integers(0, 7, _N_PRODUCTS), -1)
+    letters = np.array(list("ABCDEFG"))
+    stock = [
+        f"{c}{letters[s]}" if s >= 0 else str(c)
+        for c, s in zip(codes.tolist(), suffix.tolist(), strict=True)
+    ] + [code for code, _ in _SPECIALS]
+    combos = rng.choice(len(_ADJECTIVES) * len(_COLOURS) * len(_NOUNS), _N_PRODUCTS, replace=False)
+    names = []
+    for combo in combos.tolist():
+        a, rest = divmod(combo, len(_COLOURS) * len(_NOUNS))
+        c, m = divmod(rest, len(_NOUNS))
+        names.append(f"{_COLOURS[c]} {_ADJECTIVES[a]} {_NOUNS[m]}")
+    names += [name for _, name in _SPECIALS]
+    return product_cdf, product_price, stock, names
 
 
 def _day_intensity_cdf() -> np.ndarray:
@@ -470,6 +477,21 @@ class _ChunkState:
     next_invoice: int
 
 
+@dataclass
+class _Invoices:
+    """One chunk's invoices (kind, lines, customer) and what their lines inherit."""
+
+    guest: np.ndarray  # bool per invoice
+    cancel: np.ndarray  # bool per invoice
+    lines: np.ndarray  # lines per invoice (they fill the chunk exactly)
+    offsets: np.ndarray  # first row of each invoice in the chunk
+    customer: np.ndarray  # customer index per invoice, -1 for guests
+    cancelled: np.ndarray  # the cancellation invoices ...
+    reference: np.ndarray  # ... and the purchase each one reverses
+    timestamps: np.ndarray
+    country: np.ndarray  # int32 country index per invoice
+
+
 def _make_chunk(
     pop: _Population,
     state: _ChunkState,
@@ -479,7 +501,27 @@ def _make_chunk(
     n_rows: int,
     rows: int,
 ) -> pa.RecordBatch:
-    """Generate rows ``start_row .. start_row + n_rows`` of a log of ``rows`` rows."""
+    """Generate rows ``start_row .. start_row + n_rows`` of a log of ``rows`` rows.
+
+    The steps draw from ``rng`` in a fixed order (the same seed writes the same bytes).
+    """
+    inv = _chunk_invoices(pop, rng, start_row=start_row, n_rows=n_rows, rows=rows)
+    inv_of_row = np.repeat(np.arange(inv.lines.size, dtype=np.int32), inv.lines)
+    line_no = np.arange(n_rows, dtype=np.int64) - inv.offsets[inv_of_row]
+    product, quantity, price = _product_lines(pop, rng, inv, inv_of_row)
+    draws = _special_lines(pop, rng, inv, inv_of_row, line_no, (product, quantity, price))
+    zero = rng.random(n_rows) < _ZERO_PRICE_SHARE
+    no_description = _zero_prices(rng, inv.guest[inv_of_row], zero, draws, quantity, price)
+    if inv.cancelled.size:
+        _copy_cancelled(pop, rng, inv, inv_of_row, line_no, zero, (product, quantity, price))
+        no_description[inv.cancel[inv_of_row]] = False  # a cancellation copies a description
+    return _chunk_batch(pop, state, inv, inv_of_row, product, quantity, price, no_description)
+
+
+def _chunk_invoices(
+    pop: _Population, rng: np.random.Generator, *, start_row: int, n_rows: int, rows: int
+) -> _Invoices:
+    """The chunk's invoices: kinds and lines, times, customers, cancellations, countries."""
     # Invoices: kind and number of lines, cut to fill the chunk exactly.
     guest, cancel, lines = _draw_invoices(rng, n_rows)
     ends = np.cumsum(lines)
@@ -511,18 +553,29 @@ def _make_chunk(
     lines[np.flatnonzero(~cancel)[-1]] += freed  # keep the row count exact
     offsets = np.concatenate([[0], np.cumsum(lines)[:-1]])
 
-    has_customer = customer >= 0
-    cust = np.where(has_customer, customer, 0)
     # Guests are nearly all British, as in the real log.
     guest_country = np.where(rng.random(n_inv) < 0.97, 0, _draw(pop.country_cdf, rng.random(n_inv)))
-    country = np.where(has_customer, pop.country[cust], guest_country).astype(np.int32)
-    wholesale = has_customer & pop.wholesaler[cust]
-    ids = np.where(has_customer, pop.ids[cust], np.nan)
+    country = np.where(customer >= 0, pop.country[np.maximum(customer, 0)], guest_country)
+    return _Invoices(
+        guest,
+        cancel,
+        lines,
+        offsets,
+        customer,
+        cancel_idx,
+        reference,
+        timestamps,
+        country.astype(np.int32),
+    )
 
-    # Lines.
-    inv_of_row = np.repeat(np.arange(n_inv, dtype=np.int32), lines)
-    line_no = np.arange(n_rows, dtype=np.int64) - offsets[inv_of_row]
-    row_guest = guest[inv_of_row]
+
+def _product_lines(
+    pop: _Population, rng: np.random.Generator, inv: _Invoices, inv_of_row: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Product, quantity and unit price of every line (wholesalers buy bigger packs)."""
+    n_rows = inv_of_row.size
+    row_guest = inv.guest[inv_of_row]
+    wholesale = (inv.customer >= 0) & pop.wholesaler[np.maximum(inv.customer, 0)]
     product = _draw(pop.product_cdf, rng.random(n_rows)).astype(np.int32)
     pack = _draw(np.cumsum(_PACK_PROBS), rng.random(n_rows))
     guest_pack = _draw(np.cumsum(_GUEST_PACK_PROBS), rng.random(n_rows))
@@ -532,13 +585,26 @@ def _make_chunk(
     price = pop.product_price[product]
     # Volume tier: lines of 12 or more get the wholesale price.
     price = np.where(quantity >= 12, np.round(price * 0.85, 2), price)
-    price = np.maximum(price, 0.01)
+    return product, quantity, np.maximum(price, 0.01)
 
-    # Non-product codes: postage on foreign orders, DOTCOM postage on web (guest) orders,
-    # manual lines and carriage.
+
+def _special_lines(
+    pop: _Population,
+    rng: np.random.Generator,
+    inv: _Invoices,
+    inv_of_row: np.ndarray,
+    line_no: np.ndarray,
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> np.ndarray:
+    """Non-product codes in the lines' product, quantity and price (in place): postage on
+    foreign orders, DOTCOM postage on web (guest) orders, manual lines and carriage. Returns
+    the uniform draws it used, which the zero-price step uses again."""
+    product, quantity, price = lines
+    n_rows = inv_of_row.size
+    row_guest = inv.guest[inv_of_row]
     first = line_no == 0
-    last = line_no == lines[inv_of_row] - 1
-    foreign = country[inv_of_row] != 0
+    last = line_no == inv.lines[inv_of_row] - 1
+    foreign = inv.country[inv_of_row] != 0
     draws = rng.random(n_rows)
     post = first & foreign & ~row_guest & (draws < 0.6)
     dot = last & row_guest & (draws < 0.5)
@@ -549,32 +615,67 @@ def _make_chunk(
         product[mask] = code
         quantity[mask] = np.where(code == _POST, rng.integers(1, 4, int(mask.sum())), 1)
         price[mask] = np.round(pop.product_price[code] * special_price[mask], 2)
+    return draws
 
-    # Zero prices; on guest rows they are stock adjustments (no description, often negative).
-    zero = rng.random(n_rows) < _ZERO_PRICE_SHARE
+
+def _zero_prices(
+    rng: np.random.Generator,
+    row_guest: np.ndarray,
+    zero: np.ndarray,
+    draws: np.ndarray,
+    quantity: np.ndarray,
+    price: np.ndarray,
+) -> np.ndarray:
+    """Zero prices, in place; on guest rows they are stock adjustments (no description, often
+    negative). Returns the rows without a description."""
     price[zero] = 0.0
     no_description = zero & row_guest
     adjust = no_description & (draws < 0.5)
     quantity[adjust] = -rng.integers(1, 100, int(adjust.sum()))
+    return no_description
 
-    # Cancellation rows copy (a part of) the referenced lines with a negative quantity.
-    if cancel_idx.size:
-        c_rows = np.flatnonzero(cancel[inv_of_row])
-        ref_of_row = np.zeros(n_inv, dtype=np.int64)
-        ref_of_row[cancel_idx] = reference
-        source = offsets[ref_of_row[inv_of_row[c_rows]]] + line_no[c_rows]
-        product[c_rows] = product[source]
-        price[c_rows] = np.where(zero[source], pop.product_price[product[source]], price[source])
-        partial = rng.random(c_rows.size) < 0.2
-        qty = np.abs(quantity[source])
-        quantity[c_rows] = -np.where(partial, np.maximum(qty // 2, 1), qty)
-        no_description[c_rows] = False
 
+def _copy_cancelled(
+    pop: _Population,
+    rng: np.random.Generator,
+    inv: _Invoices,
+    inv_of_row: np.ndarray,
+    line_no: np.ndarray,
+    zero: np.ndarray,
+    lines: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """Cancellation rows copy (a part of) the referenced lines with a negative quantity."""
+    product, quantity, price = lines
+    c_rows = np.flatnonzero(inv.cancel[inv_of_row])
+    ref_of_row = np.zeros(inv.lines.size, dtype=np.int64)
+    ref_of_row[inv.cancelled] = inv.reference
+    source = inv.offsets[ref_of_row[inv_of_row[c_rows]]] + line_no[c_rows]
+    product[c_rows] = product[source]
+    price[c_rows] = np.where(zero[source], pop.product_price[product[source]], price[source])
+    partial = rng.random(c_rows.size) < 0.2
+    qty = np.abs(quantity[source])
+    quantity[c_rows] = -np.where(partial, np.maximum(qty // 2, 1), qty)
+
+
+def _chunk_batch(
+    pop: _Population,
+    state: _ChunkState,
+    inv: _Invoices,
+    inv_of_row: np.ndarray,
+    product: np.ndarray,
+    quantity: np.ndarray,
+    price: np.ndarray,
+    no_description: np.ndarray,
+) -> pa.RecordBatch:
+    """The chunk's rows as Arrow, invoice numbers continuing from the previous chunk."""
+    n_inv = inv.lines.size
+    has_customer = inv.customer >= 0
+    ids = np.where(has_customer, pop.ids[np.maximum(inv.customer, 0)], np.nan)
     numbers = np.arange(state.next_invoice, state.next_invoice + n_inv, dtype=np.int64)
     state.next_invoice += n_inv
     invoice_str = pa.array(numbers).cast(pa.string())
     invoice_str = pc.if_else(
-        pa.array(cancel), pc.binary_join_element_wise("C", invoice_str, ""), invoice_str
+        pa.array(inv.cancel), pc.binary_join_element_wise("C", invoice_str, ""), invoice_str
     )
     description_idx = pa.array(product, mask=no_description)
     arrays = [
@@ -582,10 +683,10 @@ def _make_chunk(
         pa.DictionaryArray.from_arrays(pa.array(product), pop.stock_codes),
         pa.DictionaryArray.from_arrays(description_idx, pop.descriptions),
         pa.array(quantity, pa.int64()),
-        pa.array(timestamps[inv_of_row], pa.timestamp("us")),
+        pa.array(inv.timestamps[inv_of_row], pa.timestamp("us")),
         pa.array(price, pa.float64()),
         pa.array(ids[inv_of_row], pa.float64(), mask=~has_customer[inv_of_row]),
-        pa.DictionaryArray.from_arrays(pa.array(country[inv_of_row]), pop.countries),
+        pa.DictionaryArray.from_arrays(pa.array(inv.country[inv_of_row]), pop.countries),
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=_WRITE_SCHEMA)
 
