@@ -75,3 +75,26 @@ def test_fit_labels_reproduces_the_fit(rfm: pd.DataFrame) -> None:
     fit = fit_segments(rfm, config=cfg)
     labels = fit_labels(rfm, config=cfg, k=3)
     assert adjusted_rand_score(labels, fit.labels) > 0.99  # outliers placed aside, the same
+
+
+def test_ward_refits_above_its_sample_size_build_the_tree_as_the_run_does(
+    rfm: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above the Ward sample size a refit is the run's fit (a tree on a seeded sample, then
+    everyone to the nearest centroid), not a tree on every customer: the same segments at
+    the run's seed, other samples at other seeds."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from custseg.methods.hierarchical import WardMethod
+
+    monkeypatch.setattr(WardMethod, "sweep_limit", 800)
+    monkeypatch.setattr(stab, "WARD_SAMPLE", 800)
+    cfg = ClusterConfig(method="hierarchical", select="auto", k=4)
+    fit = fit_segments(rfm, config=cfg)
+    assert "seeded sample of 800" in (fit.selection.note or "")
+    labels = fit_labels(rfm, config=cfg, k=4)
+    kept = ~fit.outlier  # ids are not canonical in refits; outliers are placed aside
+    assert adjusted_rand_score(labels[kept], fit.labels[kept]) == pytest.approx(1.0)
+    s = stability(rfm, fit.labels, config=cfg, k=4)
+    assert s is not None and not s.deterministic and len(s.seeds) == stab.SEEDS
+    assert len(set(s.seeds)) > 1  # each seed's sample grows its own tree

@@ -814,6 +814,17 @@ def sweep_partitions(
     return ks, labels
 
 
+def _fit_at(
+    method: Method, Z: np.ndarray, k: int, raw: np.ndarray, random_state: int | None
+) -> Fit:
+    """One fit at k as :func:`fit_segments` makes it: above the method's sweep limit on a
+    seeded sample first (Ward's tree, a sample's restarts), then on every row from there."""
+    idx = _sample_rows(Z.shape[0], method.sweep_limit, random_state)
+    if idx is None:
+        return method.fit(Z, k, raw)
+    return method.fit(Z, k, raw, start=method.on_sample().fit(Z[idx], k, raw[idx]))
+
+
 def fit_labels(
     X: np.ndarray | pd.DataFrame,
     *,
@@ -840,7 +851,7 @@ def fit_labels(
         if getattr(method, "fits_outliers", False)
         else prep.fit_mask
     )
-    fit = method.fit(prep.Z[keep], k, fitted[keep])
+    fit = _fit_at(method, prep.Z[keep], k, fitted[keep], base.random_state)
     Xt = transform_features(X_raw, transform=base.transform)
     Z = standardize(Xt, prep.mean, prep.scale)
     return np.asarray(fit.state.predict(X_raw, Z, fit.centers), dtype=np.int64)
