@@ -251,6 +251,18 @@ CASES: list[tuple[str, Callable[[Path], Path] | str, list[str], str]] = [
         r"k = 4 is more than the 3 distinct R/F/M points of the 4 customers\. Pass a k of at most 3",
     ),
     ("k zero", _write("g.csv", GOOD), ["--k", "0"], r"--k must be at least 1, got 0"),
+    (
+        "negative seed",
+        _write("g.csv", GOOD),
+        ["--seed", "-1"],
+        r"--seed must be a whole number from 0 to 4,294,967,295, got -1",
+    ),
+    (
+        "seed too large",
+        _write("g.csv", GOOD),
+        ["--seed", "99999999999"],
+        r"--seed must be a whole number from 0 to",
+    ),
     ("bad k range", _write("g.csv", GOOD), ["--k-range", "ten"], r"--k-range 'ten' is not a range"),
     (
         "bad as-of",

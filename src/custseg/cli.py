@@ -942,7 +942,7 @@ def backtest_command(
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
     report: Annotated[
-        bool, typer.Option("--report/--no-report", help="Write backtest.html [default: report].")
+        bool, typer.Option("--report/--no-report", help="Write backtest.html.")
     ] = True,
     bootstrap: Annotated[
         int, typer.Option(help="Bootstrap resamples for the intervals of the differences.")

@@ -111,6 +111,16 @@ def _integer(value: Any) -> Any:
 
 Integer = Annotated[int, BeforeValidator(_integer)]
 
+#: The largest seed NumPy's and scikit-learn's random states take (2**32 - 1).
+MAX_SEED = 2**32 - 1
+
+
+def _seed(value: int | None) -> int | None:
+    """A seed NumPy accepts: 0 to 2**32 - 1."""
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise _fail(f"must be a whole number from 0 to {MAX_SEED:,}, got {value!r}")
+    return value
+
 
 def _positive(value: float) -> float:
     if not value > 0:
@@ -385,7 +395,7 @@ class ClusterConfig(Settings):
     k: Annotated[Integer | None, AfterValidator(_at_least(1))] = None
     k_values: Annotated[tuple[Integer, ...], AfterValidator(_k_values)] = tuple(range(1, 11))
     select: SelectMethod = Field("backtest", title="selection")
-    random_state: Integer | None = 0
+    random_state: Annotated[Integer | None, AfterValidator(_seed)] = 0
     n_init: Annotated[Integer, AfterValidator(_at_least(1, _INTEGER))] = 10
     silhouette_sample: Annotated[Integer, AfterValidator(_at_least(2, _INTEGER))] = 10_000
     score_bins: Literal[4, 5] = Field(5, title="number of score bins")

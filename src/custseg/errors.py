@@ -45,6 +45,9 @@ class OutputError(CustsegError, OSError):
 class ModelFileError(InputError):
     """A saved model file is missing, corrupt or not a custseg model."""
 
+    #: The problem alone, without the fix (a file reader adds its own).
+    problem: str | None = None
+
 
 class CustsegWarning(UserWarning):
     """Something was done that the user should know about (a fallback, a dropped option)."""

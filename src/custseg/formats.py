@@ -161,7 +161,7 @@ def _first_problem(exc: ValidationError) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "the document"
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, CustsegError):
-        return f"{key!r}: {cause}"
+        return f"{key!r}: {getattr(cause, 'problem', None) or str(cause).rstrip('.')}"
     if err["type"] == "missing":
         return f"key {key!r} is missing"
     if err["type"] == "extra_forbidden":

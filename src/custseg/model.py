@@ -617,7 +617,9 @@ _FIX = "Re-create the model file with custseg run."
 
 def _model_error(what: str, seen: Any = None) -> ModelFileError:
     got = "" if seen is None else ", got " + reprlib.repr(seen).replace("\n", " ")
-    return ModelFileError(f"Invalid cluster model: {what}{got}. {_FIX}")
+    error = ModelFileError(f"Invalid cluster model: {what}{got}. {_FIX}")
+    error.problem = f"invalid cluster model: {what}{got}"  # for a file's own fix (formats)
+    return error
 
 
 def _invalid(exc: ValidationError, doc: Any) -> ModelFileError:
