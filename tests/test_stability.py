@@ -88,7 +88,6 @@ def test_ward_refits_above_its_sample_size_build_the_tree_as_the_run_does(
     from custseg.methods.hierarchical import WardMethod
 
     monkeypatch.setattr(WardMethod, "sweep_limit", 800)
-    monkeypatch.setattr(stab, "WARD_SAMPLE", 800)
     cfg = ClusterConfig(method="hierarchical", select="auto", k=4)
     fit = fit_segments(rfm, config=cfg)
     assert "seeded sample of 800" in (fit.selection.note or "")

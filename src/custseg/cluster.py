@@ -818,7 +818,8 @@ def _fit_at(
     method: Method, Z: np.ndarray, k: int, raw: np.ndarray, random_state: int | None
 ) -> Fit:
     """One fit at k as :func:`fit_segments` makes it: above the method's sweep limit on a
-    seeded sample first (Ward's tree, a sample's restarts), then on every row from there."""
+    seeded sample first (Ward's tree, a sample's restarts), then on every row from there.
+    (A final fit's own sample, ``Method.fit_limit``, is far above the stability sample.)"""
     idx = _sample_rows(Z.shape[0], method.sweep_limit, random_state)
     if idx is None:
         return method.fit(Z, k, raw)

@@ -161,7 +161,8 @@ def _first_problem(exc: ValidationError) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "the document"
     cause = (err.get("ctx") or {}).get("error")
     if isinstance(cause, CustsegError):
-        return f"{key!r}: {getattr(cause, 'problem', None) or str(cause).rstrip('.')}"
+        problem = cause.problem if isinstance(cause, ModelFileError) else None
+        return f"{key!r}: {problem or str(cause).rstrip('.')}"
     if err["type"] == "missing":
         return f"key {key!r} is missing"
     if err["type"] == "extra_forbidden":

@@ -617,8 +617,9 @@ _FIX = "Re-create the model file with custseg run."
 
 def _model_error(what: str, seen: Any = None) -> ModelFileError:
     got = "" if seen is None else ", got " + reprlib.repr(seen).replace("\n", " ")
-    error = ModelFileError(f"Invalid cluster model: {what}{got}. {_FIX}")
-    error.problem = f"invalid cluster model: {what}{got}"  # for a file's own fix (formats)
+    problem = f"Invalid cluster model: {what}{got}"
+    error = ModelFileError(f"{problem}. {_FIX}")
+    error.problem = problem  # a file reader names its own fix (formats.ModelFile.read)
     return error
 
 

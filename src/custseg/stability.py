@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from .config import ClusterConfig
-from .methods.hierarchical import WARD_SAMPLE
 
 __all__ = [
     "MIN_CUSTOMERS",
@@ -111,6 +110,7 @@ def stability(
     from sklearn.metrics import adjusted_rand_score
 
     from .cluster import fit_labels
+    from .methods import get_method
 
     n = len(rfm)
     if n < MIN_CUSTOMERS:
@@ -120,8 +120,9 @@ def stability(
     sample = np.sort(rng.choice(n, SAMPLE_LIMIT, replace=False)) if n > SAMPLE_LIMIT else None
     X = rfm if sample is None else rfm.iloc[sample]
     base = labels if sample is None else labels[sample]
+    limit = get_method(config).sweep_limit  # above it, a refit's sample depends on the seed
     deterministic = config.method == "rfm-scores" or (
-        config.method == "hierarchical" and len(X) <= WARD_SAMPLE
+        config.method == "hierarchical" and (limit is None or len(X) <= limit)
     )
     seeds = (
         []
